@@ -1,0 +1,83 @@
+//! The `EndpointPickerConfig` file as written: serde types and strict decoding.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+
+pub const API_VERSION: &str = "inference.networking.x-k8s.io/v1alpha1";
+pub const KIND: &str = "EndpointPickerConfig";
+
+/// `inference.networking.x-k8s.io/v1alpha1` `EndpointPickerConfig`, decoded strictly:
+/// unknown and duplicate fields are errors, as with v1.0.1's strict k8s decoder.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConfig {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub plugins: Vec<RawPlugin>,
+    #[serde(default)]
+    pub scheduling_profiles: Vec<RawProfile>,
+}
+
+/// One entry of `plugins`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugin {
+    /// Defaults to `type`.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub type_name: String,
+    /// Passed to the plugin's factory, which decodes it leniently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Value>,
+}
+
+/// One entry of `schedulingProfiles`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub plugins: Vec<RawProfilePlugin>,
+}
+
+/// A reference from a profile to a plugin, with a weight for scorers.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawProfilePlugin {
+    #[serde(default)]
+    pub plugin_ref: String,
+    /// Scorers only; default 1. v1.0.1 takes an integer, later versions a float: both work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+}
+
+/// Decodes YAML or JSON text (JSON is YAML) and checks `apiVersion` and `kind`.
+pub fn decode(text: &str) -> Result<RawConfig, ConfigError> {
+    if text.trim().is_empty() {
+        return Err(ConfigError::Decode {
+            message: "the configuration is empty".into(),
+        });
+    }
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Decode {
+        message: e.to_string(),
+    })?;
+    if raw.api_version != API_VERSION {
+        return Err(ConfigError::Field {
+            path: "apiVersion".into(),
+            message: format!("must be \"{API_VERSION}\", got \"{}\"", raw.api_version),
+        });
+    }
+    if raw.kind != KIND {
+        return Err(ConfigError::Field {
+            path: "kind".into(),
+            message: format!("must be \"{KIND}\", got \"{}\"", raw.kind),
+        });
+    }
+    Ok(raw)
+}

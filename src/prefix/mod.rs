@@ -1,0 +1,23 @@
+//! Prefix-cache affinity: the data behind upstream's `prefix-cache-scorer`.
+//!
+//! * [`hash_prompt`] cuts a prompt's bytes into blocks and gives each a chained XXH64 hash
+//!   that stands for the whole prefix up to and including that block (model name mixed into
+//!   the first).
+//! * [`PrefixIndex`] remembers which endpoints were recently sent which block hashes (an LRU
+//!   per endpoint plus a hard bound on total entries) and answers, for a new prompt's hashes,
+//!   how many leading blocks each endpoint probably has cached.
+//!
+//! The scorer plugin divides an endpoint's matched block count by the prompt's block count.
+
+mod hash;
+mod index;
+
+pub use hash::hash_prompt;
+pub use index::{PrefixIndex, PrefixIndexLimits, REMOVE_CHUNK};
+
+/// Upstream `hashBlockSize` default: bytes per block (vLLM's 16-token block × ~4 bytes/token).
+pub const DEFAULT_HASH_BLOCK_SIZE: usize = 64;
+/// Upstream `maxPrefixBlocksToMatch` default: blocks hashed per prompt at most.
+pub const DEFAULT_MAX_PREFIX_BLOCKS: usize = 256;
+/// Upstream `lruCapacityPerServer` default: entries remembered per endpoint.
+pub const DEFAULT_LRU_CAPACITY_PER_SERVER: usize = 31250;

@@ -1,0 +1,286 @@
+//! OpenAI request bodies: the model, the prompt text for prefix matching, and the model rewrite.
+//!
+//! The body is parsed once, borrowing from the buffer: only `model`, `prompt`, `messages`
+//! and `input` are looked at; everything else is validated as JSON and skipped.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// Why a body cannot be routed. Both map to HTTP 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// Not JSON, or JSON that is not an object. 400 `Error unmarshaling request body`.
+    #[error("Error unmarshaling request body")]
+    InvalidJson { detail: String },
+    /// No string `model` at the top level. 400 `model not found in request body`.
+    #[error("model not found in request body")]
+    MissingModel,
+}
+
+/// What the EPP needs from an OpenAI-style request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedBody {
+    /// The `model` field as sent by the client.
+    pub model: String,
+    /// Byte range of the `model` value (including its quotes) in the body, for rewriting.
+    pub model_span: Range<usize>,
+    /// The text used for prefix matching, or `None` when the body carries no prompt
+    /// (embeddings of token ids, unknown APIs): such requests are routed by load alone.
+    pub prompt: Option<String>,
+}
+
+/// Parses `body`, which must be a JSON object with a string `model`.
+///
+/// The prompt is, in order of preference: the chat template of `messages` (v1.0.1:
+/// `<|im_start|>{role}\n{content}<|im_end|>\n` per message; arrays of content parts
+/// contribute their text parts), `prompt` (a string, or an array of strings joined),
+/// then `input` (a string, strings, or Responses-style messages).
+pub fn parse_body(body: &[u8]) -> Result<ParsedBody, BodyError> {
+    let fields: TopLevel<'_> = serde_json::from_slice(body).map_err(|e| BodyError::InvalidJson {
+        detail: e.to_string(),
+    })?;
+    let raw_model = fields.model.ok_or(BodyError::MissingModel)?;
+    let model: Cow<'_, str> =
+        serde_json::from_str(raw_model.get()).map_err(|_| BodyError::MissingModel)?;
+    let start = offset_in(body, raw_model.get().as_bytes());
+    let prompt = fields
+        .messages
+        .and_then(prompt_from_messages)
+        .or_else(|| fields.prompt.and_then(prompt_from_text_or_list))
+        .or_else(|| fields.input.and_then(prompt_from_input));
+    Ok(ParsedBody {
+        model: model.into_owned(),
+        model_span: start..start + raw_model.get().len(),
+        prompt,
+    })
+}
+
+/// Replaces the `model` value of `body` with `target`, leaving every other byte alone.
+pub fn rewrite_model(body: &[u8], parsed: &ParsedBody, target: &str) -> Vec<u8> {
+    let quoted = serde_json::Value::String(target.to_owned()).to_string();
+    let span = &parsed.model_span;
+    let mut out = Vec::with_capacity(body.len() - span.len() + quoted.len());
+    out.extend_from_slice(&body[..span.start]);
+    out.extend_from_slice(quoted.as_bytes());
+    out.extend_from_slice(&body[span.end..]);
+    out
+}
+
+/// Where `inner` (a sub-slice of `outer`) starts in `outer`.
+fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
+    (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
+}
+
+// === top-level fields ===
+
+/// The fields we read; duplicates keep the last value, as Go's `json.Unmarshal` into a map.
+#[derive(Default)]
+struct TopLevel<'a> {
+    model: Option<&'a RawValue>,
+    prompt: Option<&'a RawValue>,
+    messages: Option<&'a RawValue>,
+    input: Option<&'a RawValue>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for TopLevel<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(TopLevelVisitor(std::marker::PhantomData))
+    }
+}
+
+struct TopLevelVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for TopLevelVisitor<'a> {
+    type Value = TopLevel<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = TopLevel::default();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let slot = match key.as_ref() {
+                "model" => &mut fields.model,
+                "prompt" => &mut fields.prompt,
+                "messages" => &mut fields.messages,
+                "input" => &mut fields.input,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value()?);
+        }
+        Ok(fields)
+    }
+}
+
+// === prompt extraction ===
+
+fn prompt_from_messages(raw: &RawValue) -> Option<String> {
+    let messages: Vec<Message<'_>> = serde_json::from_str(raw.get()).ok()?;
+    if messages.is_empty() {
+        return None;
+    }
+    let mut prompt = String::new();
+    for message in &messages {
+        let (Some(role), Some(content)) = (&message.role, &message.content) else {
+            continue;
+        };
+        let Some(text) = content.text() else { continue };
+        prompt.push_str("<|im_start|>");
+        prompt.push_str(role);
+        prompt.push('\n');
+        prompt.push_str(&text);
+        prompt.push_str("<|im_end|>\n");
+    }
+    Some(prompt)
+}
+
+fn prompt_from_text_or_list(raw: &RawValue) -> Option<String> {
+    match serde_json::from_str::<TextOrParts<'_>>(raw.get()).ok()? {
+        TextOrParts::Text(text) => Some(text.into_owned()),
+        TextOrParts::List(parts) if !parts.is_empty() => Some(parts.concat()),
+        TextOrParts::List(_) | TextOrParts::Other => None,
+    }
+}
+
+/// Embeddings and Responses `input`: text, a list of texts, or a list of messages.
+fn prompt_from_input(raw: &RawValue) -> Option<String> {
+    prompt_from_text_or_list(raw).or_else(|| prompt_from_messages(raw))
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    role: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    content: Option<TextOrParts<'a>>,
+}
+
+/// A string, a list of strings or `{type:"text", text}` parts, or anything else.
+enum TextOrParts<'a> {
+    Text(Cow<'a, str>),
+    List(Vec<Cow<'a, str>>),
+    Other,
+}
+
+impl TextOrParts<'_> {
+    fn text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            TextOrParts::Text(text) => Some(Cow::Borrowed(text.as_ref())),
+            TextOrParts::List(parts) if !parts.is_empty() => Some(Cow::Owned(parts.concat())),
+            TextOrParts::List(_) | TextOrParts::Other => None,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for TextOrParts<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TextOrPartsVisitor(std::marker::PhantomData))
+    }
+}
+
+struct TextOrPartsVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for TextOrPartsVisitor<'a> {
+    type Value = TextOrParts<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("text or a list of text parts")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(TextOrParts::Text(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(TextOrParts::Text(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(TextOrParts::Text(Cow::Owned(v)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut parts = Vec::new();
+        while let Some(part) = seq.next_element::<Part<'de>>()? {
+            if let Some(text) = part.0 {
+                parts.push(text);
+            }
+        }
+        Ok(TextOrParts::List(parts))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(TextOrParts::Other)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(TextOrParts::Other)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(TextOrParts::Other)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(TextOrParts::Other)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(TextOrParts::Other)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(TextOrParts::Other)
+    }
+}
+
+/// One element of a content list: a string, or an object whose `text` is a string
+/// (`{"type":"text","text":...}`, `{"type":"input_text","text":...}`). Images, audio and
+/// token ids contribute nothing.
+struct Part<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Part<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match TextOrPartObject::deserialize(deserializer)? {
+            TextOrPartObject::Text(text) => Ok(Part(Some(text))),
+            TextOrPartObject::Object(object) => Ok(Part(object.text)),
+            TextOrPartObject::Other(_) => Ok(Part(None)),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TextOrPartObject<'a> {
+    Text(#[serde(borrow)] Cow<'a, str>),
+    Object(#[serde(borrow)] PartObject<'a>),
+    Other(IgnoredAny),
+}
+
+#[derive(Deserialize)]
+struct PartObject<'a> {
+    #[serde(borrow, default, deserialize_with = "text_if_string")]
+    text: Option<Cow<'a, str>>,
+}
+
+fn text_if_string<'de, D: de::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'de, str>>, D::Error> {
+    match TextOrParts::deserialize(deserializer)? {
+        TextOrParts::Text(text) => Ok(Some(text)),
+        TextOrParts::List(_) | TextOrParts::Other => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests;

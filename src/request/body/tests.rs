@@ -1,0 +1,123 @@
+use super::*;
+
+fn prompt_of(body: &str) -> Option<String> {
+    parse_body(body.as_bytes()).expect("valid body").prompt
+}
+
+#[test]
+fn completion_prompt_and_model() {
+    let body = br#"{"max_tokens":100,"model":"my-model","prompt":"hello","temperature":0}"#;
+    let parsed = parse_body(body).expect("valid");
+    assert_eq!(parsed.model, "my-model");
+    assert_eq!(&body[parsed.model_span.clone()], br#""my-model""#);
+    assert_eq!(parsed.prompt.as_deref(), Some("hello"));
+}
+
+#[test]
+fn chat_template_matches_v1_0_1() {
+    let body = r#"{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}]}"#;
+    assert_eq!(
+        prompt_of(body).as_deref(),
+        Some("<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n")
+    );
+}
+
+#[test]
+fn chat_content_parts_contribute_text() {
+    let body = r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"b"}]}]}"#;
+    assert_eq!(
+        prompt_of(body).as_deref(),
+        Some("<|im_start|>user\nab<|im_end|>\n")
+    );
+}
+
+#[test]
+fn messages_without_string_role_or_content_are_skipped() {
+    let body = r#"{"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[]},{"role":"user","content":"q"},{"content":"no role"}]}"#;
+    assert_eq!(prompt_of(body).as_deref(), Some("<|im_start|>user\nq<|im_end|>\n"));
+}
+
+#[test]
+fn input_variants_are_prompts() {
+    let cases = [
+        (r#"{"model":"e","input":"embed me"}"#, Some("embed me")),
+        (r#"{"model":"e","input":["a","b"]}"#, Some("ab")),
+        (
+            r#"{"model":"r","input":[{"role":"user","content":"hey"}]}"#,
+            Some("<|im_start|>user\nhey<|im_end|>\n"),
+        ),
+        (r#"{"model":"e","input":[[1,2,3]]}"#, None),
+        (r#"{"model":"e","prompt":[1,2,3]}"#, None),
+        (r#"{"model":"e","prompt":["x","y"]}"#, Some("xy")),
+    ];
+    for (body, expected) in cases {
+        assert_eq!(prompt_of(body).as_deref(), expected, "{body}");
+    }
+}
+
+#[test]
+fn bodies_without_a_prompt_still_parse() {
+    for body in [
+        r#"{"model":"m"}"#,
+        r#"{"model":"m","messages":[]}"#,
+        r#"{"model":"m","messages":"not a list"}"#,
+        r#"{"model":"m","prompt":42}"#,
+    ] {
+        let parsed = parse_body(body.as_bytes()).expect(body);
+        assert_eq!(parsed.model, "m");
+    }
+    assert_eq!(prompt_of(r#"{"model":"m","messages":"x"}"#), None);
+}
+
+#[test]
+fn errors() {
+    let cases: [(&[u8], BodyError); 6] = [
+        (b"no healthy upstream", invalid()),
+        (b"[1,2]", invalid()),
+        (b"{\"model\":\"m\"", invalid()),
+        (br#"{"hello":"world"}"#, BodyError::MissingModel),
+        (br#"{"model":42}"#, BodyError::MissingModel),
+        (br#"{"model":null}"#, BodyError::MissingModel),
+    ];
+    for (body, expected) in cases {
+        let err = parse_body(body).expect_err("must fail");
+        assert_eq!(
+            std::mem::discriminant(&err),
+            std::mem::discriminant(&expected),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
+
+fn invalid() -> BodyError {
+    BodyError::InvalidJson {
+        detail: String::new(),
+    }
+}
+
+#[test]
+fn duplicate_keys_keep_the_last_value() {
+    let parsed = parse_body(br#"{"model":"a","model":"b"}"#).expect("valid");
+    assert_eq!(parsed.model, "b");
+}
+
+#[test]
+fn escaped_model_and_rewrite_keeps_other_bytes() {
+    let body = br#"{ "stream" : true, "model" : "caf\u00e9", "prompt": "x" }"#;
+    let parsed = parse_body(body).expect("valid");
+    assert_eq!(parsed.model, "café");
+    let rewritten = rewrite_model(body, &parsed, "target \"quoted\"");
+    assert_eq!(
+        String::from_utf8(rewritten).expect("utf8"),
+        r#"{ "stream" : true, "model" : "target \"quoted\"", "prompt": "x" }"#
+    );
+}
+
+#[test]
+fn nested_model_keys_are_not_the_model() {
+    let body = br#"{"metadata":{"model":"inner"},"model":"outer"}"#;
+    let parsed = parse_body(body).expect("valid");
+    assert_eq!(parsed.model, "outer");
+    assert_eq!(&body[parsed.model_span.clone()], br#""outer""#);
+}
