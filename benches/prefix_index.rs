@@ -49,7 +49,13 @@ fn bench_hash(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(p.len().min(BLOCK * MAX_BLOCKS) as u64));
         g.bench_function(format!("{kb}KB"), |b| {
             b.iter(|| {
-                hash_prompt("meta-llama/Llama-3.1-8B-Instruct", black_box(&p), BLOCK, MAX_BLOCKS, &mut out);
+                hash_prompt(
+                    "meta-llama/Llama-3.1-8B-Instruct",
+                    black_box(&p),
+                    BLOCK,
+                    MAX_BLOCKS,
+                    &mut out,
+                );
                 black_box(out.len())
             })
         });
@@ -61,12 +67,24 @@ fn bench_match(c: &mut Criterion) {
     let mut rng = SmallRng::seed_from_u64(2);
     let ix = full_index(&mut rng);
     let mut hashes = Vec::new();
-    hash_prompt("m", &prompt(128 * BLOCK, &mut rng), BLOCK, MAX_BLOCKS, &mut hashes);
+    hash_prompt(
+        "m",
+        &prompt(128 * BLOCK, &mut rng),
+        BLOCK,
+        MAX_BLOCKS,
+        &mut hashes,
+    );
     assert_eq!(hashes.len(), 128);
     ix.add(&hashes, EndpointId(7));
     ix.add(&hashes, EndpointId(42));
     let mut miss = Vec::new();
-    hash_prompt("m", &prompt(128 * BLOCK, &mut rng), BLOCK, MAX_BLOCKS, &mut miss);
+    hash_prompt(
+        "m",
+        &prompt(128 * BLOCK, &mut rng),
+        BLOCK,
+        MAX_BLOCKS,
+        &mut miss,
+    );
 
     let mut out = Vec::new();
     let mut g = c.benchmark_group("match_prefix");
@@ -92,28 +110,34 @@ fn bench_match(c: &mut Criterion) {
 fn bench_add(c: &mut Criterion) {
     let mut rng = SmallRng::seed_from_u64(3);
     let ix = full_index(&mut rng);
-    let mut hashes = vec![0u64; 128];
-    hashes.iter_mut().for_each(|h| *h = rng.random());
-    ix.add(&hashes, EndpointId(7));
+    let mut held = vec![0u64; 128];
+    held.iter_mut().for_each(|h| *h = rng.random());
+    ix.add(&held, EndpointId(7));
 
     let mut g = c.benchmark_group("add");
-    g.throughput(Throughput::Elements(hashes.len() as u64));
-    // The same 128 hashes again: every one is a bump to most recently used.
-    g.bench_function("128_bumps", |b| {
-        b.iter(|| ix.add(black_box(&hashes), EndpointId(7)))
-    });
-    // 128 fresh hashes: every one is an insert that evicts the endpoint's LRU entry.
-    g.bench_function("128_new_with_eviction", |b| {
-        b.iter_batched(
-            || {
-                let mut fresh = vec![0u64; 128];
-                fresh.iter_mut().for_each(|h| *h = rng.random());
-                (fresh, EndpointId(rng.random_range(0..ENDPOINTS)))
-            },
-            |(fresh, e)| ix.add(&fresh, e),
-            BatchSize::SmallInput,
-        )
-    });
+    g.throughput(Throughput::Elements(held.len() as u64));
+    // (name, how many of the 128 hashes are fresh; the rest are bumps of held entries).
+    // Every fresh hash is an insert that evicts the endpoint's least recently used entry.
+    for (name, fresh) in [
+        ("128_all_bumps", 0),
+        ("128_mostly_bumps_8_new", 8),
+        ("128_mostly_new_8_bumps", 120),
+        ("128_all_new", 128),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || {
+                    let mut hs = held.clone();
+                    hs[held.len() - fresh..]
+                        .iter_mut()
+                        .for_each(|h| *h = rng.random());
+                    hs
+                },
+                |hs| ix.add(black_box(hs), EndpointId(7)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
     g.finish();
 }
 

@@ -102,8 +102,17 @@ impl EndpointPickerConfig {
             );
         }
         let handler = self.scheduler.profile_handler();
-        let _ = writeln!(out, "profile handler: {} ({})", handler.name, handler.type_name);
-        let hooks: Vec<&str> = self.scheduler.pre_request_plugins().iter().map(|p| &*p.name).collect();
+        let _ = writeln!(
+            out,
+            "profile handler: {} ({})",
+            handler.name, handler.type_name
+        );
+        let hooks: Vec<&str> = self
+            .scheduler
+            .pre_request_plugins()
+            .iter()
+            .map(|p| &*p.name)
+            .collect();
         if !hooks.is_empty() {
             let _ = writeln!(out, "pre-request: {}", hooks.join(", "));
         }

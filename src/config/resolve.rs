@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::config::ConfigError;
 use crate::config::raw::{RawConfig, RawProfile, RawProfilePlugin};
+use crate::scheduling::Named;
 use crate::scheduling::plugins::{max_score_picker, single_profile_handler};
-use crate::scheduling::profile::Named;
 use crate::scheduling::registry::{self, PluginContext, PluginRoles};
 use crate::scheduling::{Scheduler, SchedulingProfile, WeightedScorer};
 
@@ -21,7 +21,13 @@ pub struct PluginInstance {
 
 impl std::fmt::Debug for PluginInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{} ({})", self.type_name, self.name, self.roles.describe())
+        write!(
+            f,
+            "{}/{} ({})",
+            self.type_name,
+            self.name,
+            self.roles.describe()
+        )
     }
 }
 
@@ -64,7 +70,10 @@ fn default_plugin_names(raw: &mut RawConfig) {
 }
 
 /// Instantiates plugins in file order.
-fn instantiate(raw: &RawConfig, warnings: &mut Vec<String>) -> Result<Vec<PluginInstance>, ConfigError> {
+fn instantiate(
+    raw: &RawConfig,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<PluginInstance>, ConfigError> {
     let mut instances: Vec<PluginInstance> = Vec::with_capacity(raw.plugins.len());
     for (i, spec) in raw.plugins.iter().enumerate() {
         if spec.type_name.is_empty() {
@@ -149,7 +158,11 @@ fn ensure_picker(raw: &mut RawConfig, plugins: &mut Vec<PluginInstance>) -> Arc<
 }
 
 /// Adds a parameterless in-tree plugin named after its type; returns its name.
-fn add_builtin(raw: &mut RawConfig, plugins: &mut Vec<PluginInstance>, type_name: &'static str) -> Arc<str> {
+fn add_builtin(
+    raw: &mut RawConfig,
+    plugins: &mut Vec<PluginInstance>,
+    type_name: &'static str,
+) -> Arc<str> {
     let name: Arc<str> = Arc::from(type_name);
     let roles = registry::lookup(type_name)
         .and_then(|(_, factory)| factory(&mut PluginContext::new(&name, None)).ok())
@@ -174,7 +187,9 @@ fn default_weights_and_pickers(raw: &mut RawConfig, plugins: &[PluginInstance], 
     for profile in &mut raw.scheduling_profiles {
         let mut has_picker = false;
         for entry in &mut profile.plugins {
-            let Some(plugin) = find(&entry.plugin_ref) else { continue };
+            let Some(plugin) = find(&entry.plugin_ref) else {
+                continue;
+            };
             if plugin.roles.scorer.is_some() && entry.weight.is_none() {
                 entry.weight = Some(1.0);
             }
@@ -193,24 +208,43 @@ fn default_weights_and_pickers(raw: &mut RawConfig, plugins: &[PluginInstance], 
 fn validate_profiles(raw: &RawConfig, plugins: &[PluginInstance]) -> Result<(), ConfigError> {
     for (i, profile) in raw.scheduling_profiles.iter().enumerate() {
         if profile.name.is_empty() {
-            return Err(field(format!("schedulingProfiles[{i}].name"), "SchedulingProfile must have a name".into()));
-        }
-        if raw.scheduling_profiles[..i].iter().any(|p| p.name == profile.name) {
             return Err(field(
                 format!("schedulingProfiles[{i}].name"),
-                format!("the name '{}' has been specified for more than one SchedulingProfile", profile.name),
+                "SchedulingProfile must have a name".into(),
+            ));
+        }
+        if raw.scheduling_profiles[..i]
+            .iter()
+            .any(|p| p.name == profile.name)
+        {
+            return Err(field(
+                format!("schedulingProfiles[{i}].name"),
+                format!(
+                    "the name '{}' has been specified for more than one SchedulingProfile",
+                    profile.name
+                ),
             ));
         }
         for (j, entry) in profile.plugins.iter().enumerate() {
             let path = format!("schedulingProfiles[{i}].plugins[{j}].pluginRef");
             if entry.plugin_ref.is_empty() {
-                return Err(field(path, format!("SchedulingProfile '{}' plugins must have a plugin reference", profile.name)));
+                return Err(field(
+                    path,
+                    format!(
+                        "SchedulingProfile '{}' plugins must have a plugin reference",
+                        profile.name
+                    ),
+                ));
             }
             let Some(plugin) = plugins.iter().find(|p| *p.name == *entry.plugin_ref) else {
                 let defined: Vec<&str> = plugins.iter().map(|p| &*p.name).collect();
                 return Err(field(
                     path,
-                    format!("{} is a reference to an undefined Plugin (defined: {})", entry.plugin_ref, defined.join(", ")),
+                    format!(
+                        "{} is a reference to an undefined Plugin (defined: {})",
+                        entry.plugin_ref,
+                        defined.join(", ")
+                    ),
                 ));
             };
             if !plugin.roles.is_profile_plugin() {
@@ -242,9 +276,17 @@ fn build_profiles(
         let mut picker: Option<Named<dyn crate::scheduling::Picker>> = None;
         for (j, entry) in spec.plugins.iter().enumerate() {
             let path = format!("schedulingProfiles[{i}].plugins[{j}]");
-            let Some(plugin) = plugins.iter().find(|p| *p.name == *entry.plugin_ref) else { continue };
-            if spec.plugins[..j].iter().any(|e| e.plugin_ref == entry.plugin_ref) {
-                warnings.push(format!("{path}: '{}' is listed more than once in profile '{}'", plugin.name, spec.name));
+            let Some(plugin) = plugins.iter().find(|p| *p.name == *entry.plugin_ref) else {
+                continue;
+            };
+            if spec.plugins[..j]
+                .iter()
+                .any(|e| e.plugin_ref == entry.plugin_ref)
+            {
+                warnings.push(format!(
+                    "{path}: '{}' is listed more than once in profile '{}'",
+                    plugin.name, spec.name
+                ));
             }
             if let Some(filter) = &plugin.roles.filter {
                 filters.push(named(plugin, Arc::clone(filter)));
@@ -252,9 +294,15 @@ fn build_profiles(
             if let Some(scorer) = &plugin.roles.scorer {
                 let weight = entry.weight.unwrap_or(1.0);
                 check_weight(&path, plugin, weight, warnings)?;
-                scorers.push(WeightedScorer { scorer: named(plugin, Arc::clone(scorer)), weight });
+                scorers.push(WeightedScorer {
+                    scorer: named(plugin, Arc::clone(scorer)),
+                    weight,
+                });
             } else if entry.weight.is_some() {
-                warnings.push(format!("{path}.weight: '{}' is not a scorer; its weight is ignored", plugin.name));
+                warnings.push(format!(
+                    "{path}.weight: '{}' is not a scorer; its weight is ignored",
+                    plugin.name
+                ));
             }
             if let Some(p) = &plugin.roles.picker {
                 if let Some(existing) = &picker {
@@ -270,7 +318,10 @@ fn build_profiles(
             }
         }
         let Some(picker) = picker else {
-            return Err(field(format!("schedulingProfiles[{i}]"), format!("profile '{}' has no picker", spec.name)));
+            return Err(field(
+                format!("schedulingProfiles[{i}]"),
+                format!("profile '{}' has no picker", spec.name),
+            ));
         };
         if scorers.is_empty() {
             warnings.push(format!(
@@ -278,17 +329,33 @@ fn build_profiles(
                 spec.name, picker.name
             ));
         }
-        profiles.push(SchedulingProfile { name: Arc::from(spec.name.as_str()), filters, scorers, picker });
+        profiles.push(SchedulingProfile {
+            name: Arc::from(spec.name.as_str()),
+            filters,
+            scorers,
+            picker,
+        });
     }
     Ok(profiles)
 }
 
-fn check_weight(path: &str, plugin: &PluginInstance, weight: f64, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+fn check_weight(
+    path: &str,
+    plugin: &PluginInstance,
+    weight: f64,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
     if !weight.is_finite() {
-        return Err(field(format!("{path}.weight"), format!("weight of '{}' must be a finite number", plugin.name)));
+        return Err(field(
+            format!("{path}.weight"),
+            format!("weight of '{}' must be a finite number", plugin.name),
+        ));
     }
     if weight == 0.0 {
-        warnings.push(format!("{path}.weight: scorer '{}' has weight 0 and does nothing", plugin.name));
+        warnings.push(format!(
+            "{path}.weight: scorer '{}' has weight 0 and does nothing",
+            plugin.name
+        ));
     } else if weight < 0.0 {
         warnings.push(format!("{path}.weight: scorer '{}' has a negative weight and pushes traffic away from high scores", plugin.name));
     }
@@ -297,29 +364,49 @@ fn check_weight(path: &str, plugin: &PluginInstance, weight: f64, warnings: &mut
 
 /// Exactly one profile handler, which must accept the profiles; pre-request and
 /// post-response hooks are every plugin that has them, in file order.
-fn build_scheduler(profiles: Vec<SchedulingProfile>, plugins: &[PluginInstance]) -> Result<Scheduler, ConfigError> {
-    let handlers: Vec<&PluginInstance> = plugins.iter().filter(|p| p.roles.profile_handler.is_some()).collect();
+fn build_scheduler(
+    profiles: Vec<SchedulingProfile>,
+    plugins: &[PluginInstance],
+) -> Result<Scheduler, ConfigError> {
+    let handlers: Vec<&PluginInstance> = plugins
+        .iter()
+        .filter(|p| p.roles.profile_handler.is_some())
+        .collect();
     let handler = match handlers.as_slice() {
         [] => {
             return Err(field(
                 "plugins".into(),
-                format!("no profile handler was specified; with {} scheduling profiles a profile handler plugin is required", profiles.len()),
+                format!(
+                    "no profile handler was specified; with {} scheduling profiles a profile handler plugin is required",
+                    profiles.len()
+                ),
             ));
         }
         [one] => *one,
         [first, second, ..] => {
             return Err(field(
                 "plugins".into(),
-                format!("only one profile handler is allowed. Both {} and {} are profile handlers", first.name, second.name),
+                format!(
+                    "only one profile handler is allowed. Both {} and {} are profile handlers",
+                    first.name, second.name
+                ),
             ));
         }
     };
     let Some(handler_role) = handler.roles.profile_handler.clone() else {
-        return Err(field("plugins".into(), "no profile handler was specified".into()));
+        return Err(field(
+            "plugins".into(),
+            "no profile handler was specified".into(),
+        ));
     };
     handler_role
         .validate_profiles(&profiles)
-        .map_err(|message| field("schedulingProfiles".into(), format!("profile handler '{}' {message}", handler.name)))?;
+        .map_err(|message| {
+            field(
+                "schedulingProfiles".into(),
+                format!("profile handler '{}' {message}", handler.name),
+            )
+        })?;
     let pre_request = plugins
         .iter()
         .filter_map(|p| p.roles.pre_request.clone().map(|r| named(p, r)))
@@ -328,11 +415,20 @@ fn build_scheduler(profiles: Vec<SchedulingProfile>, plugins: &[PluginInstance])
         .iter()
         .filter_map(|p| p.roles.post_response.clone().map(|r| named(p, r)))
         .collect();
-    Ok(Scheduler::new(profiles, named(handler, handler_role), pre_request, post_response))
+    Ok(Scheduler::new(
+        profiles,
+        named(handler, handler_role),
+        pre_request,
+        post_response,
+    ))
 }
 
 fn named<T: ?Sized>(plugin: &PluginInstance, role: Arc<T>) -> Named<T> {
-    Named { name: Arc::clone(&plugin.name), type_name: plugin.type_name, plugin: role }
+    Named {
+        name: Arc::clone(&plugin.name),
+        type_name: plugin.type_name,
+        plugin: role,
+    }
 }
 
 fn field(path: String, message: String) -> ConfigError {

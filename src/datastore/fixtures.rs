@@ -16,9 +16,9 @@ pub struct TestEndpoint {
 impl TestEndpoint {
     /// `address` must be `ip:port`; a bad literal is a bug in the test itself.
     pub fn new(address: &str) -> Self {
-        let address: SocketAddr = address.parse().unwrap_or_else(|_| {
-            SocketAddr::from(([0, 0, 0, 0], 0))
-        });
+        let address: SocketAddr = address
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         TestEndpoint {
             spec: EndpointSpec::from_address(address),
             metrics: MetricsUpdate::default(),
@@ -66,7 +66,10 @@ impl TestEndpoint {
 
     pub fn build(self) -> Arc<Endpoint> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1 << 40);
-        let endpoint = Endpoint::new(EndpointId(NEXT_ID.fetch_add(1, Ordering::Relaxed)), self.spec);
+        let endpoint = Endpoint::new(
+            EndpointId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+            self.spec,
+        );
         endpoint.store_metrics(self.metrics);
         Arc::new(endpoint)
     }

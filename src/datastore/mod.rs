@@ -6,8 +6,8 @@
 //! so scraping updates them without republishing the set.
 
 pub mod clock;
-pub mod fixtures;
 mod endpoint;
+pub mod fixtures;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,7 +18,8 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use parking_lot::Mutex;
 
 pub use endpoint::{
-    Endpoint, EndpointId, EndpointMeta, EndpointSpec, InFlightGuard, LoraState, MetricsSnapshot, MetricsUpdate,
+    Endpoint, EndpointId, EndpointMeta, EndpointSpec, InFlightGuard, LoraState, MetricsSnapshot,
+    MetricsUpdate,
 };
 
 /// The InferencePool this EPP serves, or its standalone stand-in.
@@ -86,7 +87,9 @@ pub trait EndpointObserver: Send + Sync {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DatastoreError {
     /// The change would exceed `--max-endpoints`.
-    #[error("the pool would have {requested} endpoints, more than the limit of {limit} (--max-endpoints)")]
+    #[error(
+        "the pool would have {requested} endpoints, more than the limit of {limit} (--max-endpoints)"
+    )]
     TooManyEndpoints { requested: usize, limit: usize },
 }
 

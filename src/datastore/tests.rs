@@ -34,7 +34,10 @@ fn upsert_keeps_identity_metrics_and_in_flight() {
     assert_eq!(again.id(), first.id());
     assert_eq!(again.waiting_queue_size(), 3);
     assert_eq!(again.in_flight(), 1);
-    assert_eq!(again.meta().labels.get("rank").map(String::as_str), Some("0"));
+    assert_eq!(
+        again.meta().labels.get("rank").map(String::as_str),
+        Some("0")
+    );
     drop(guard);
     assert_eq!(again.in_flight(), 0);
     assert_eq!(store.snapshot().len(), 1);
@@ -80,7 +83,11 @@ fn limit_is_enforced_on_add_and_resync() {
         .map(|a| EndpointSpec::from_address(addr(a)))
         .to_vec();
     assert!(store.replace_endpoints(three).is_err());
-    assert_eq!(store.snapshot().len(), 2, "a refused resync changes nothing");
+    assert_eq!(
+        store.snapshot().len(),
+        2,
+        "a refused resync changes nothing"
+    );
 }
 
 #[test]
@@ -88,19 +95,34 @@ fn resync_keeps_unchanged_and_reports_removed() {
     let store = Datastore::new(10);
     let recorder = Arc::new(Recorder::default());
     store.add_observer(recorder.clone());
-    let specs = |list: &[&str]| list.iter().map(|a| EndpointSpec::from_address(addr(a))).collect();
+    let specs = |list: &[&str]| {
+        list.iter()
+            .map(|a| EndpointSpec::from_address(addr(a)))
+            .collect()
+    };
     store
         .replace_endpoints(specs(&["10.0.0.1:8000", "10.0.0.2:8000"]))
         .expect("first");
-    let kept_id = store.snapshot().get(addr("10.0.0.1:8000")).expect("kept").id();
-    let gone_id = store.snapshot().get(addr("10.0.0.2:8000")).expect("gone").id();
+    let kept_id = store
+        .snapshot()
+        .get(addr("10.0.0.1:8000"))
+        .expect("kept")
+        .id();
+    let gone_id = store
+        .snapshot()
+        .get(addr("10.0.0.2:8000"))
+        .expect("gone")
+        .id();
 
     store
         .replace_endpoints(specs(&["10.0.0.1:8000", "10.0.0.3:8000"]))
         .expect("second");
 
     let snapshot = store.snapshot();
-    assert_eq!(snapshot.get(addr("10.0.0.1:8000")).expect("kept").id(), kept_id);
+    assert_eq!(
+        snapshot.get(addr("10.0.0.1:8000")).expect("kept").id(),
+        kept_id
+    );
     assert!(snapshot.get(addr("10.0.0.2:8000")).is_none());
     assert_eq!(*recorder.0.lock().expect("lock"), vec![gone_id]);
 }
@@ -109,10 +131,16 @@ fn resync_keeps_unchanged_and_reports_removed() {
 fn readded_endpoint_gets_a_new_id() {
     let store = Datastore::new(10);
     let a = addr("10.0.0.1:8000");
-    let first = store.upsert_endpoint(EndpointSpec::from_address(a)).expect("add").id();
+    let first = store
+        .upsert_endpoint(EndpointSpec::from_address(a))
+        .expect("add")
+        .id();
     assert!(store.remove_endpoint(a));
     assert!(!store.remove_endpoint(a));
-    let second = store.upsert_endpoint(EndpointSpec::from_address(a)).expect("re-add").id();
+    let second = store
+        .upsert_endpoint(EndpointSpec::from_address(a))
+        .expect("re-add")
+        .id();
     assert_ne!(first, second);
 }
 

@@ -8,7 +8,10 @@
 //! - `List` reports the ext_proc service (plus `liveness` and `readiness` with HA).
 //!
 //! Improvements: `Watch` streams status changes (upstream: UNIMPLEMENTED), and a
-//! draining state (SIGTERM) turns every non-`liveness` status NOT_SERVING.
+//! draining state (SIGTERM) turns every status NOT_SERVING except `liveness` with leader
+//! election on (with it off, names are not distinguished, so all of them turn).
+//! [`HealthState::shutdown`] then ends open `Watch` streams so a graceful server
+//! shutdown does not wait for them.
 //!
 //! Ext_proc port (`--health-checking`): `""` and the ext_proc service report the same
 //! readiness; other names are SERVICE_UNKNOWN.
@@ -25,7 +28,7 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 /// Generated `grpc.health.v1` messages, client and server.
-#[allow(missing_docs, clippy::all)]
+#[allow(missing_docs, clippy::all, rustdoc::bare_urls)]
 pub mod pb {
     tonic::include_proto!("grpc.health.v1");
 }

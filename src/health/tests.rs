@@ -23,7 +23,9 @@ async fn serve(
             .add_service(server)
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
-    let client = HealthClient::connect(format!("http://{addr}")).await.unwrap();
+    let client = HealthClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
     (client, addr)
 }
 
@@ -38,7 +40,7 @@ async fn check(client: &mut HealthClient<Channel>, service: &str) -> ServingStat
     response.status()
 }
 
-use ServingStatus::{NotServing, Serving, ServiceUnknown};
+use ServingStatus::{NotServing, ServiceUnknown, Serving};
 
 #[tokio::test]
 async fn check_table_health_port() {
@@ -58,12 +60,23 @@ async fn check_table_health_port() {
         }
     }
     for (synced, leader) in [(false, false), (true, false), (false, true), (true, true)] {
-        let ready = if synced && leader { Serving } else { NotServing };
+        let ready = if synced && leader {
+            Serving
+        } else {
+            NotServing
+        };
         cases.push((true, synced, leader, false, LIVENESS_SERVICE, Serving));
         cases.push((true, synced, leader, false, READINESS_SERVICE, ready));
         cases.push((true, synced, leader, false, "", ready));
         cases.push((true, synced, leader, false, EXT_PROC_SERVICE, ready));
-        cases.push((true, synced, leader, false, "inference-extension", ServiceUnknown));
+        cases.push((
+            true,
+            synced,
+            leader,
+            false,
+            "inference-extension",
+            ServiceUnknown,
+        ));
         cases.push((true, synced, leader, false, "Readiness", ServiceUnknown));
     }
     // Draining (ordered last: it is irreversible).
@@ -110,7 +123,11 @@ async fn check_table_ext_proc_port() {
         }
         state.set_synced(true);
         let expected = if ha { NotServing } else { Serving };
-        assert_eq!(check(&mut client, EXT_PROC_SERVICE).await, expected, "ha={ha}");
+        assert_eq!(
+            check(&mut client, EXT_PROC_SERVICE).await,
+            expected,
+            "ha={ha}"
+        );
         state.set_leader(true);
         for name in ["", EXT_PROC_SERVICE] {
             assert_eq!(check(&mut client, name).await, Serving, "ha={ha} {name:?}");

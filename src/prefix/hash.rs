@@ -124,9 +124,18 @@ mod tests {
         ];
         for &(model, prompt, b, max, n) in cases {
             let got = hashes(model, prompt, b, max);
-            assert_eq!(got.len(), n, "count for {model:?} len={} b={b} max={max}", prompt.len());
+            assert_eq!(
+                got.len(),
+                n,
+                "count for {model:?} len={} b={b} max={max}",
+                prompt.len()
+            );
             if b > 0 && max > 0 {
-                assert_eq!(got, reference(model, prompt, b, max), "values b={b} max={max}");
+                assert_eq!(
+                    got,
+                    reference(model, prompt, b, max),
+                    "values b={b} max={max}"
+                );
             }
         }
     }

@@ -404,7 +404,7 @@ impl State {
             if s.len == 0 {
                 continue;
             }
-            if best == NIL || s.len > best_key.0 || (s.len == best_key.0 && s.id > best_key.1) {
+            if best == NIL || s.len > best_key.0 || (s.len == best_key.0 && s.id < best_key.1) {
                 best = i as u32;
                 best_key = (s.len, s.id);
             }
@@ -566,7 +566,7 @@ impl State {
         let nodes = &self.nodes;
         let mixer = self.mixer;
         let hasher = |&i: &u32| mixer.mix(nodes[i as usize].hash);
-        let roomy = self.max_entries + self.max_entries / 4;
+        let roomy = self.max_entries.saturating_add(self.max_entries / 4);
         if items < full / 2 || full < roomy {
             // hashbrown either rehashes in place (tombstones, at most half full) or grows
             // to the next size (the table is not yet big enough for the bound).
@@ -682,7 +682,10 @@ impl State {
         }
         assert_eq!(live_nodes, self.total, "total");
         assert!(self.total <= self.max_entries, "global bound exceeded");
-        assert!(self.nodes.capacity() <= self.max_entries, "slab past the bound");
+        assert!(
+            self.nodes.capacity() <= self.max_entries,
+            "slab past the bound"
+        );
         assert_eq!(self.by_id.len(), {
             self.slots
                 .iter()

@@ -41,9 +41,10 @@ pub struct ParsedBody {
 /// contribute their text parts), `prompt` (a string, or an array of strings joined),
 /// then `input` (a string, strings, or Responses-style messages).
 pub fn parse_body(body: &[u8]) -> Result<ParsedBody, BodyError> {
-    let fields: TopLevel<'_> = serde_json::from_slice(body).map_err(|e| BodyError::InvalidJson {
-        detail: e.to_string(),
-    })?;
+    let fields: TopLevel<'_> =
+        serde_json::from_slice(body).map_err(|e| BodyError::InvalidJson {
+            detail: e.to_string(),
+        })?;
     let raw_model = fields.model.ok_or(BodyError::MissingModel)?;
     let model: Cow<'_, str> =
         serde_json::from_str(raw_model.get()).map_err(|_| BodyError::MissingModel)?;

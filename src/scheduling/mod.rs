@@ -23,7 +23,7 @@ use crate::datastore::Endpoint;
 use crate::request::RequestHeaders;
 
 pub use cycle_state::CycleState;
-pub use profile::{SchedulingProfile, WeightedScorer};
+pub use profile::{Named, SchedulingProfile, WeightedScorer};
 pub use scheduler::{ProfileRun, Scheduler, SchedulingError, SchedulingResult};
 
 /// A candidate endpoint for one scheduling cycle, borrowed from the datastore snapshot.

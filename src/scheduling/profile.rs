@@ -8,11 +8,20 @@ use crate::datastore::Endpoint;
 use crate::scheduling::{Candidate, CycleState, Filter, Picker, SchedulingRequest, Scorer};
 
 /// A plugin as configured: its instance name, its type, and the role object.
-#[derive(Clone)]
 pub struct Named<T: ?Sized> {
     pub name: Arc<str>,
     pub type_name: &'static str,
     pub plugin: Arc<T>,
+}
+
+impl<T: ?Sized> Clone for Named<T> {
+    fn clone(&self) -> Self {
+        Named {
+            name: Arc::clone(&self.name),
+            type_name: self.type_name,
+            plugin: Arc::clone(&self.plugin),
+        }
+    }
 }
 
 impl<T: ?Sized> std::fmt::Debug for Named<T> {
@@ -76,7 +85,10 @@ impl SchedulingProfile {
         let mut raw = vec![0.0; candidates.len()];
         for weighted in &self.scorers {
             raw.fill(0.0);
-            weighted.scorer.plugin.score(request, state, candidates, &mut raw);
+            weighted
+                .scorer
+                .plugin
+                .score(request, state, candidates, &mut raw);
             for (total, score) in totals.iter_mut().zip(&raw) {
                 *total += weighted.weight * clamp_score(*score);
             }

@@ -29,8 +29,14 @@ pub const IN_TREE: &[(&str, Factory)] = &[
         plugins::prefix_cache_scorer::TYPE,
         plugins::prefix_cache_scorer::factory,
     ),
-    (plugins::max_score_picker::TYPE, plugins::max_score_picker::factory),
-    (plugins::random_picker::TYPE, plugins::random_picker::factory),
+    (
+        plugins::max_score_picker::TYPE,
+        plugins::max_score_picker::factory,
+    ),
+    (
+        plugins::random_picker::TYPE,
+        plugins::random_picker::factory,
+    ),
     (
         plugins::weighted_random_picker::TYPE,
         plugins::weighted_random_picker::factory,
@@ -164,7 +170,11 @@ impl PluginRoles {
             (self.pre_request.is_some(), "pre-request"),
             (self.post_response.is_some(), "post-response"),
         ];
-        let names: Vec<&str> = roles.iter().filter(|(has, _)| *has).map(|(_, n)| *n).collect();
+        let names: Vec<&str> = roles
+            .iter()
+            .filter(|(has, _)| *has)
+            .map(|(_, n)| *n)
+            .collect();
         names.join(", ")
     }
 

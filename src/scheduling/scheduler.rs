@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rand::RngCore;
 
 use crate::datastore::Endpoint;
-use crate::scheduling::profile::Named;
+use crate::scheduling::Named;
 use crate::scheduling::{
     Candidate, CycleState, PostResponse, PreRequest, ProfileHandler, SchedulingProfile,
     SchedulingRequest,

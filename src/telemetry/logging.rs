@@ -5,8 +5,8 @@
 //! DEBUG=4, TRACE=5) and shows a message when `n <= --v`. This crate logs with `tracing`
 //! macros: `error!`, `warn!`, `info!` for V≤2, `debug!` for V3 and V4, `trace!` for V5.
 //! [`verbosity_filter`] therefore maps `--v`: ≤ -2 → ERROR, -1 → WARN, 0..=2 → INFO,
-//! 3..=4 → DEBUG, ≥ 5 → TRACE. `--zap-log-level` (see [`ZapLevel`]) overrides `--v`
-//! when set, as upstream. Because V0, V1 and V2 all map to `info!`, `--v 0|1` and
+//! 3..=4 → DEBUG, ≥ 5 → TRACE. `--zap-log-level` overrides `--v`
+//! when set, as upstream (resolved by `cli`). Because V0, V1 and V2 all map to `info!`, `--v 0|1` and
 //! `--zap-log-level=info|debug` show the same as `--v 2` (upstream would hide V2).
 //!
 //! Events of other crates (h2, hyper, tonic, ...) are capped at INFO so `--v 5` does
@@ -40,7 +40,7 @@
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
-use std::str::FromStr;
+
 use std::sync::{Arc, Mutex, PoisonError};
 
 use time::OffsetDateTime;
@@ -68,119 +68,7 @@ pub const TRACE: i32 = 5;
 /// logger names.
 const OWN_CRATES: [&str; 2] = ["epp", env!("CARGO_CRATE_NAME")];
 
-/// `--zap-time-encoding`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TimeEncoding {
-    /// Float seconds since the Unix epoch.
-    Epoch,
-    /// Float milliseconds since the Unix epoch.
-    Millis,
-    /// Integer nanoseconds since the Unix epoch (`nano` or `nanos`).
-    Nano,
-    /// `2006-01-02T15:04:05.000Z0700`.
-    Iso8601,
-    /// `2006-01-02T15:04:05Z07:00` (controller-runtime's default).
-    #[default]
-    Rfc3339,
-    /// `2006-01-02T15:04:05.999999999Z07:00` (trailing zeros trimmed).
-    Rfc3339Nano,
-}
-
-impl FromStr for TimeEncoding {
-    type Err = LoggingError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "epoch" => Ok(Self::Epoch),
-            "millis" => Ok(Self::Millis),
-            "nano" | "nanos" => Ok(Self::Nano),
-            "iso8601" => Ok(Self::Iso8601),
-            "rfc3339" => Ok(Self::Rfc3339),
-            "rfc3339nano" => Ok(Self::Rfc3339Nano),
-            _ => Err(LoggingError::InvalidTimeEncoding(s.to_owned())),
-        }
-    }
-}
-
-/// `--zap-encoder`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Encoder {
-    /// One JSON object per line (zap's production encoder).
-    Json,
-    /// Tab-separated development console lines.
-    #[default]
-    Console,
-}
-
-impl Encoder {
-    /// Resolves `--zap-encoder` (if given) and `--zap-devel` as controller-runtime does:
-    /// an explicit encoder wins; otherwise development mode means console, else JSON.
-    pub fn from_flags(encoder: Option<&str>, development: bool) -> Result<Self, LoggingError> {
-        match encoder {
-            Some(value) => value.parse(),
-            None if development => Ok(Self::Console),
-            None => Ok(Self::Json),
-        }
-    }
-}
-
-impl FromStr for Encoder {
-    type Err = LoggingError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "json" => Ok(Self::Json),
-            "console" => Ok(Self::Console),
-            _ => Err(LoggingError::InvalidEncoder(s.to_owned())),
-        }
-    }
-}
-
-/// `--zap-log-level`: `debug`, `info`, `error`, `panic` or an integer verbosity > 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ZapLevel {
-    /// zap debug (= logr V1): INFO, like `--v 1`.
-    Debug,
-    /// zap info (= logr V0): INFO, like `--v 0`.
-    Info,
-    /// zap error: errors only.
-    Error,
-    /// zap panic: treated as errors only, so fatal start-up errors stay visible.
-    Panic,
-    /// An integer N > 0: same as `--v N`.
-    Verbosity(u8),
-}
-
-impl ZapLevel {
-    /// The `tracing` filter for our crate's events.
-    pub fn level_filter(self) -> LevelFilter {
-        match self {
-            Self::Debug | Self::Info => LevelFilter::INFO,
-            Self::Error | Self::Panic => LevelFilter::ERROR,
-            Self::Verbosity(v) => verbosity_filter(i32::from(v)),
-        }
-    }
-}
-
-impl FromStr for ZapLevel {
-    type Err = LoggingError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "debug" => Ok(Self::Debug),
-            "info" => Ok(Self::Info),
-            "error" => Ok(Self::Error),
-            "panic" => Ok(Self::Panic),
-            other => match other.parse::<i32>() {
-                // zap levels are int8: -N must fit.
-                Ok(n) if (1..=128).contains(&n) => {
-                    Ok(Self::Verbosity(u8::try_from(n).unwrap_or(u8::MAX)))
-                }
-                _ => Err(LoggingError::InvalidLevel(s.to_owned())),
-            },
-        }
-    }
-}
+pub use crate::cli::{LogEncoder, TimeEncoding};
 
 /// Maps `--v N` to a `tracing` level filter (see the module docs).
 pub fn verbosity_filter(verbosity: i32) -> LevelFilter {
@@ -198,12 +86,10 @@ pub fn verbosity_filter(verbosity: i32) -> LevelFilter {
 pub struct LogSettings {
     /// `--v` (default 2).
     pub verbosity: i32,
-    /// Resolved `--zap-encoder` / `--zap-devel` (see [`Encoder::from_flags`]).
-    pub encoder: Encoder,
+    /// Resolved `--zap-encoder` / `--zap-devel`.
+    pub encoder: LogEncoder,
     /// `--zap-time-encoding` (default rfc3339).
     pub time_encoding: TimeEncoding,
-    /// `--zap-log-level`, overriding `verbosity` when set.
-    pub level_override: Option<ZapLevel>,
     /// EnvFilter directives (e.g. the `RUST_LOG` value) that replace the computed
     /// filter entirely when set; for debugging dependencies.
     pub directives: Option<String>,
@@ -213,9 +99,8 @@ impl Default for LogSettings {
     fn default() -> Self {
         Self {
             verbosity: DEFAULT_VERBOSITY,
-            encoder: Encoder::Console,
+            encoder: LogEncoder::Console,
             time_encoding: TimeEncoding::Rfc3339,
-            level_override: None,
             directives: None,
         }
     }
@@ -224,28 +109,13 @@ impl Default for LogSettings {
 impl LogSettings {
     /// The level filter for our crate's events.
     pub fn level_filter(&self) -> LevelFilter {
-        match self.level_override {
-            Some(level) => level.level_filter(),
-            None => verbosity_filter(self.verbosity),
-        }
+        verbosity_filter(self.verbosity)
     }
 }
 
 /// Why logging could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum LoggingError {
-    /// `--zap-encoder` has an unknown value.
-    #[error("invalid --zap-encoder {0:?}: use \"json\" or \"console\"")]
-    InvalidEncoder(String),
-    /// `--zap-time-encoding` has an unknown value.
-    #[error(
-        "invalid --zap-time-encoding {0:?}: use one of epoch, millis, nano, iso8601, \
-         rfc3339, rfc3339nano"
-    )]
-    InvalidTimeEncoding(String),
-    /// `--zap-log-level` has an unknown value.
-    #[error("invalid --zap-log-level {0:?}: use debug, info, error, panic or an integer from 1 to 128")]
-    InvalidLevel(String),
     /// The filter directives do not parse.
     #[error(
         "invalid log filter directives {directives:?} (RUST_LOG): {source}; use EnvFilter \
@@ -302,7 +172,7 @@ where
 /// A `tracing` layer formatting events like controller-runtime's zap logger. Apply a
 /// filter with `Layer::with_filter` (or use [`layer_for_writer`]).
 pub struct ZapLayer<W> {
-    encoder: Encoder,
+    encoder: LogEncoder,
     time_encoding: TimeEncoding,
     writer: W,
     clock: fn() -> OffsetDateTime,
@@ -322,7 +192,7 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     /// A layer writing every event it sees (no filtering) to `writer`.
-    pub fn new(encoder: Encoder, time_encoding: TimeEncoding, writer: W) -> Self {
+    pub fn new(encoder: LogEncoder, time_encoding: TimeEncoding, writer: W) -> Self {
         Self {
             encoder,
             time_encoding,
@@ -369,11 +239,11 @@ impl FieldVisitor<'_> {
 
 impl Visit for FieldVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            if let Some(message) = self.message.as_deref_mut() {
-                message.push_str(value);
-                return;
-            }
+        if field.name() == "message"
+            && let Some(message) = self.message.as_deref_mut()
+        {
+            message.push_str(value);
+            return;
         }
         self.push_string(field, value);
     }
@@ -409,11 +279,11 @@ impl Visit for FieldVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            if let Some(message) = self.message.as_deref_mut() {
-                let _ = write!(message, "{value:?}");
-                return;
-            }
+        if field.name() == "message"
+            && let Some(message) = self.message.as_deref_mut()
+        {
+            let _ = write!(message, "{value:?}");
+            return;
         }
         self.push_string(field, &format!("{value:?}"));
     }
@@ -485,7 +355,7 @@ where
             let mut out = String::new();
             std::mem::swap(&mut out, line);
             match self.encoder {
-                Encoder::Json => {
+                LogEncoder::Json => {
                     out.push_str("{\"level\":\"");
                     out.push_str(level_lower(metadata.level()));
                     out.push_str("\",\"ts\":");
@@ -495,7 +365,7 @@ where
                     out.push_str(",\"msg\":");
                     push_json_str(&mut out, message);
                 }
-                Encoder::Console => {
+                LogEncoder::Console => {
                     encode_time(self.time_encoding, now, true, &mut out);
                     out.push('\t');
                     out.push_str(level_upper(metadata.level()));
@@ -534,24 +404,24 @@ where
 
 /// Appends `,"k":v` (JSON) or `{"k": v, ...}` (console) field lists.
 struct FieldWriter {
-    encoder: Encoder,
+    encoder: LogEncoder,
     count: usize,
 }
 
 impl FieldWriter {
-    fn new(encoder: Encoder) -> Self {
+    fn new(encoder: LogEncoder) -> Self {
         Self { encoder, count: 0 }
     }
 
     fn write(&mut self, out: &mut String, name: &str, value: &str) {
         let name = name.strip_prefix("r#").unwrap_or(name);
         match self.encoder {
-            Encoder::Json => {
+            LogEncoder::Json => {
                 out.push(',');
                 push_json_str(out, name);
                 out.push(':');
             }
-            Encoder::Console => {
+            LogEncoder::Console => {
                 out.push_str(if self.count == 0 { "\t{" } else { ", " });
                 push_json_str(out, name);
                 out.push_str(": ");
@@ -563,9 +433,9 @@ impl FieldWriter {
 
     fn finish(self, out: &mut String) {
         match self.encoder {
-            Encoder::Json => out.push('}'),
-            Encoder::Console if self.count > 0 => out.push('}'),
-            Encoder::Console => {}
+            LogEncoder::Json => out.push('}'),
+            LogEncoder::Console if self.count > 0 => out.push('}'),
+            LogEncoder::Console => {}
         }
     }
 }
@@ -678,7 +548,7 @@ fn encode_time(encoding: TimeEncoding, t: OffsetDateTime, console: bool, out: &m
                 push_json_float(out, value);
             }
         }
-        TimeEncoding::Nano => {
+        TimeEncoding::Nanos => {
             let _ = write!(out, "{nanos}");
         }
         TimeEncoding::Iso8601 | TimeEncoding::Rfc3339 | TimeEncoding::Rfc3339Nano => {
@@ -738,7 +608,10 @@ impl CapturedLogs {
 
     /// Empties the buffer.
     pub fn clear(&self) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -779,7 +652,7 @@ mod tests {
             .expect("valid timestamp")
     }
 
-    fn settings(encoder: Encoder, time_encoding: TimeEncoding, verbosity: i32) -> LogSettings {
+    fn settings(encoder: LogEncoder, time_encoding: TimeEncoding, verbosity: i32) -> LogSettings {
         LogSettings {
             verbosity,
             encoder,
@@ -806,19 +679,22 @@ mod tests {
 
     #[test]
     fn json_key_order_and_values() {
-        let lines = capture(&settings(Encoder::Json, TimeEncoding::Rfc3339, 2), || {
-            tracing::info!(
-                target: "epp::extproc::server",
-                pod = "vllm-0",
-                count = 3,
-                negative = -4,
-                ratio = 0.5,
-                ok = true,
-                addr = %"10.0.0.1:8000",
-                dbg = ?vec![1, 2],
-                "Request handled"
-            );
-        });
+        let lines = capture(
+            &settings(LogEncoder::Json, TimeEncoding::Rfc3339, 2),
+            || {
+                tracing::info!(
+                    target: "epp::extproc::server",
+                    pod = "vllm-0",
+                    count = 3,
+                    negative = -4,
+                    ratio = 0.5,
+                    ok = true,
+                    addr = %"10.0.0.1:8000",
+                    dbg = ?vec![1, 2],
+                    "Request handled"
+                );
+            },
+        );
         assert_eq!(
             lines,
             vec![
@@ -829,7 +705,7 @@ mod tests {
 
     #[test]
     fn json_levels_and_escaping() {
-        let lines = capture(&settings(Encoder::Json, TimeEncoding::Nano, 5), || {
+        let lines = capture(&settings(LogEncoder::Json, TimeEncoding::Nanos, 5), || {
             tracing::error!(target: "epp::director", error = "boom \"x\"\n", "failed\tbadly");
             tracing::warn!(target: "epp::director", "w");
             tracing::debug!(target: "epp::director", "d");
@@ -846,7 +722,9 @@ mod tests {
                 format!(r#"{{"level":"warn","ts":{ns},"logger":"director","msg":"w"}}"#),
                 format!(r#"{{"level":"debug","ts":{ns},"logger":"director","msg":"d"}}"#),
                 format!(r#"{{"level":"trace","ts":{ns},"logger":"director","msg":"t"}}"#),
-                format!(r#"{{"level":"info","ts":{ns},"logger":"epp","msg":"root","ctl":"\u0001"}}"#),
+                format!(
+                    r#"{{"level":"info","ts":{ns},"logger":"epp","msg":"root","ctl":"\u0001"}}"#
+                ),
             ]
         );
     }
@@ -854,9 +732,12 @@ mod tests {
     #[test]
     fn json_is_valid_and_error_values_are_strings() {
         let err = std::io::Error::other("disk on fire");
-        let lines = capture(&settings(Encoder::Json, TimeEncoding::Rfc3339, 2), || {
-            tracing::error!(target: "epp::x", error = &err as &(dyn std::error::Error + 'static), "oops");
-        });
+        let lines = capture(
+            &settings(LogEncoder::Json, TimeEncoding::Rfc3339, 2),
+            || {
+                tracing::error!(target: "epp::x", error = &err as &(dyn std::error::Error + 'static), "oops");
+            },
+        );
         let value: serde_json::Value = serde_json::from_str(&lines[0]).expect("valid JSON");
         assert_eq!(value["error"], "disk on fire");
         assert_eq!(value["msg"], "oops");
@@ -864,15 +745,18 @@ mod tests {
 
     #[test]
     fn span_fields_are_inherited_with_dashed_names() {
-        let lines = capture(&settings(Encoder::Json, TimeEncoding::Rfc3339, 2), || {
-            let id = "abc-123";
-            let outer = tracing::info_span!("request", "x-request-id" = %id, model = tracing::field::Empty);
-            let _outer = outer.enter();
-            outer.record("model", "llama");
-            let inner = tracing::info_span!("schedule", attempt = 1);
-            let _inner = inner.enter();
-            tracing::info!(target: "epp::scheduling", { "picked-endpoint" = "10.0.0.7", n = 2 }, "Scheduled");
-        });
+        let lines = capture(
+            &settings(LogEncoder::Json, TimeEncoding::Rfc3339, 2),
+            || {
+                let id = "abc-123";
+                let outer = tracing::info_span!("request", "x-request-id" = %id, model = tracing::field::Empty);
+                let _outer = outer.enter();
+                outer.record("model", "llama");
+                let inner = tracing::info_span!("schedule", attempt = 1);
+                let _inner = inner.enter();
+                tracing::info!(target: "epp::scheduling", { "picked-endpoint" = "10.0.0.7", n = 2 }, "Scheduled");
+            },
+        );
         assert_eq!(
             lines,
             vec![
@@ -883,12 +767,15 @@ mod tests {
 
     #[test]
     fn console_format() {
-        let lines = capture(&settings(Encoder::Console, TimeEncoding::Rfc3339, 2), || {
-            tracing::info_span!("request", "x-request-id" = "r1").in_scope(|| {
-                tracing::info!(target: "epp::extproc", n = 2, "Got request");
-            });
-            tracing::warn!(target: "epp::extproc", "No fields");
-        });
+        let lines = capture(
+            &settings(LogEncoder::Console, TimeEncoding::Rfc3339, 2),
+            || {
+                tracing::info_span!("request", "x-request-id" = "r1").in_scope(|| {
+                    tracing::info!(target: "epp::extproc", n = 2, "Got request");
+                });
+                tracing::warn!(target: "epp::extproc", "No fields");
+            },
+        );
         assert_eq!(
             lines,
             vec![
@@ -901,9 +788,21 @@ mod tests {
     #[test]
     fn time_encodings() {
         let cases = [
-            (TimeEncoding::Epoch, "1709618828.1203", "1.7096188281203e+09"),
-            (TimeEncoding::Millis, "1709618828120.3", "1.7096188281203e+12"),
-            (TimeEncoding::Nano, "1709618828120300000", "1709618828120300000"),
+            (
+                TimeEncoding::Epoch,
+                "1709618828.1203",
+                "1.7096188281203e+09",
+            ),
+            (
+                TimeEncoding::Millis,
+                "1709618828120.3",
+                "1.7096188281203e+12",
+            ),
+            (
+                TimeEncoding::Nanos,
+                "1709618828120300000",
+                "1709618828120300000",
+            ),
             (
                 TimeEncoding::Iso8601,
                 "\"2024-03-05T06:07:08.120Z\"",
@@ -921,7 +820,7 @@ mod tests {
             ),
         ];
         for (encoding, json_ts, console_ts) in cases {
-            let json = capture(&settings(Encoder::Json, encoding, 2), || {
+            let json = capture(&settings(LogEncoder::Json, encoding, 2), || {
                 tracing::info!(target: "epp::t", "m");
             });
             assert_eq!(
@@ -931,10 +830,14 @@ mod tests {
                 )],
                 "{encoding:?}"
             );
-            let console = capture(&settings(Encoder::Console, encoding, 2), || {
+            let console = capture(&settings(LogEncoder::Console, encoding, 2), || {
                 tracing::info!(target: "epp::t", "m");
             });
-            assert_eq!(console, vec![format!("{console_ts}\tINFO\tt\tm")], "{encoding:?}");
+            assert_eq!(
+                console,
+                vec![format!("{console_ts}\tINFO\tt\tm")],
+                "{encoding:?}"
+            );
         }
     }
 
@@ -947,7 +850,7 @@ mod tests {
 
         // The real clock through layer_for_writer: shape only.
         let logs = CapturedLogs::new();
-        let s = settings(Encoder::Json, TimeEncoding::Iso8601, 2);
+        let s = settings(LogEncoder::Json, TimeEncoding::Iso8601, 2);
         let subscriber =
             Registry::default().with(layer_for_writer(&s, logs.clone()).expect("layer"));
         tracing::subscriber::with_default(subscriber, || tracing::info!("now"));
@@ -992,10 +895,13 @@ mod tests {
             tracing::debug!(target: "h2::proto", "dependency debug");
         };
         let msgs = |v: i32| -> Vec<String> {
-            capture(&settings(Encoder::Console, TimeEncoding::Rfc3339, v), emit)
-                .into_iter()
-                .map(|l| l.rsplit('\t').next().unwrap_or_default().to_owned())
-                .collect()
+            capture(
+                &settings(LogEncoder::Console, TimeEncoding::Rfc3339, v),
+                emit,
+            )
+            .into_iter()
+            .map(|l| l.rsplit('\t').next().unwrap_or_default().to_owned())
+            .collect()
         };
         assert_eq!(msgs(2), vec!["info"]);
         assert_eq!(msgs(3), vec!["info", "debug"]);
@@ -1006,7 +912,7 @@ mod tests {
     }
 
     #[test]
-    fn level_mapping_and_override() {
+    fn level_mapping() {
         assert_eq!(verbosity_filter(-3), LevelFilter::ERROR);
         assert_eq!(verbosity_filter(-1), LevelFilter::WARN);
         assert_eq!(verbosity_filter(2), LevelFilter::INFO);
@@ -1017,31 +923,6 @@ mod tests {
             ..LogSettings::default()
         };
         assert_eq!(s.level_filter(), LevelFilter::TRACE);
-        s.level_override = Some("error".parse().expect("valid"));
-        assert_eq!(s.level_filter(), LevelFilter::ERROR);
-        s.level_override = Some("3".parse().expect("valid"));
-        assert_eq!(s.level_filter(), LevelFilter::DEBUG);
-        s.level_override = Some("Debug".parse().expect("valid"));
-        assert_eq!(s.level_filter(), LevelFilter::INFO);
-        assert!("0".parse::<ZapLevel>().is_err());
-        assert!("warn".parse::<ZapLevel>().is_err());
-        let err = "loud".parse::<ZapLevel>().expect_err("invalid");
-        assert!(err.to_string().contains("--zap-log-level"), "{err}");
-    }
-
-    #[test]
-    fn flag_parsing() {
-        assert_eq!(Encoder::from_flags(None, true).expect("ok"), Encoder::Console);
-        assert_eq!(Encoder::from_flags(None, false).expect("ok"), Encoder::Json);
-        assert_eq!(Encoder::from_flags(Some("JSON"), true).expect("ok"), Encoder::Json);
-        assert!(Encoder::from_flags(Some("text"), true).is_err());
-        assert_eq!("nanos".parse::<TimeEncoding>().expect("ok"), TimeEncoding::Nano);
-        assert_eq!(
-            "RFC3339Nano".parse::<TimeEncoding>().expect("ok"),
-            TimeEncoding::Rfc3339Nano
-        );
-        let err = "unix".parse::<TimeEncoding>().expect_err("invalid");
-        assert!(err.to_string().contains("--zap-time-encoding"), "{err}");
     }
 
     #[test]
@@ -1049,7 +930,7 @@ mod tests {
         let logs = CapturedLogs::new();
         let s = LogSettings {
             directives: Some("h2=debug,epp=warn".to_owned()),
-            encoder: Encoder::Console,
+            encoder: LogEncoder::Console,
             ..LogSettings::default()
         };
         let subscriber =
@@ -1060,7 +941,10 @@ mod tests {
         });
         let lines = logs.lines();
         assert_eq!(lines.len(), 1, "{lines:?}");
-        assert!(lines[0].ends_with("\tDEBUG\th2.codec\th2 debug"), "{lines:?}");
+        assert!(
+            lines[0].ends_with("\tDEBUG\th2.codec\th2 debug"),
+            "{lines:?}"
+        );
 
         let bad = LogSettings {
             directives: Some("epp=loud".to_owned()),

@@ -2,7 +2,8 @@
 //!
 //! Upstream (`--secure-serving=true`, the default) serves the ext_proc gRPC port over TLS.
 //! With `--cert-path DIR` the certificate chain and key come from `DIR/tls.crt` and
-//! `DIR/tls.key`; without it a self-signed certificate is generated at start-up.
+//! `DIR/tls.key`; without it a self-signed certificate is generated at start-up (ECDSA
+//! P-256 rather than upstream's RSA-4096: `rcgen` on `ring` cannot generate RSA keys).
 //!
 //! Improvement over upstream: certificates loaded from `--cert-path` are re-read every
 //! [`TlsSettings::reload_interval`] (polling the file contents, which follows the
@@ -28,7 +29,9 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
 
-pub use incoming::{DEFAULT_HANDSHAKE_TIMEOUT, TlsConnection, tls_incoming, tls_incoming_with_timeout};
+pub use incoming::{
+    DEFAULT_HANDSHAKE_TIMEOUT, TlsConnection, tls_incoming, tls_incoming_with_timeout,
+};
 
 /// File name of the PEM certificate chain inside `--cert-path`.
 pub const CERT_FILE: &str = "tls.crt";
@@ -95,7 +98,9 @@ pub enum TlsError {
         source: io::Error,
     },
     /// A file is not well-formed PEM.
-    #[error("TLS file {path} is not valid PEM: {source}; it must hold PEM blocks as written by openssl or cert-manager")]
+    #[error(
+        "TLS file {path} is not valid PEM: {source}; it must hold PEM blocks as written by openssl or cert-manager"
+    )]
     InvalidPem {
         /// The malformed file.
         path: PathBuf,
@@ -140,7 +145,9 @@ pub enum TlsError {
     )]
     SelfSigned(#[source] rcgen::Error),
     /// The in-memory self-signed key could not be loaded by rustls.
-    #[error("loading the generated self-signed certificate failed: {0}; pass --cert-path with a certificate instead")]
+    #[error(
+        "loading the generated self-signed certificate failed: {0}; pass --cert-path with a certificate instead"
+    )]
     SelfSignedKey(#[source] rustls::Error),
     /// rustls refused the server configuration.
     #[error("building the TLS server configuration failed: {0}")]
@@ -172,6 +179,8 @@ pub struct ServingTls {
     cert: Arc<SwappableCert>,
     provider: Arc<CryptoProvider>,
     settings: TlsSettings,
+    /// PEM contents (tls.crt, tls.key) that `load` read from `cert_dir`.
+    loaded_pem: Option<Arc<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl fmt::Debug for ServingTls {
@@ -184,20 +193,22 @@ impl fmt::Debug for ServingTls {
 
 impl ServingTls {
     /// Builds the serving TLS configuration: loads `cert_dir/tls.crt` + `cert_dir/tls.key`,
-    /// or generates a self-signed certificate when `cert_dir` is `None`.
+    /// or generates a self-signed ECDSA P-256 certificate (`O=Inference Ext`, 10 years)
+    /// when `cert_dir` is `None`. Reads files synchronously: call it at start-up.
     ///
     /// Fails with a message naming the file and the fix when a file is missing, is not
     /// PEM, or the key does not match the certificate.
     pub fn load(settings: &TlsSettings) -> Result<ServingTls, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let certified = match &settings.cert_dir {
+        let (certified, loaded_pem) = match &settings.cert_dir {
             Some(dir) => {
                 let (cert_path, key_path) = cert_paths(dir);
                 let cert_pem = read_file(&cert_path)?;
                 let key_pem = read_file(&key_path)?;
-                parse_pair(&cert_path, &cert_pem, &key_path, &key_pem, &provider)?
+                let certified = parse_pair(&cert_path, &cert_pem, &key_path, &key_pem, &provider)?;
+                (certified, Some(Arc::new((cert_pem, key_pem))))
             }
-            None => self_signed(&provider)?,
+            None => (self_signed(&provider)?, None),
         };
         let cert = Arc::new(SwappableCert {
             current: ArcSwap::from_pointee(certified),
@@ -213,6 +224,7 @@ impl ServingTls {
             cert,
             provider,
             settings: settings.clone(),
+            loaded_pem,
         })
     }
 
@@ -228,6 +240,7 @@ impl ServingTls {
             provider: self.provider.clone(),
             dir,
             interval: self.settings.reload_interval,
+            loaded_pem: self.loaded_pem.as_deref().cloned(),
         };
         Some(tokio::spawn(reloader.run()))
     }
@@ -316,8 +329,8 @@ fn parse_pair(
 /// upstream: subject `O=Inference Ext`, valid for 10 years from now, extended key usage
 /// `serverAuth`, not a CA, no subject alternative names, no client authentication.
 fn self_signed(provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
-    let key_pair =
-        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(TlsError::SelfSigned)?;
+    let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(TlsError::SelfSigned)?;
     let mut params = rcgen::CertificateParams::default();
     let mut name = rcgen::DistinguishedName::new();
     name.push(rcgen::DnType::OrganizationName, SELF_SIGNED_ORGANIZATION);
@@ -333,7 +346,9 @@ fn self_signed(provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
         serial[0] &= 0x7f; // keep the DER integer positive
         params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
     }
-    let cert = params.self_signed(&key_pair).map_err(TlsError::SelfSigned)?;
+    let cert = params
+        .self_signed(&key_pair)
+        .map_err(TlsError::SelfSigned)?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pair.serialize_der()));
     CertifiedKey::from_der(vec![cert.der().clone()], key, provider).map_err(TlsError::SelfSignedKey)
 }
@@ -359,19 +374,15 @@ struct Reloader {
     provider: Arc<CryptoProvider>,
     dir: PathBuf,
     interval: Duration,
+    /// The contents being served when the reloader started.
+    loaded_pem: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Reloader {
     async fn run(self) {
         let (cert_path, key_path) = cert_paths(&self.dir);
-        // What is being served: the contents read at `load` time (best effort).
-        let mut active: Option<(Vec<u8>, Vec<u8>)> = match (
-            tokio::fs::read(&cert_path).await,
-            tokio::fs::read(&key_path).await,
-        ) {
-            (Ok(c), Ok(k)) => Some((c, k)),
-            _ => None,
-        };
+        // What is being served: the contents read at `load` time.
+        let mut active = self.loaded_pem.clone();
         let mut failure: Option<Failure> = None;
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -10,6 +10,13 @@ use rand::{Rng, SeedableRng};
 use super::super::hash_prompt;
 use super::*;
 
+/// Expected `(endpoint, matched blocks)` pairs, sorted.
+type Matches = Vec<(EndpointId, u32)>;
+/// `(hashes, endpoint)` adds.
+type Adds = Vec<(Vec<u64>, EndpointId)>;
+/// `(adds to E1, hashes present afterwards, hashes absent afterwards)`.
+type LruCase<'a> = (&'a [&'a [u64]], &'a [u64], &'a [u64]);
+
 const E1: EndpointId = EndpointId(1);
 const E2: EndpointId = EndpointId(2);
 const E3: EndpointId = EndpointId(3);
@@ -48,7 +55,7 @@ fn upstream_plugin_expectations() {
     ix.add(&h1, E1);
 
     // (model, prompt, extra adds before, expected blocks, expected matches)
-    let cases: &[(&str, &str, usize, Vec<(EndpointId, u32)>)] = &[
+    let cases: &[(&str, &str, usize, Matches)] = &[
         ("m1", "aaaabbbb", 2, vec![(E1, 1)]),
         ("m2", "aaaabbbb", 2, vec![]),
         ("m1", "aaaabbbbcccc", 3, vec![(E1, 1)]),
@@ -75,10 +82,14 @@ fn upstream_plugin_expectations() {
 #[test]
 fn match_stops_at_first_missing_hash() {
     // (adds, query, expected)
-    let cases: Vec<(Vec<(Vec<u64>, EndpointId)>, Vec<u64>, Vec<(EndpointId, u32)>)> = vec![
+    let cases: Vec<(Adds, Vec<u64>, Matches)> = vec![
         (vec![(vec![10, 30], E1)], vec![10, 20, 30], vec![(E1, 1)]),
         (vec![(vec![20, 30], E1)], vec![10, 20, 30], vec![]),
-        (vec![(vec![10, 20, 30], E1)], vec![10, 20, 30], vec![(E1, 3)]),
+        (
+            vec![(vec![10, 20, 30], E1)],
+            vec![10, 20, 30],
+            vec![(E1, 3)],
+        ),
         // Upstream counts every held block before the stop, contiguous or not.
         (
             vec![(vec![10, 30], E1), (vec![20], E2)],
@@ -106,7 +117,7 @@ fn match_stops_at_first_missing_hash() {
 #[test]
 fn per_endpoint_lru() {
     // (sequence of adds to E1 with capacity 3, hashes expected present, expected absent)
-    let cases: &[(&[&[u64]], &[u64], &[u64])] = &[
+    let cases: &[LruCase] = &[
         (&[&[1, 2, 3, 4]], &[2, 3, 4], &[1]),
         (&[&[1], &[2], &[3], &[4]], &[2, 3, 4], &[1]),
         // Re-adding 1 bumps it: 2 is the oldest when 4 arrives.
@@ -397,14 +408,20 @@ fn fill(ix: &PrefixIndex, endpoints: u64, per_endpoint: u64, batch: usize) {
 fn memory_per_entry_at_one_million() {
     // (label, limits) — the bound exactly at the fill, and no effective global bound.
     let cases = [
-        ("max_total=1M", PrefixIndexLimits {
-            lru_capacity_per_endpoint: 10_000,
-            max_total_entries: 1_000_000,
-        }),
-        ("max_total=unbounded", PrefixIndexLimits {
-            lru_capacity_per_endpoint: 10_000,
-            max_total_entries: usize::MAX,
-        }),
+        (
+            "max_total=1M",
+            PrefixIndexLimits {
+                lru_capacity_per_endpoint: 10_000,
+                max_total_entries: 1_000_000,
+            },
+        ),
+        (
+            "max_total=unbounded",
+            PrefixIndexLimits {
+                lru_capacity_per_endpoint: 10_000,
+                max_total_entries: usize::MAX,
+            },
+        ),
     ];
     for (label, limits) in cases {
         let ix = PrefixIndex::new(limits);
@@ -439,7 +456,13 @@ fn memory_budget_holds_under_churn() {
     // Budgets whose entry bound sits just below / above a table size step.
     let fixed = PrefixIndexLimits::FIXED_OVERHEAD_BYTES;
     let per = PrefixIndexLimits::BYTES_PER_ENTRY_BOUND;
-    for entries in [1_000usize, 7 * (1 << 12), 7 * (1 << 12) + 1, 3 * (1 << 13), 50_000] {
+    for entries in [
+        1_000usize,
+        7 * (1 << 12),
+        7 * (1 << 12) + 1,
+        3 * (1 << 13),
+        50_000,
+    ] {
         let budget = fixed + entries * per;
         let limits = PrefixIndexLimits::from_memory_budget(5_000, budget);
         assert_eq!(limits.max_total_entries, entries);
@@ -533,4 +556,28 @@ fn table_does_not_double_under_churn_at_the_bound() {
     st.check_invariants();
     assert_eq!(st.total, max);
     assert_eq!(st.table.num_buckets(), 2048);
+}
+
+#[test]
+fn dying_endpoint_is_not_reported_mid_removal() {
+    // Reproduce the state between two chunks of `remove_endpoint`: E1 detached and half
+    // drained, then re-added under the same id.
+    let ix = index(100, 1000);
+    ix.add(&[1, 2, 3, 4], E1);
+    ix.add(&[1, 2], E2);
+    let slot = {
+        let mut st = ix.state.write();
+        let slot = st.by_id.remove(&E1).unwrap();
+        st.slots[slot as usize].state = SlotState::Dying;
+        assert!(!st.drain_slot(slot, 1));
+        slot
+    };
+    assert_eq!(matched(&ix, &[1, 2, 3]), vec![(E2, 2)]);
+    ix.add(&[1], E1);
+    assert_eq!(matched(&ix, &[1, 2, 3]), vec![(E1, 1), (E2, 2)]);
+    assert_eq!(ix.len(), 3 + 2 + 1);
+    // Finish the removal as remove_endpoint would.
+    assert!(ix.state.write().drain_slot(slot, REMOVE_CHUNK));
+    assert_eq!(ix.len(), 3);
+    assert_eq!(matched(&ix, &[1, 2, 3]), vec![(E1, 1), (E2, 2)]);
 }

@@ -34,7 +34,10 @@ fn chat_content_parts_contribute_text() {
 #[test]
 fn messages_without_string_role_or_content_are_skipped() {
     let body = r#"{"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[]},{"role":"user","content":"q"},{"content":"no role"}]}"#;
-    assert_eq!(prompt_of(body).as_deref(), Some("<|im_start|>user\nq<|im_end|>\n"));
+    assert_eq!(
+        prompt_of(body).as_deref(),
+        Some("<|im_start|>user\nq<|im_end|>\n")
+    );
 }
 
 #[test]

@@ -71,10 +71,15 @@ mod tests {
     use crate::scheduling::plugins::testing::{candidates, request};
 
     fn kept(header: Option<&str>) -> Vec<String> {
-        let endpoints: Vec<_> = ["10.0.0.1:8000", "10.0.0.2:8000", "127.0.0.1:9001", "127.0.0.1:9002"]
-            .iter()
-            .map(|a| TestEndpoint::new(a).build())
-            .collect();
+        let endpoints: Vec<_> = [
+            "10.0.0.1:8000",
+            "10.0.0.2:8000",
+            "127.0.0.1:9001",
+            "127.0.0.1:9002",
+        ]
+        .iter()
+        .map(|a| TestEndpoint::new(a).build())
+        .collect();
         let headers: RequestHeaders = header.map(|h| (HEADER, h)).into_iter().collect();
         let mut cands = candidates(&endpoints);
         HeaderBasedTestingFilter.filter(&request(&headers, "m"), &mut cands);
@@ -87,7 +92,10 @@ mod tests {
             (None, &[]),
             (Some(""), &[]),
             (Some("10.0.0.2"), &["10.0.0.2:8000"]),
-            (Some(" 10.0.0.2 , 10.0.0.1 "), &["10.0.0.2:8000", "10.0.0.1:8000"]),
+            (
+                Some(" 10.0.0.2 , 10.0.0.1 "),
+                &["10.0.0.2:8000", "10.0.0.1:8000"],
+            ),
             (Some("127.0.0.1:9002"), &["127.0.0.1:9002"]),
             (Some("127.0.0.1"), &["127.0.0.1:9001", "127.0.0.1:9002"]),
             (Some("10.0.0.9,not-an-ip"), &[]),

@@ -45,12 +45,21 @@ mod tests {
         let endpoints: Vec<_> = (1..=3)
             .map(|i| TestEndpoint::new(&format!("10.0.0.{i}:8000")).build())
             .collect();
-        assert_eq!(scores(&InFlightLoadScorer, &endpoints, "m"), [1.0, 1.0, 1.0]);
+        assert_eq!(
+            scores(&InFlightLoadScorer, &endpoints, "m"),
+            [1.0, 1.0, 1.0]
+        );
         let _a = endpoints[0].start_request();
         let _b = endpoints[0].start_request();
         let _c = endpoints[1].start_request();
-        assert_eq!(scores(&InFlightLoadScorer, &endpoints, "m"), [0.0, 0.5, 1.0]);
+        assert_eq!(
+            scores(&InFlightLoadScorer, &endpoints, "m"),
+            [0.0, 0.5, 1.0]
+        );
         drop((_a, _b));
-        assert_eq!(scores(&InFlightLoadScorer, &endpoints, "m"), [1.0, 0.0, 1.0]);
+        assert_eq!(
+            scores(&InFlightLoadScorer, &endpoints, "m"),
+            [1.0, 0.0, 1.0]
+        );
     }
 }

@@ -41,7 +41,11 @@ mod tests {
         let endpoints: Vec<_> = [0.0, 0.25, 1.0, 0.8]
             .iter()
             .enumerate()
-            .map(|(i, kv)| TestEndpoint::new(&format!("10.0.0.{}:8000", i + 1)).kv(*kv).build())
+            .map(|(i, kv)| {
+                TestEndpoint::new(&format!("10.0.0.{}:8000", i + 1))
+                    .kv(*kv)
+                    .build()
+            })
             .collect();
         let got = scores(&KvCacheUtilizationScorer, &endpoints, "m");
         let expected = [1.0, 0.75, 0.0, 0.2];

@@ -51,7 +51,9 @@ mod tests {
     #[test]
     fn formula_table() {
         let e = |active: &[&str], waiting: &[&str], max: u32| {
-            TestEndpoint::new("10.0.0.1:8000").lora(active, waiting, max).build()
+            TestEndpoint::new("10.0.0.1:8000")
+                .lora(active, waiting, max)
+                .build()
         };
         let cases = [
             (e(&["t", "x"], &[], 2), 1.0),
@@ -62,7 +64,11 @@ mod tests {
             (e(&["x"], &["t"], 3), 0.8),
         ];
         for (i, (endpoint, expected)) in cases.into_iter().enumerate() {
-            assert_eq!(scores(&LoraAffinityScorer, &[endpoint], "t"), [expected], "case {i}");
+            assert_eq!(
+                scores(&LoraAffinityScorer, &[endpoint], "t"),
+                [expected],
+                "case {i}"
+            );
         }
     }
 }

@@ -29,7 +29,9 @@ impl MaxScorePicker {
 
 pub fn factory(ctx: &mut PluginContext<'_>) -> Result<PluginRoles, PluginError> {
     let max_endpoints = max_num_of_endpoints(ctx)?;
-    Ok(PluginRoles::picker(Arc::new(MaxScorePicker::new(max_endpoints))))
+    Ok(PluginRoles::picker(Arc::new(MaxScorePicker::new(
+        max_endpoints,
+    ))))
 }
 
 impl Picker for MaxScorePicker {
@@ -99,7 +101,11 @@ mod tests {
     fn highest_score_wins() {
         assert_eq!(pick(1, &[0.1, 2.5, 0.3], 1), [1]);
         assert_eq!(pick(2, &[0.1, 2.5, 0.3], 1), [1, 2]);
-        assert_eq!(pick(5, &[0.1, 2.5, 0.3], 1), [1, 2, 0], "capped at the candidate count");
+        assert_eq!(
+            pick(5, &[0.1, 2.5, 0.3], 1),
+            [1, 2, 0],
+            "capped at the candidate count"
+        );
     }
 
     #[test]
@@ -119,6 +125,9 @@ mod tests {
             assert_ne!(p[0], p[1]);
             firsts[p[0]] += 1;
         }
-        assert!(firsts.iter().all(|&c| (850..1150).contains(&c)), "{firsts:?}");
+        assert!(
+            firsts.iter().all(|&c| (850..1150).contains(&c)),
+            "{firsts:?}"
+        );
     }
 }

@@ -82,14 +82,24 @@ struct PrefixState {
 pub fn factory(ctx: &mut PluginContext<'_>) -> Result<PluginRoles, PluginError> {
     let params: Parameters = ctx.parameters()?;
     let defaults = Parameters::default();
-    let block_size = positive_or_default(ctx, "hashBlockSize", params.hash_block_size, defaults.hash_block_size);
+    let block_size = positive_or_default(
+        ctx,
+        "hashBlockSize",
+        params.hash_block_size,
+        defaults.hash_block_size,
+    );
     let max_blocks = positive_or_default(
         ctx,
         "maxPrefixBlocksToMatch",
         params.max_prefix_blocks_to_match,
         defaults.max_prefix_blocks_to_match,
     );
-    let lru = positive_or_default(ctx, "lruCapacityPerServer", params.lru_capacity_per_server, defaults.lru_capacity_per_server);
+    let lru = positive_or_default(
+        ctx,
+        "lruCapacityPerServer",
+        params.lru_capacity_per_server,
+        defaults.lru_capacity_per_server,
+    );
     let budget = positive_or_default(
         ctx,
         "maxIndexMemoryBytes",
@@ -117,9 +127,16 @@ pub fn factory(ctx: &mut PluginContext<'_>) -> Result<PluginRoles, PluginError> 
     })
 }
 
-fn positive_or_default(ctx: &mut PluginContext<'_>, field: &str, value: i64, default: i64) -> usize {
+fn positive_or_default(
+    ctx: &mut PluginContext<'_>,
+    field: &str,
+    value: i64,
+    default: i64,
+) -> usize {
     let chosen = if value <= 0 {
-        ctx.warn(format!("{field} {value} is not positive; using the default {default}"));
+        ctx.warn(format!(
+            "{field} {value} is not positive; using the default {default}"
+        ));
         default
     } else {
         value
@@ -169,7 +186,12 @@ impl Scorer for PrefixCacheScorer {
 }
 
 impl PreRequest for PrefixCacheScorer {
-    fn pre_request(&self, _: &SchedulingRequest<'_>, result: &SchedulingResult, state: &CycleState) {
+    fn pre_request(
+        &self,
+        _: &SchedulingRequest<'_>,
+        result: &SchedulingResult,
+        state: &CycleState,
+    ) {
         let (Some(target), Some(prefix)) = (
             result.primary_targets().first(),
             state.get::<PrefixState>(&self.name),

@@ -69,9 +69,17 @@ mod tests {
             let endpoints: Vec<_> = queues
                 .iter()
                 .enumerate()
-                .map(|(i, q)| TestEndpoint::new(&format!("10.0.0.{}:8000", i + 1)).queue(*q).build())
+                .map(|(i, q)| {
+                    TestEndpoint::new(&format!("10.0.0.{}:8000", i + 1))
+                        .queue(*q)
+                        .build()
+                })
                 .collect();
-            assert_eq!(scores(&QueueScorer, &endpoints, "m"), expected, "queues {queues:?}");
+            assert_eq!(
+                scores(&QueueScorer, &endpoints, "m"),
+                expected,
+                "queues {queues:?}"
+            );
         }
     }
 }

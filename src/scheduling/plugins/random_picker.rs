@@ -27,7 +27,9 @@ impl RandomPicker {
 
 pub fn factory(ctx: &mut PluginContext<'_>) -> Result<PluginRoles, PluginError> {
     let max_endpoints = max_num_of_endpoints(ctx)?;
-    Ok(PluginRoles::picker(Arc::new(RandomPicker::new(max_endpoints))))
+    Ok(PluginRoles::picker(Arc::new(RandomPicker::new(
+        max_endpoints,
+    ))))
 }
 
 impl Picker for RandomPicker {
@@ -43,7 +45,12 @@ impl Picker for RandomPicker {
 }
 
 /// Pushes `min(count, len)` distinct indices below `len`, uniformly at random.
-pub(crate) fn pick_uniform(len: usize, count: usize, rng: &mut dyn RngCore, picked: &mut Vec<usize>) {
+pub(crate) fn pick_uniform(
+    len: usize,
+    count: usize,
+    rng: &mut dyn RngCore,
+    picked: &mut Vec<usize>,
+) {
     let amount = count.min(len);
     picked.extend(index::sample(rng, len, amount));
 }
@@ -66,7 +73,10 @@ mod tests {
             assert_ne!(picked[0], picked[1]);
             counts[picked[0]] += 1;
         }
-        assert!(counts.iter().all(|&c| (850..1150).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (850..1150).contains(&c)),
+            "{counts:?}"
+        );
         let mut picked = Vec::new();
         pick_uniform(2, 5, &mut rng, &mut picked);
         assert_eq!(picked.len(), 2);

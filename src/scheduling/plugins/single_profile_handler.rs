@@ -74,21 +74,33 @@ mod tests {
 
     #[test]
     fn one_run_is_primary() {
-        let result = SingleProfileHandler.process_results(vec![run(Some(1))]).expect("ok");
+        let result = SingleProfileHandler
+            .process_results(vec![run(Some(1))])
+            .expect("ok");
         assert_eq!(result.primary_targets().len(), 1);
         assert_eq!(result.primary_profile(), Some("default"));
     }
 
     #[test]
     fn failed_run_names_the_profile() {
-        let err = SingleProfileHandler.process_results(vec![run(None)]).expect_err("fails");
+        let err = SingleProfileHandler
+            .process_results(vec![run(None)])
+            .expect_err("fails");
         assert_eq!(err.to_string(), "failed to run scheduler profile 'default'");
-        assert!(SingleProfileHandler.process_results(vec![run(Some(0))]).is_err());
+        assert!(
+            SingleProfileHandler
+                .process_results(vec![run(Some(0))])
+                .is_err()
+        );
         assert!(SingleProfileHandler.process_results(vec![]).is_err());
     }
 
     #[test]
     fn picks_all_once() {
-        assert!(SingleProfileHandler.pick_profiles(&[], &[run(Some(1))]).is_empty());
+        assert!(
+            SingleProfileHandler
+                .pick_profiles(&[], &[run(Some(1))])
+                .is_empty()
+        );
     }
 }

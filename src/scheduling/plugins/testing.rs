@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::datastore::Endpoint;
 use crate::request::RequestHeaders;
-use crate::scheduling::{Candidate, CycleState, Scorer, SchedulingRequest};
+use crate::scheduling::{Candidate, CycleState, SchedulingRequest, Scorer};
 
 pub(crate) fn request<'a>(headers: &'a RequestHeaders, model: &'a str) -> SchedulingRequest<'a> {
     SchedulingRequest {
@@ -24,6 +24,11 @@ pub(crate) fn scores(scorer: &dyn Scorer, endpoints: &[Arc<Endpoint>], model: &s
     let headers = RequestHeaders::new();
     let req = request(&headers, model);
     let mut out = vec![0.0; endpoints.len()];
-    scorer.score(&req, &mut CycleState::new(), &candidates(endpoints), &mut out);
+    scorer.score(
+        &req,
+        &mut CycleState::new(),
+        &candidates(endpoints),
+        &mut out,
+    );
     out
 }

@@ -30,7 +30,9 @@ impl WeightedRandomPicker {
 
 pub fn factory(ctx: &mut PluginContext<'_>) -> Result<PluginRoles, PluginError> {
     let max_endpoints = max_num_of_endpoints(ctx)?;
-    Ok(PluginRoles::picker(Arc::new(WeightedRandomPicker::new(max_endpoints))))
+    Ok(PluginRoles::picker(Arc::new(WeightedRandomPicker::new(
+        max_endpoints,
+    ))))
 }
 
 impl Picker for WeightedRandomPicker {
@@ -38,7 +40,7 @@ impl Picker for WeightedRandomPicker {
         &self,
         candidates: &[Candidate<'_>],
         scores: &[f64],
-        mut rng: &mut dyn RngCore,
+        rng: &mut dyn RngCore,
         picked: &mut Vec<usize>,
     ) {
         if !scores.iter().any(|&s| s > 0.0) {
@@ -84,7 +86,10 @@ mod tests {
             picker.pick(&cands, scores, &mut rng, &mut picked);
             counts[picked[0]] += 1;
         }
-        counts.iter().map(|&c| f64::from(c) / f64::from(rounds)).collect()
+        counts
+            .iter()
+            .map(|&c| f64::from(c) / f64::from(rounds))
+            .collect()
     }
 
     #[test]
@@ -92,7 +97,10 @@ mod tests {
         let f = frequencies(&[1.0, 3.0], 20_000);
         assert!((f[1] - 0.75).abs() < 0.02, "{f:?}");
         let f = frequencies(&[0.0, 2.0, 2.0], 20_000);
-        assert_eq!(f[0], 0.0, "a zero score is never picked while others are positive");
+        assert_eq!(
+            f[0], 0.0,
+            "a zero score is never picked while others are positive"
+        );
         assert!((f[1] - 0.5).abs() < 0.02, "{f:?}");
     }
 

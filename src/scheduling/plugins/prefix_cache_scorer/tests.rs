@@ -18,7 +18,10 @@ fn scorer(block_size: i64) -> Arc<PrefixCacheScorer> {
         name,
         block_size: usize::try_from(block_size).expect("positive"),
         max_blocks: 256,
-        index: Arc::new(PrefixIndex::new(PrefixIndexLimits::from_memory_budget(31250, 1 << 20))),
+        index: Arc::new(PrefixIndex::new(PrefixIndexLimits::from_memory_budget(
+            31250,
+            1 << 20,
+        ))),
     })
 }
 
@@ -57,13 +60,25 @@ fn score_and_pick(
 #[test]
 fn upstream_expectations_block_size_4() {
     let s = scorer(4);
-    let pods = [TestEndpoint::new("10.0.0.1:8000").build(), TestEndpoint::new("10.0.0.2:8000").build()];
+    let pods = [
+        TestEndpoint::new("10.0.0.1:8000").build(),
+        TestEndpoint::new("10.0.0.2:8000").build(),
+    ];
     // One block, nothing indexed yet: every score is 0; the pick is recorded.
-    assert_eq!(score_and_pick(&s, &pods, "m1", "aaaaaa", Some(0)), [0.0, 0.0]);
+    assert_eq!(
+        score_and_pick(&s, &pods, "m1", "aaaaaa", Some(0)),
+        [0.0, 0.0]
+    );
     // Same model, first block shared: pod1 matches 1 of 2 blocks.
-    assert_eq!(score_and_pick(&s, &pods, "m1", "aaaabbbb", None), [0.5, 0.0]);
+    assert_eq!(
+        score_and_pick(&s, &pods, "m1", "aaaabbbb", None),
+        [0.5, 0.0]
+    );
     // Another model hashes differently.
-    assert_eq!(score_and_pick(&s, &pods, "m2", "aaaabbbb", None), [0.0, 0.0]);
+    assert_eq!(
+        score_and_pick(&s, &pods, "m2", "aaaabbbb", None),
+        [0.0, 0.0]
+    );
     let third = score_and_pick(&s, &pods, "m1", "aaaabbbbcccc", None);
     assert!((third[0] - 1.0 / 3.0).abs() < 1e-12, "{third:?}");
     // After pod1 served "aaaabbbb", the longer prompt matches 2 of 3 blocks.

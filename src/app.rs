@@ -1,0 +1,235 @@
+//! Building and running the EPP from parsed flags: discovery, scheduler, ext_proc and
+//! health servers, and a graceful drain on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::cli::{BodyModeFallback, EndpointSource, Options};
+use crate::config::{ConfigError, DEFAULT_CONFIG, EndpointPickerConfig};
+use crate::datastore::{Datastore, DatastoreError};
+use crate::director::{Director, SaturationThresholds};
+use crate::discovery::static_endpoints::{self, EndpointsFileError, EndpointsFileWatcher};
+use crate::extproc::{BodyMode, ExtProcService, StreamSettings};
+use crate::health::{HealthState, ext_proc_health_server, health_server};
+use crate::tls::{ServingTls, TlsError, TlsSettings, tls_incoming};
+
+/// How often an `--endpoints-file` is checked for changes.
+const ENDPOINTS_FILE_POLL: Duration = Duration::from_secs(1);
+/// How long in-flight streams may take to finish after SIGTERM (the upstream chart
+/// gives the pod 130 s).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Why the EPP could not start. Each variant's message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    EndpointsFile(#[from] EndpointsFileError),
+    #[error("--endpoints: {0}")]
+    Endpoints(#[from] DatastoreError),
+    #[error("cannot listen on {address} (--{flag}): {source}")]
+    Bind {
+        flag: &'static str,
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "Kubernetes discovery (--pool-name) is not built yet; run standalone with \
+         --endpoints ip:port[,ip:port...] or --endpoints-file FILE"
+    )]
+    KubernetesNotBuilt,
+    #[error("no endpoint source: set --endpoints, --endpoints-file or --pool-name")]
+    NoEndpointSource,
+}
+
+/// Loads the config named by the flags, or the embedded default when none is given
+/// (v1.0.1 exits instead; later versions load a default too).
+pub fn load_config(options: &Options) -> Result<EndpointPickerConfig, ConfigError> {
+    match (&options.config_file, &options.config_text) {
+        (Some(path), _) => EndpointPickerConfig::from_file(path),
+        (None, Some(text)) => EndpointPickerConfig::from_text(text),
+        (None, None) => EndpointPickerConfig::from_text(DEFAULT_CONFIG),
+    }
+}
+
+/// A running EPP: its bound addresses, its datastore, and a handle to stop it.
+pub struct RunningEpp {
+    pub ext_proc_address: SocketAddr,
+    pub health_address: SocketAddr,
+    pub datastore: Arc<Datastore>,
+    pub health: HealthState,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    ext_proc: JoinHandle<Result<(), tonic::transport::Error>>,
+    health_server: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl RunningEpp {
+    /// Stops reporting ready, lets open streams finish (up to `drain`), and stops.
+    pub async fn shutdown(self, drain: Duration) {
+        self.health.set_draining();
+        self.health.shutdown();
+        let _ = self.shutdown.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+        if tokio::time::timeout(drain, self.ext_proc).await.is_err() {
+            tracing::warn!(timeout = ?drain, "ext_proc streams did not finish in time");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.health_server).await;
+    }
+}
+
+/// Binds the ports and starts serving. Everything that can be validated has been.
+pub async fn start(
+    options: &Options,
+    config: EndpointPickerConfig,
+) -> Result<RunningEpp, StartError> {
+    let datastore = Arc::new(Datastore::new(options.max_endpoints));
+    for observer in config.endpoint_observers() {
+        datastore.add_observer(observer);
+    }
+    let mut tasks = Vec::new();
+    start_discovery(options, &datastore, &mut tasks)?;
+
+    let health = HealthState::new(options.ha_enable_leader_election);
+    health.set_leader(!options.ha_enable_leader_election);
+    health.set_synced(datastore.pool_synced());
+
+    let director = Director::new(
+        Arc::clone(&datastore),
+        Arc::clone(&config.scheduler),
+        saturation(options),
+    );
+    let service = ExtProcService::new(Arc::new(director), stream_settings(options)).into_server();
+    let (shutdown, shutdown_rx) = watch::channel(false);
+
+    let ext_proc_listener = bind("grpc-port", options.grpc_port).await?;
+    let ext_proc_address = local_address(&ext_proc_listener, "grpc-port")?;
+    let mut router = ext_proc_server_builder().add_service(service);
+    if options.health_checking {
+        router = router.add_service(ext_proc_health_server(health.clone()));
+    }
+    let stop = wait_for(shutdown_rx.clone());
+    let ext_proc = if options.secure_serving {
+        let tls = ServingTls::load(&TlsSettings {
+            cert_dir: options.cert_path.clone(),
+            ..TlsSettings::default()
+        })?;
+        tasks.extend(tls.spawn_reloader());
+        let incoming = tls_incoming(ext_proc_listener, tls.acceptor());
+        tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
+    } else {
+        let incoming = TcpListenerStream::new(ext_proc_listener);
+        tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
+    };
+
+    let health_listener = bind("grpc-health-port", options.grpc_health_port).await?;
+    let health_address = local_address(&health_listener, "grpc-health-port")?;
+    let health_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health_server(health.clone()))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(health_listener),
+                wait_for(shutdown_rx),
+            ),
+    );
+    tracing::info!(
+        %ext_proc_address,
+        %health_address,
+        tls = options.secure_serving,
+        endpoints = datastore.snapshot().len(),
+        "EPP serving"
+    );
+    Ok(RunningEpp {
+        ext_proc_address,
+        health_address,
+        datastore,
+        health,
+        shutdown,
+        tasks,
+        ext_proc,
+        health_server,
+    })
+}
+
+/// HTTP/2 settings for the gateway connection: no Nagle delay, large flow-control
+/// windows so a 220 KB prompt does not wait on window updates, and no practical
+/// stream limit (each in-flight request holds one stream for its whole response).
+fn ext_proc_server_builder() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(4 << 20))
+        .initial_connection_window_size(Some(64 << 20))
+        .max_concurrent_streams(Some(1_000_000))
+}
+
+fn start_discovery(
+    options: &Options,
+    datastore: &Arc<Datastore>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<(), StartError> {
+    match &options.endpoint_source {
+        EndpointSource::Static(addresses) => static_endpoints::load_static(datastore, addresses)?,
+        EndpointSource::File(path) => {
+            let watcher = EndpointsFileWatcher::load(path, Arc::clone(datastore))?;
+            tasks.push(tokio::spawn(watcher.watch(ENDPOINTS_FILE_POLL)));
+        }
+        EndpointSource::Kubernetes { .. } => return Err(StartError::KubernetesNotBuilt),
+        EndpointSource::None => return Err(StartError::NoEndpointSource),
+    }
+    Ok(())
+}
+
+fn saturation(options: &Options) -> SaturationThresholds {
+    SaturationThresholds {
+        queue_depth: options.saturation.queue_depth,
+        kv_cache_util: options.saturation.kv_cache_util,
+        metrics_staleness: options.saturation.metrics_staleness,
+    }
+}
+
+fn stream_settings(options: &Options) -> StreamSettings {
+    StreamSettings {
+        max_request_body_bytes: usize::try_from(options.max_request_body_bytes)
+            .unwrap_or(usize::MAX),
+        fallback_body_mode: match options.body_mode_fallback {
+            BodyModeFallback::FullDuplexStreamed => BodyMode::FullDuplexStreamed,
+            BodyModeFallback::Buffered => BodyMode::Buffered,
+        },
+        log_bodies: options.log.verbosity >= crate::telemetry::logging::DEBUG,
+    }
+}
+
+async fn bind(flag: &'static str, port: u16) -> Result<TcpListener, StartError> {
+    let address = SocketAddr::from(([0, 0, 0, 0], port));
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Bind {
+            flag,
+            address,
+            source,
+        })
+}
+
+fn local_address(listener: &TcpListener, flag: &'static str) -> Result<SocketAddr, StartError> {
+    listener.local_addr().map_err(|source| StartError::Bind {
+        flag,
+        address: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })
+}
+
+async fn wait_for(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}

@@ -1,0 +1,235 @@
+//! The director: admission, candidates, scheduling, in-flight accounting, response hooks.
+//!
+//! It sees parsed requests and returns endpoints; it knows nothing of ext_proc messages.
+
+mod admission;
+mod subset;
+
+use std::sync::Arc;
+
+use rand::seq::IndexedRandom;
+
+use crate::datastore::{Datastore, Endpoint, InFlightGuard};
+use crate::request::RequestHeaders;
+use crate::scheduling::{CycleState, ResponseInfo, Scheduler, SchedulingError, SchedulingRequest};
+
+pub use admission::{SaturationThresholds, is_saturated};
+pub use subset::filter_by_subset;
+
+/// A request ready for routing.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutingRequest<'a> {
+    pub request_id: &'a str,
+    /// The model the client asked for.
+    pub model: &'a str,
+    /// The model after the rewrite header: what the server will run.
+    pub target_model: &'a str,
+    /// Text for prefix matching; `None` for bodies without a prompt.
+    pub prompt: Option<&'a str>,
+    pub headers: &'a RequestHeaders,
+    /// The InferenceObjective named by `x-gateway-inference-objective`.
+    pub objective: Option<&'a str>,
+    /// Endpoints the gateway allows (`ip` or `ip:port`); `None` when it sent no hint.
+    pub subset: Option<&'a [String]>,
+}
+
+/// Why a pick is made the way it is (bounded: usable as a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PickReason {
+    /// The scheduling profiles chose.
+    Scheduled,
+    /// A request without a body: a random endpoint, as v1.0.1.
+    RandomBodyless,
+}
+
+impl PickReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PickReason::Scheduled => "scheduled",
+            PickReason::RandomBodyless => "random_bodyless",
+        }
+    }
+}
+
+/// The endpoints chosen for one request. Holding it keeps the primary endpoint's
+/// in-flight count raised; drop it when the stream ends.
+#[derive(Debug)]
+pub struct Decision {
+    /// Primary first, then fallbacks.
+    pub endpoints: Vec<Arc<Endpoint>>,
+    /// `ip:port[,ip:port...]`: the header and metadata value.
+    pub destination: String,
+    pub reason: PickReason,
+    in_flight: InFlightGuard,
+}
+
+impl Decision {
+    fn new(endpoints: Vec<Arc<Endpoint>>, reason: PickReason) -> Option<Decision> {
+        let primary = endpoints.first()?;
+        let in_flight = primary.start_request();
+        let destination = endpoints
+            .iter()
+            .map(|e| e.address_text())
+            .collect::<Vec<_>>()
+            .join(",");
+        Some(Decision {
+            endpoints,
+            destination,
+            reason,
+            in_flight,
+        })
+    }
+
+    /// The endpoint the gateway will use first.
+    pub fn primary(&self) -> &Arc<Endpoint> {
+        self.in_flight.endpoint()
+    }
+}
+
+/// Why no endpoint was chosen. The ext_proc layer maps each to what the client gets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PickError {
+    /// The pool has not been loaded yet. A gRPC error: the gateway's failure mode applies.
+    #[error("InferencePool is not ready yet")]
+    PoolNotSynced,
+    /// A bodyless request and no endpoint at all. 500.
+    #[error("no pods available in datastore")]
+    NoEndpoints,
+    /// No endpoint, or none in the gateway's subset. 503.
+    #[error("failed to find candidate pods for serving the request")]
+    NoCandidates,
+    /// A sheddable request while the pool is saturated. 429.
+    #[error("system saturated, sheddable request dropped")]
+    Shed,
+    /// The scheduler found nothing (e.g. filters removed every endpoint). 429.
+    #[error("failed to find target pod: {0}")]
+    Scheduling(SchedulingError),
+    /// The scheduler returned an empty result. 500.
+    #[error("results must be greater than zero")]
+    EmptyResult,
+}
+
+/// Routes requests over the datastore's endpoints with the configured scheduler.
+pub struct Director {
+    datastore: Arc<Datastore>,
+    scheduler: Arc<Scheduler>,
+    saturation: SaturationThresholds,
+}
+
+impl std::fmt::Debug for Director {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Director")
+            .field("saturation", &self.saturation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Director {
+    pub fn new(
+        datastore: Arc<Datastore>,
+        scheduler: Arc<Scheduler>,
+        saturation: SaturationThresholds,
+    ) -> Self {
+        Director {
+            datastore,
+            scheduler,
+            saturation,
+        }
+    }
+
+    pub fn datastore(&self) -> &Arc<Datastore> {
+        &self.datastore
+    }
+
+    /// Admits, schedules and reserves an endpoint for a request with a body
+    /// (v1.0.1 `Director.HandleRequest`).
+    pub fn route(&self, request: &RoutingRequest<'_>) -> Result<Decision, PickError> {
+        if !self.datastore.pool_synced() {
+            return Err(PickError::PoolNotSynced);
+        }
+        let snapshot = self.datastore.snapshot();
+        self.admit(request, &snapshot)?;
+        let candidates = match request.subset {
+            Some(hint) => filter_by_subset(snapshot.endpoints(), hint),
+            None => snapshot.endpoints().iter().collect(),
+        };
+        if candidates.is_empty() {
+            return Err(PickError::NoCandidates);
+        }
+        let scheduling = SchedulingRequest {
+            request_id: request.request_id,
+            target_model: request.target_model,
+            prompt: request.prompt,
+            headers: request.headers,
+        };
+        let mut state = CycleState::new();
+        let result = self
+            .scheduler
+            .schedule(&scheduling, &mut state, &candidates, &mut rand::rng())
+            .map_err(PickError::Scheduling)?;
+        let decision = Decision::new(result.primary_targets().to_vec(), PickReason::Scheduled)
+            .ok_or(PickError::EmptyResult)?;
+        self.scheduler.run_pre_request(&scheduling, &result, &state);
+        Ok(decision)
+    }
+
+    /// A uniformly random endpoint for a request without a body (v1.0.1
+    /// `GetRandomPod`), within the gateway's subset when it sent one.
+    pub fn route_bodyless(&self, subset: Option<&[String]>) -> Result<Decision, PickError> {
+        let snapshot = self.datastore.snapshot();
+        if snapshot.is_empty() {
+            return Err(PickError::NoEndpoints);
+        }
+        if !self.datastore.pool_synced() {
+            return Err(PickError::PoolNotSynced);
+        }
+        let candidates = match subset {
+            Some(hint) => filter_by_subset(snapshot.endpoints(), hint),
+            None => snapshot.endpoints().iter().collect(),
+        };
+        let chosen = candidates
+            .choose(&mut rand::rng())
+            .ok_or(PickError::NoCandidates)?;
+        Decision::new(vec![Arc::clone(chosen)], PickReason::RandomBodyless)
+            .ok_or(PickError::EmptyResult)
+    }
+
+    /// Runs the post-response plugins once the response has ended.
+    pub fn response_complete(&self, decision: &Decision, request_id: &str, usage: Option<Usage>) {
+        let info = ResponseInfo {
+            request_id,
+            endpoint: decision.primary(),
+            prompt_tokens: usage.map(|u| u.prompt_tokens),
+            completion_tokens: usage.map(|u| u.completion_tokens),
+        };
+        self.scheduler.run_post_response(&info);
+    }
+
+    /// v1.0.1 `admitRequest`: priority >= 0 is always admitted; lower priorities are shed
+    /// while the pool is saturated.
+    fn admit(
+        &self,
+        request: &RoutingRequest<'_>,
+        snapshot: &crate::datastore::EndpointSet,
+    ) -> Result<(), PickError> {
+        let priority = request
+            .objective
+            .and_then(|name| self.datastore.objective(name))
+            .map_or(0, |o| o.priority);
+        if priority < 0 && is_saturated(snapshot, &self.saturation) {
+            return Err(PickError::Shed);
+        }
+        Ok(())
+    }
+}
+
+/// Token counts from a response's `usage`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+#[cfg(test)]
+mod tests;
