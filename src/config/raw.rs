@@ -53,8 +53,24 @@ pub struct RawProfilePlugin {
     #[serde(default)]
     pub plugin_ref: String,
     /// Scorers only; default 1. v1.0.1 takes an integer, later versions a float: both work.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_weight"
+    )]
     pub weight: Option<f64>,
+}
+
+/// Writes whole weights as integers (`weight: 2`, as v1.0.1 configs are written).
+fn serialize_weight<S: serde::Serializer>(
+    weight: &Option<f64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match weight {
+        Some(w) if w.fract() == 0.0 && w.abs() < 1e15 => serializer.serialize_i64(*w as i64),
+        Some(w) => serializer.serialize_f64(*w),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// Decodes YAML or JSON text (JSON is YAML) and checks `apiVersion` and `kind`.

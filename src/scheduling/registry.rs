@@ -131,6 +131,12 @@ pub struct PluginRoles {
     pub endpoint_observer: Option<Arc<dyn EndpointObserver>>,
 }
 
+impl std::fmt::Debug for PluginRoles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PluginRoles({})", self.describe())
+    }
+}
+
 impl PluginRoles {
     pub fn filter(plugin: Arc<dyn Filter>) -> Self {
         PluginRoles {

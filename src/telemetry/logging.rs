@@ -918,7 +918,7 @@ mod tests {
         assert_eq!(verbosity_filter(2), LevelFilter::INFO);
         assert_eq!(verbosity_filter(4), LevelFilter::DEBUG);
         assert_eq!(verbosity_filter(9), LevelFilter::TRACE);
-        let mut s = LogSettings {
+        let s = LogSettings {
             verbosity: 5,
             ..LogSettings::default()
         };

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use rand::RngCore;
 use rand::seq::SliceRandom;
+use rand::{Rng, RngCore};
 
 use crate::scheduling::plugins::max_num_of_endpoints;
 use crate::scheduling::registry::{PluginContext, PluginError, PluginRoles};
@@ -64,7 +64,7 @@ fn best_with_random_tie_break(scores: &[f64], rng: &mut dyn RngCore) -> Option<u
             }
             Some(std::cmp::Ordering::Equal) => {
                 ties += 1;
-                if rng.next_u64() % ties == 0 {
+                if rng.random_range(0..ties) == 0 {
                     best = Some(i);
                 }
             }

@@ -21,7 +21,7 @@ use crate::scheduling::registry::{PluginContext, PluginError};
 
 /// Parameters shared by the pickers (v1.0.1 `pickerParameters`).
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 struct PickerParameters {
     /// How many endpoints to return, best first; the rest are fallbacks. `<= 0` means 1.
     max_num_of_endpoints: i64,

@@ -23,7 +23,7 @@ const DEFAULT_MAX_INDEX_BYTES: i64 = 256 << 20;
 /// Parameters, as v1.0.1 plus `maxIndexMemoryBytes`. Values `<= 0` fall back to the
 /// defaults (with a warning), as v1.0.1 does.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 struct Parameters {
     /// Bytes of prompt per block (default 64, about 16 tokens).
     hash_block_size: i64,

@@ -1,0 +1,237 @@
+//! Body-mode detection, fallbacks, trailers, STREAMED routing and body shapes.
+
+use crate::common::messages::*;
+use crate::common::{HERMETIC_CONFIG, TestEpp, metrics};
+use crate::driver::{MODES, Mode, Outcome, Request, send_request};
+
+const PODS: [&str; 3] = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"];
+
+async fn epp_with(config: &str) -> TestEpp {
+    let epp = TestEpp::start(&PODS, config).await;
+    epp.set_metrics(PODS[0], metrics(5, 0.5, &[]));
+    epp.set_metrics(PODS[1], metrics(0, 0.1, &[]));
+    epp.set_metrics(PODS[2], metrics(9, 0.9, &[]));
+    epp
+}
+
+#[tokio::test]
+async fn without_protocol_config_full_duplex_is_assumed() {
+    let epp = epp_with(HERMETIC_CONFIG).await;
+    let mut stream = epp.stream().await;
+    stream.send(request_headers(&[], false)).await;
+    stream.expect_silence().await;
+    let replies = stream
+        .exchange(request_body(&completion_body("m", "p"), true), 2)
+        .await;
+    assert_eq!(destination(&replies[0]), PODS[1]);
+    assert!(streamed(&replies[1]).is_some_and(|(_, end)| end));
+}
+
+#[tokio::test]
+async fn fallback_flag_selects_buffered() {
+    let epp = TestEpp::start_with(&PODS, HERMETIC_CONFIG, |o| {
+        o.body_mode_fallback = epp::cli::BodyModeFallback::Buffered;
+    })
+    .await;
+    let mut stream = epp.stream().await;
+    let reply = stream
+        .exchange(request_headers(&[], false), 1)
+        .await
+        .remove(0);
+    assert_eq!(kind(&reply), "request_headers");
+    let reply = stream
+        .exchange(request_body(&completion_body("m", "p"), true), 1)
+        .await
+        .remove(0);
+    assert!(PODS.contains(&destination(&reply).as_str()));
+    assert!(streamed(&reply).is_none());
+}
+
+#[tokio::test]
+async fn streamed_mode_routes_at_headers_and_passes_chunks() {
+    let epp = epp_with(HERMETIC_CONFIG).await;
+    let mut stream = epp.stream().await;
+    let reply = stream
+        .exchange(
+            with_modes(request_headers(&[], false), STREAMED, STREAMED),
+            1,
+        )
+        .await
+        .remove(0);
+    assert_eq!(kind(&reply), "request_headers");
+    assert_eq!(destination(&reply), PODS[1], "picked by load alone");
+    for end in [false, true] {
+        let reply = stream
+            .exchange(request_body(b"{\"model\":\"m\"}", end), 1)
+            .await
+            .remove(0);
+        assert_eq!(kind(&reply), "request_body");
+        assert!(common(&reply).is_none(), "unchanged chunk: {reply:?}");
+    }
+}
+
+#[tokio::test]
+async fn full_duplex_request_trailers_end_the_body() {
+    let epp = epp_with(HERMETIC_CONFIG).await;
+    let mut stream = epp.stream().await;
+    stream
+        .send(with_modes(
+            request_headers(&[], false),
+            FULL_DUPLEX,
+            FULL_DUPLEX,
+        ))
+        .await;
+    stream
+        .send(request_body(&completion_body("m", "p"), false))
+        .await;
+    stream.expect_silence().await;
+    let replies = stream.exchange(request_trailers(), 3).await;
+    assert_eq!(destination(&replies[0]), PODS[1]);
+    assert_eq!(
+        streamed(&replies[1]),
+        Some((completion_body("m", "p"), true))
+    );
+    assert_eq!(kind(&replies[2]), "request_trailers");
+}
+
+#[tokio::test]
+async fn buffered_partial_routes_on_what_arrived() {
+    let epp = epp_with(HERMETIC_CONFIG).await;
+    let mut stream = epp.stream().await;
+    stream
+        .exchange(with_modes(request_headers(&[], false), 3, 3), 1)
+        .await;
+    let reply = stream
+        .exchange(request_body(&completion_body("m", "p"), false), 1)
+        .await
+        .remove(0);
+    assert_eq!(destination(&reply), PODS[1]);
+}
+
+#[tokio::test]
+async fn fallback_endpoints_are_listed_in_order() {
+    let config = HERMETIC_CONFIG.replace(
+        "- type: max-score-picker",
+        "- type: max-score-picker\n  parameters: {maxNumOfEndpoints: 2}",
+    );
+    let epp = epp_with(&config).await;
+    for mode in MODES {
+        let mut stream = epp.stream().await;
+        let outcome = send_request(
+            &mut stream,
+            mode,
+            &Request::new(&[], completion_body("m", "p")),
+        )
+        .await;
+        assert_eq!(
+            outcome.destination(),
+            "10.0.0.2:8000,10.0.0.1:8000",
+            "{mode:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn body_shapes_that_route() {
+    let epp = epp_with(HERMETIC_CONFIG).await;
+    let bodies: [&[u8]; 6] = [
+        br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
+        br#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}"#,
+        br#"{"model":"e","input":"embed this"}"#,
+        br#"{"model":"e","input":[1,2,3]}"#,
+        br#"{"model":"m"}"#,
+        br#"{"model":"m","messages":"not a list"}"#,
+    ];
+    for mode in MODES {
+        for body in bodies {
+            let mut stream = epp.stream().await;
+            let outcome = send_request(&mut stream, mode, &Request::new(&[], body.to_vec())).await;
+            let Outcome::Routed { body: sent, .. } = &outcome else {
+                panic!(
+                    "{} was not routed: {outcome:?}",
+                    String::from_utf8_lossy(body)
+                );
+            };
+            assert_eq!(sent, body, "unchanged bodies pass byte for byte");
+        }
+    }
+}
+
+#[tokio::test]
+async fn megabyte_body_in_many_chunks_is_replayed_intact() {
+    let epp = epp_with(HERMETIC_CONFIG).await;
+    let prompt: String = (0..1_000_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let body = completion_body("m", &prompt);
+    let chunks: Vec<Vec<u8>> = body.chunks(16 * 1024).map(<[u8]>::to_vec).collect();
+    for mode in MODES {
+        let mut stream = epp.stream().await;
+        let outcome = send_request(&mut stream, mode, &Request::chunked(&[], chunks.clone())).await;
+        let Outcome::Routed { body: sent, .. } = outcome else {
+            panic!("not routed")
+        };
+        assert_eq!(sent.len(), body.len());
+        assert!(sent == body, "{mode:?}: replayed body differs");
+    }
+    // With a rewrite, the new body is sent in chunks of at most 62000 bytes.
+    let mut stream = epp.stream().await;
+    stream
+        .send(with_modes(
+            request_headers(&[("x-gateway-model-name-rewrite", "other")], false),
+            FULL_DUPLEX,
+            FULL_DUPLEX,
+        ))
+        .await;
+    for chunk in &chunks[..chunks.len() - 1] {
+        stream.send(request_body(chunk, false)).await;
+    }
+    stream
+        .send(request_body(&chunks[chunks.len() - 1], true))
+        .await;
+    let headers = stream.reply().await;
+    assert_eq!(
+        set_header(&headers, "content-length"),
+        Some((body.len() + 4).to_string())
+    );
+    let mut total = 0;
+    loop {
+        let (chunk, end) = streamed(&stream.reply().await).expect("chunk");
+        assert!(chunk.len() <= 62_000);
+        total += chunk.len();
+        if end {
+            break;
+        }
+    }
+    assert_eq!(total, body.len() + 4);
+}
+
+#[tokio::test]
+async fn prefix_affinity_through_the_service() {
+    let epp = TestEpp::start(&PODS, HERMETIC_CONFIG).await;
+    for pod in PODS {
+        epp.set_metrics(pod, metrics(0, 0.1, &[]));
+    }
+    let system = "You are a helpful assistant. ".repeat(40);
+    let mut first = None;
+    for question in 0..10 {
+        let body = serde_json::json!({"model": "m", "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": format!("question {question}")}
+        ]})
+        .to_string();
+        let mut stream = epp.stream().await;
+        let outcome = send_request(
+            &mut stream,
+            Mode::FullDuplex,
+            &Request::new(&[], body.into_bytes()),
+        )
+        .await;
+        let chosen = outcome.destination().to_owned();
+        let expected = first.get_or_insert(chosen.clone());
+        assert_eq!(
+            &chosen, expected,
+            "question {question} left the endpoint holding its prefix"
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! In-flight accounting: a burst that arrives between two scrapes spreads out when the
+//! `inflight-load-scorer` is configured, and herds onto one endpoint without it.
+
+use std::collections::HashMap;
+
+use crate::common::{TestEpp, metrics};
+use crate::driver::{Mode, Request, send_request};
+
+const PODS: [&str; 4] = [
+    "10.0.0.1:8000",
+    "10.0.0.2:8000",
+    "10.0.0.3:8000",
+    "10.0.0.4:8000",
+];
+const BURST: usize = 40;
+
+fn config(with_in_flight: bool) -> String {
+    let extra = if with_in_flight {
+        "\n- type: inflight-load-scorer"
+    } else {
+        ""
+    };
+    let extra_ref = if with_in_flight {
+        "\n  - pluginRef: inflight-load-scorer"
+    } else {
+        ""
+    };
+    format!(
+        "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer{extra}\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: queue-scorer\n  - pluginRef: kv-cache-utilization-scorer{extra_ref}\n"
+    )
+}
+
+/// Sends a burst of concurrent requests whose streams stay open (responses not yet
+/// back), and counts where they went.
+async fn burst(with_in_flight: bool) -> HashMap<String, usize> {
+    let epp = TestEpp::start(&PODS, &config(with_in_flight)).await;
+    // The last scrape said endpoint 1 is slightly less loaded than the others.
+    epp.set_metrics(PODS[0], metrics(0, 0.2, &[]));
+    for pod in &PODS[1..] {
+        epp.set_metrics(pod, metrics(1, 0.2, &[]));
+    }
+    let client = epp.client().await;
+    let mut tasks = Vec::new();
+    for i in 0..BURST {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stream = crate::common::ExtProcStream::open(client).await;
+            let body = format!(r#"{{"model":"m","prompt":"request {i}"}}"#).into_bytes();
+            let outcome =
+                send_request(&mut stream, Mode::FullDuplex, &Request::new(&[], body)).await;
+            (outcome.destination().to_owned(), stream)
+        }));
+    }
+    let mut counts = HashMap::new();
+    let mut open_streams = Vec::new();
+    for task in tasks {
+        let (destination, stream) = task.await.expect("request task");
+        *counts.entry(destination).or_insert(0) += 1;
+        open_streams.push(stream);
+    }
+    let in_flight: u32 = epp
+        .datastore()
+        .snapshot()
+        .endpoints()
+        .iter()
+        .map(|e| e.in_flight())
+        .sum();
+    assert_eq!(in_flight as usize, BURST, "every open stream is counted");
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_herds_without_in_flight_accounting() {
+    let counts = burst(false).await;
+    assert_eq!(
+        counts.get(PODS[0]),
+        Some(&BURST),
+        "upstream behaviour: the whole burst hits one endpoint: {counts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_spreads_with_in_flight_accounting() {
+    let counts = burst(true).await;
+    assert_eq!(
+        counts.len(),
+        PODS.len(),
+        "every endpoint gets some: {counts:?}"
+    );
+    // The queue scorer still gives endpoint 1 a full point for its shorter scraped
+    // queue, which the in-flight scorer offsets one request at a time: it ends with
+    // about twice the others' share, not the whole burst.
+    let max = counts.values().copied().max().unwrap_or(0);
+    assert!(
+        max <= BURST / 2,
+        "no endpoint takes half the burst: {counts:?}"
+    );
+    let min = counts.values().copied().min().unwrap_or(0);
+    assert!(
+        min >= BURST / 8,
+        "every endpoint takes a fair part: {counts:?}"
+    );
+}

@@ -1,0 +1,13 @@
+//! Protocol tests: the real gRPC service driven message by message like Envoy, in
+//! FULL_DUPLEX_STREAMED and BUFFERED modes (ported from the upstream hermetic test
+//! table, plus the error and edge cases of this EPP).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod body_modes;
+mod burst;
+mod driver;
+mod errors;
+mod response;
+mod scenarios;
