@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::common::{TestEpp, metrics};
+use crate::common::{ExtProcStream, TestEpp, metrics};
 use crate::driver::{Mode, Request, send_request};
 
 const PODS: [&str; 4] = [
@@ -14,26 +14,41 @@ const PODS: [&str; 4] = [
 ];
 const BURST: usize = 40;
 
-fn config(with_in_flight: bool) -> String {
-    let extra = if with_in_flight {
-        "\n- type: inflight-load-scorer"
-    } else {
-        ""
-    };
-    let extra_ref = if with_in_flight {
-        "\n  - pluginRef: inflight-load-scorer"
-    } else {
-        ""
-    };
-    format!(
-        "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer{extra}\nschedulingProfiles:\n- name: default\n  plugins:\n  - pluginRef: queue-scorer\n  - pluginRef: kv-cache-utilization-scorer{extra_ref}\n"
-    )
-}
+const WITHOUT_IN_FLIGHT: &str = "
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: queue-scorer
+  - pluginRef: kv-cache-utilization-scorer
+";
+
+/// Weight 2: one more request in flight outweighs the full point the queue scorer gives
+/// an endpoint whose last scraped queue was one request shorter.
+const WITH_IN_FLIGHT: &str = "
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: inflight-load-scorer
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: queue-scorer
+  - pluginRef: kv-cache-utilization-scorer
+  - pluginRef: inflight-load-scorer
+    weight: 2
+";
 
 /// Sends a burst of concurrent requests whose streams stay open (responses not yet
 /// back), and counts where they went.
-async fn burst(with_in_flight: bool) -> HashMap<String, usize> {
-    let epp = TestEpp::start(&PODS, &config(with_in_flight)).await;
+async fn burst(config: &str) -> HashMap<String, usize> {
+    let epp = TestEpp::start(&PODS, config).await;
     // The last scrape said endpoint 1 is slightly less loaded than the others.
     epp.set_metrics(PODS[0], metrics(0, 0.2, &[]));
     for pod in &PODS[1..] {
@@ -44,7 +59,7 @@ async fn burst(with_in_flight: bool) -> HashMap<String, usize> {
     for i in 0..BURST {
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
-            let mut stream = crate::common::ExtProcStream::open(client).await;
+            let mut stream = ExtProcStream::open(client).await;
             let body = format!(r#"{{"model":"m","prompt":"request {i}"}}"#).into_bytes();
             let outcome =
                 send_request(&mut stream, Mode::FullDuplex, &Request::new(&[], body)).await;
@@ -71,7 +86,7 @@ async fn burst(with_in_flight: bool) -> HashMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_herds_without_in_flight_accounting() {
-    let counts = burst(false).await;
+    let counts = burst(WITHOUT_IN_FLIGHT).await;
     assert_eq!(
         counts.get(PODS[0]),
         Some(&BURST),
@@ -81,23 +96,12 @@ async fn burst_herds_without_in_flight_accounting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_spreads_with_in_flight_accounting() {
-    let counts = burst(true).await;
+    let counts = burst(WITH_IN_FLIGHT).await;
     assert_eq!(
         counts.len(),
         PODS.len(),
         "every endpoint gets some: {counts:?}"
     );
-    // The queue scorer still gives endpoint 1 a full point for its shorter scraped
-    // queue, which the in-flight scorer offsets one request at a time: it ends with
-    // about twice the others' share, not the whole burst.
     let max = counts.values().copied().max().unwrap_or(0);
-    assert!(
-        max <= BURST / 2,
-        "no endpoint takes half the burst: {counts:?}"
-    );
-    let min = counts.values().copied().min().unwrap_or(0);
-    assert!(
-        min >= BURST / 8,
-        "every endpoint takes a fair part: {counts:?}"
-    );
+    assert!(max <= BURST / 4 + 3, "close to an even spread: {counts:?}");
 }
