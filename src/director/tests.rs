@@ -1,1 +1,221 @@
+//! Director cases ported from upstream `director_test.go`: admission by priority and
+//! saturation, subset hints, scheduler failures, and bodyless picks.
 
+use std::sync::Arc;
+
+use super::*;
+use crate::config::EndpointPickerConfig;
+use crate::datastore::fixtures::TestEndpoint;
+use crate::datastore::{Objective, PoolInfo};
+
+const CONFIG: &str = "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer\n";
+
+fn director(endpoints: &[TestEndpoint]) -> Director {
+    let store = Arc::new(Datastore::new(100));
+    store.set_pool(PoolInfo {
+        name: "pool".into(),
+        namespace: "default".into(),
+        target_ports: vec![8000],
+    });
+    for e in endpoints {
+        store
+            .upsert_endpoint(e.spec())
+            .expect("add")
+            .store_metrics(e.metrics());
+    }
+    store.set_objective(Objective {
+        name: "critical".into(),
+        priority: 2,
+    });
+    store.set_objective(Objective {
+        name: "sheddable".into(),
+        priority: -1,
+    });
+    let config = EndpointPickerConfig::from_text(CONFIG).expect("config");
+    Director::new(store, config.scheduler, SaturationThresholds::default())
+}
+
+fn request<'a>(
+    headers: &'a RequestHeaders,
+    objective: Option<&'a str>,
+    subset: Option<&'a [String]>,
+) -> RoutingRequest<'a> {
+    RoutingRequest {
+        request_id: "r",
+        model: "m",
+        target_model: "m",
+        prompt: Some("hello"),
+        headers,
+        objective,
+        subset,
+    }
+}
+
+fn healthy() -> Vec<TestEndpoint> {
+    vec![
+        TestEndpoint::new("10.0.0.1:8000").queue(3).kv(0.5),
+        TestEndpoint::new("10.0.0.2:8000").queue(0).kv(0.1),
+    ]
+}
+
+fn saturated() -> Vec<TestEndpoint> {
+    vec![
+        TestEndpoint::new("10.0.0.1:8000").queue(10).kv(0.9),
+        TestEndpoint::new("10.0.0.2:8000").queue(6).kv(0.95),
+    ]
+}
+
+#[tokio::test]
+async fn admission_table() {
+    let headers = RequestHeaders::new();
+    type Case<'a> = (
+        Vec<TestEndpoint>,
+        Option<&'a str>,
+        Result<&'a str, PickError>,
+    );
+    let cases: [Case; 6] = [
+        (healthy(), Some("critical"), Ok("10.0.0.2:8000")),
+        (healthy(), Some("sheddable"), Ok("10.0.0.2:8000")),
+        (saturated(), Some("critical"), Ok("10.0.0.2:8000")),
+        (saturated(), Some("sheddable"), Err(PickError::Shed)),
+        (saturated(), None, Ok("10.0.0.2:8000")),
+        (saturated(), Some("unknown-objective"), Ok("10.0.0.2:8000")),
+    ];
+    for (i, (endpoints, objective, expected)) in cases.into_iter().enumerate() {
+        let director = director(&endpoints);
+        let got = director.route(&request(&headers, objective, None));
+        match expected {
+            Ok(destination) => {
+                assert_eq!(got.expect("routed").destination, destination, "case {i}")
+            }
+            Err(e) => assert_eq!(got.expect_err("rejected"), e, "case {i}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn subset_table() {
+    let headers = RequestHeaders::new();
+    let director = director(&healthy());
+    let hint = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let cases: [(Vec<String>, Result<&str, PickError>); 5] = [
+        (hint(&["10.0.0.1:8000"]), Ok("10.0.0.1:8000")),
+        (
+            hint(&["10.0.0.1:8000", "10.0.0.2:8000"]),
+            Ok("10.0.0.2:8000"),
+        ),
+        (hint(&["10.0.0.1"]), Ok("10.0.0.1:8000")),
+        (hint(&["10.0.0.9:8000"]), Err(PickError::NoCandidates)),
+        (hint(&[]), Err(PickError::NoCandidates)),
+    ];
+    for (subset, expected) in cases {
+        let got = director.route(&request(&headers, None, Some(&subset)));
+        match expected {
+            Ok(destination) => {
+                assert_eq!(got.expect("routed").destination, destination, "{subset:?}")
+            }
+            Err(e) => assert_eq!(got.expect_err("rejected"), e, "{subset:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn pool_state_errors() {
+    let headers = RequestHeaders::new();
+    let director = director(&[]);
+    assert_eq!(
+        director
+            .route(&request(&headers, None, None))
+            .expect_err("empty"),
+        PickError::NoCandidates
+    );
+    assert_eq!(
+        director.route_bodyless(None).expect_err("empty"),
+        PickError::NoEndpoints
+    );
+    let director = director_unsynced();
+    assert_eq!(
+        director
+            .route(&request(&headers, None, None))
+            .expect_err("unsynced"),
+        PickError::PoolNotSynced
+    );
+}
+
+fn director_unsynced() -> Director {
+    let store = Arc::new(Datastore::new(10));
+    store
+        .upsert_endpoint(TestEndpoint::new("10.0.0.1:8000").spec())
+        .expect("add");
+    let config = EndpointPickerConfig::from_text(CONFIG).expect("config");
+    Director::new(store, config.scheduler, SaturationThresholds::default())
+}
+
+#[tokio::test]
+async fn scheduler_failure_is_resource_exhausted() {
+    let store = Arc::new(Datastore::new(10));
+    store.set_pool(PoolInfo {
+        name: "p".into(),
+        namespace: "d".into(),
+        target_ports: vec![8000],
+    });
+    store
+        .upsert_endpoint(TestEndpoint::new("10.0.0.1:8000").spec())
+        .expect("add");
+    let config = EndpointPickerConfig::from_text(
+        "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: header-based-testing-filter\n",
+    )
+    .expect("config");
+    let director = Director::new(store, config.scheduler, SaturationThresholds::default());
+    let headers = RequestHeaders::new();
+    let err = director
+        .route(&request(&headers, None, None))
+        .expect_err("filtered out");
+    assert_eq!(
+        err.to_string(),
+        "failed to find target pod: failed to run scheduler profile 'default'"
+    );
+}
+
+#[tokio::test]
+async fn decisions_hold_the_in_flight_count() {
+    let director = director(&healthy());
+    let headers = RequestHeaders::new();
+    let decision = director
+        .route(&request(&headers, None, None))
+        .expect("routed");
+    assert_eq!(decision.primary().in_flight(), 1);
+    assert_eq!(decision.reason, PickReason::Scheduled);
+    let endpoint = Arc::clone(decision.primary());
+    drop(decision);
+    assert_eq!(endpoint.in_flight(), 0);
+}
+
+#[tokio::test]
+async fn bodyless_picks_are_uniform_and_respect_the_subset() {
+    let director = director(&healthy());
+    let mut counts = std::collections::HashMap::new();
+    for _ in 0..400 {
+        let d = director.route_bodyless(None).expect("picked");
+        assert_eq!(d.reason, PickReason::RandomBodyless);
+        *counts.entry(d.destination.clone()).or_insert(0) += 1;
+    }
+    assert!(
+        counts.values().all(|&c| (140..260).contains(&c)),
+        "{counts:?}"
+    );
+    let subset = vec!["10.0.0.1:8000".to_string()];
+    for _ in 0..20 {
+        assert_eq!(
+            director
+                .route_bodyless(Some(&subset))
+                .expect("picked")
+                .destination,
+            "10.0.0.1:8000"
+        );
+    }
+    assert_eq!(
+        director.route_bodyless(Some(&[])).expect_err("empty hint"),
+        PickError::NoCandidates
+    );
+}

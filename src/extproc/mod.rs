@@ -106,7 +106,8 @@ impl<P: EndpointPicker> ExternalProcessor for ExtProcService<P> {
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(REPLY_QUEUE);
         let state = StreamState::new(Arc::clone(&self.settings));
-        let span = tracing::debug_span!("ext_proc_stream");
+        // Every line logged for this request carries its id, recorded once headers arrive.
+        let span = tracing::info_span!("request", "x-request-id" = tracing::field::Empty);
         tokio::spawn(run_stream(Arc::clone(&self.picker), state, inbound, tx).instrument(span));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod messages;
+pub mod tls_client;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

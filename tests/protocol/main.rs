@@ -9,5 +9,6 @@ mod body_modes;
 mod burst;
 mod driver;
 mod errors;
+mod logging;
 mod response;
 mod scenarios;

@@ -1,0 +1,80 @@
+//! Logs of the request path: JSON lines carry `x-request-id`; prompts never appear at
+//! the default verbosity.
+
+use epp::cli::{LogEncoder, TimeEncoding};
+use epp::telemetry::logging::{CapturedLogs, LogSettings, layer_for_writer};
+use tracing_subscriber::Registry;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::common::messages::*;
+use crate::common::{HERMETIC_CONFIG, TestEpp};
+use crate::driver::{Mode, Outcome, Request, send_request};
+
+fn subscriber(verbosity: i32, logs: &CapturedLogs) -> impl tracing::Subscriber + Send + Sync {
+    let settings = LogSettings {
+        verbosity,
+        encoder: LogEncoder::Json,
+        time_encoding: TimeEncoding::Rfc3339,
+        directives: None,
+    };
+    Registry::default().with(layer_for_writer(&settings, logs.clone()).expect("layer"))
+}
+
+/// Runs `requests` through an EPP (on this test's single thread, so the thread-local
+/// subscriber sees the stream tasks) and returns the log lines.
+async fn logged(verbosity: i32, requests: Vec<Request<'static>>) -> Vec<serde_json::Value> {
+    let logs = CapturedLogs::new();
+    let _guard = tracing::subscriber::set_default(subscriber(verbosity, &logs));
+    // No endpoints: every request is rejected, which is logged.
+    let epp = TestEpp::start(&[], HERMETIC_CONFIG).await;
+    for request in &requests {
+        let mut stream = epp.stream().await;
+        let outcome = send_request(&mut stream, Mode::FullDuplex, request).await;
+        assert!(matches!(outcome, Outcome::Rejected(..)), "{outcome:?}");
+    }
+    drop(epp);
+    logs.lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+#[tokio::test]
+async fn request_logs_carry_the_request_id() {
+    let request = Request::new(&[("x-request-id", "req-42")], completion_body("m", "p"));
+    let lines = logged(2, vec![request]).await;
+    let line = lines
+        .iter()
+        .find(|l| l["msg"] == "request not routed")
+        .unwrap_or_else(|| panic!("no rejection logged: {lines:?}"));
+    assert_eq!(line["x-request-id"], "req-42");
+    assert_eq!(line["level"], "info");
+    assert_eq!(line["logger"], "extproc.state");
+    assert_eq!(line["status"], 503);
+    assert!(line["ts"].is_string(), "rfc3339 timestamp: {line}");
+}
+
+#[tokio::test]
+async fn prompts_and_bodies_are_not_logged_by_default() {
+    let secret = "SECRET-PROMPT-TEXT";
+    let requests = [
+        Request::new(&[], completion_body("m", secret)),
+        Request::new(&[], format!("{{not json {secret}").into_bytes()),
+    ];
+    for verbosity in [2, 3] {
+        let lines = logged(
+            verbosity,
+            requests
+                .iter()
+                .map(|r| Request::chunked(&[], r.chunks.clone()))
+                .collect(),
+        )
+        .await;
+        assert!(!lines.is_empty());
+        let text = serde_json::to_string(&lines).expect("json");
+        assert!(
+            !text.contains(secret),
+            "verbosity {verbosity} leaked the prompt: {text}"
+        );
+    }
+}
