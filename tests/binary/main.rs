@@ -166,10 +166,11 @@ impl RunningBinary {
                 let request = HealthCheckRequest {
                     service: "inference-extension".into(),
                 };
-                if let Ok(reply) = client.check(request).await {
-                    if reply.into_inner().status == ServingStatus::Serving as i32 {
-                        return client;
-                    }
+                if let Ok(reply) = client.check(request).await
+                    && reply.into_inner().status == ServingStatus::Serving as i32
+                {
+                    return client;
+                }
                 }
             }
             assert!(
