@@ -171,7 +171,6 @@ impl RunningBinary {
                 {
                     return client;
                 }
-                }
             }
             assert!(
                 self.child.try_wait().expect("status").is_none(),
