@@ -19,7 +19,9 @@ fn chat(size: usize) -> Vec<u8> {
     let turns: Vec<serde_json::Value> = (0..8)
         .map(|i| serde_json::json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": text(size / 8)}))
         .collect();
-    serde_json::json!({"model": "llama", "messages": turns, "stream": true}).to_string().into_bytes()
+    serde_json::json!({"model": "llama", "messages": turns, "stream": true})
+        .to_string()
+        .into_bytes()
 }
 
 fn body_parsing(c: &mut Criterion) {
@@ -27,9 +29,18 @@ fn body_parsing(c: &mut Criterion) {
     for size in [4 << 10, 64 << 10, 220 << 10] {
         for (kind, body) in [("completion", completion(size)), ("chat", chat(size))] {
             group.throughput(Throughput::Bytes(body.len() as u64));
-            group.bench_with_input(BenchmarkId::new(kind, format!("{}KB", size >> 10)), &body, |b, body| {
-                b.iter(|| parse_body(body).expect("valid").prompt.map_or(0, |p| p.len()))
-            });
+            group.bench_with_input(
+                BenchmarkId::new(kind, format!("{}KB", size >> 10)),
+                &body,
+                |b, body| {
+                    b.iter(|| {
+                        parse_body(body)
+                            .expect("valid")
+                            .prompt
+                            .map_or(0, |p| p.len())
+                    })
+                },
+            );
         }
     }
     group.finish();

@@ -30,8 +30,13 @@ fn director(endpoints: usize) -> Director {
     });
     for i in 0..endpoints {
         let address = format!("10.{}.{}.{}:8000", i / 65536, (i / 256) % 256, i % 256);
-        let e = TestEndpoint::new(&address).queue((i * 7 % 13) as u64).kv((i * 31 % 100) as f64 / 100.0);
-        store.upsert_endpoint(e.spec()).expect("add").store_metrics(e.metrics());
+        let e = TestEndpoint::new(&address)
+            .queue((i * 7 % 13) as u64)
+            .kv((i * 31 % 100) as f64 / 100.0);
+        store
+            .upsert_endpoint(e.spec())
+            .expect("add")
+            .store_metrics(e.metrics());
     }
     Director::new(store, config.scheduler, SaturationThresholds::default())
 }
@@ -73,12 +78,19 @@ fn scheduling_cycle(c: &mut Criterion) {
             let prompts: Vec<String> = (0..64).map(|v| prompt(size, 1000 + v)).collect();
             let mut next = 0;
             group.throughput(Throughput::Elements(1));
-            group.bench_with_input(BenchmarkId::new(format!("{endpoints}_endpoints"), format!("{}KB", size >> 10)), &size, |b, _| {
-                b.iter(|| {
-                    next = (next + 1) % prompts.len();
-                    route(&director, &headers, &prompts[next])
-                })
-            });
+            group.bench_with_input(
+                BenchmarkId::new(
+                    format!("{endpoints}_endpoints"),
+                    format!("{}KB", size >> 10),
+                ),
+                &size,
+                |b, _| {
+                    b.iter(|| {
+                        next = (next + 1) % prompts.len();
+                        route(&director, &headers, &prompts[next])
+                    })
+                },
+            );
         }
     }
     group.finish();
