@@ -50,7 +50,10 @@ async fn request_logs_carry_the_request_id() {
     assert_eq!(line["x-request-id"], "req-42");
     assert_eq!(line["level"], "info");
     let logger = line["logger"].as_str().unwrap_or_default();
-    assert!(logger.starts_with("extproc"), "logger named after the module: {logger}");
+    assert!(
+        logger.starts_with("extproc"),
+        "logger named after the module: {logger}"
+    );
     assert_eq!(line["status"], 503);
     assert!(line["ts"].is_string(), "rfc3339 timestamp: {line}");
 }

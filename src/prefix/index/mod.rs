@@ -42,12 +42,17 @@
 //! During a rebuild or growth both the old and the new allocation exist for a moment, as with
 //! any `Vec` or hash table; the bound applies to the steady state.
 
-use std::hash::{BuildHasher, RandomState};
+#[cfg(test)]
+mod invariants;
+mod slab;
+mod table;
 
 use hashbrown::{HashMap, HashTable};
 use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::datastore::EndpointId;
+use crate::prefix::index::slab::{Node, Slot, SlotState};
+use crate::prefix::index::table::Mixer;
 
 /// "No node" / "no slot" marker in the u32 links.
 const NIL: u32 = u32::MAX;
@@ -90,85 +95,6 @@ impl PrefixIndexLimits {
             max_total_entries: budget_bytes.saturating_sub(Self::FIXED_OVERHEAD_BYTES)
                 / Self::BYTES_PER_ENTRY_BOUND,
         }
-    }
-}
-
-/// One `(hash, endpoint)` entry. Free nodes have `slot == NIL` and link the free list
-/// through `lru_next`.
-#[derive(Debug, Clone, Copy)]
-struct Node {
-    hash: u64,
-    /// Towards the most recently used end of the owning endpoint's LRU list.
-    lru_prev: u32,
-    /// Towards the least recently used end.
-    lru_next: u32,
-    /// Next node with the same hash (another endpoint).
-    chain_next: u32,
-    slot: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SlotState {
-    /// Registered in `by_id`.
-    Live,
-    /// Removed from `by_id`; its entries are being freed by `remove_endpoint`. Matches
-    /// against it are not reported.
-    Dying,
-    /// On the free list.
-    Free,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    id: EndpointId,
-    /// Most recently used node.
-    head: u32,
-    /// Least recently used node (evicted first).
-    tail: u32,
-    len: u32,
-    state: SlotState,
-}
-
-impl Slot {
-    const FREE: Slot = Slot {
-        id: EndpointId(0),
-        head: NIL,
-        tail: NIL,
-        len: 0,
-        state: SlotState::Free,
-    };
-}
-
-/// Keyed mixing of a block hash into the table hash (a folded 64×64→128 multiply).
-#[derive(Debug, Clone, Copy)]
-struct Mixer {
-    k0: u64,
-    k1: u64,
-}
-
-impl Mixer {
-    fn random() -> Self {
-        let keys = RandomState::new();
-        Self {
-            k0: keys.hash_one(0x9e37_79b9_7f4a_7c15_u64),
-            k1: keys.hash_one(0x2545_f491_4f6c_dd1d_u64) | 1,
-        }
-    }
-
-    #[inline]
-    fn mix(self, h: u64) -> u64 {
-        let m = u128::from(h ^ self.k0) * u128::from(self.k1);
-        (m as u64) ^ ((m >> 64) as u64)
-    }
-}
-
-/// The number of items a hashbrown table with `buckets` buckets holds before it must grow
-/// (hashbrown's `bucket_mask_to_capacity`).
-fn full_capacity(buckets: usize) -> usize {
-    if buckets < 8 {
-        buckets.saturating_sub(1)
-    } else {
-        buckets / 8 * 7
     }
 }
 
@@ -339,38 +265,6 @@ impl PrefixIndex {
 }
 
 impl State {
-    #[inline]
-    fn head_of(&self, h: u64) -> Option<u32> {
-        let nodes = &self.nodes;
-        self.table
-            .find(self.mixer.mix(h), |&i| nodes[i as usize].hash == h)
-            .copied()
-    }
-
-    fn slot_for(&mut self, id: EndpointId) -> u32 {
-        if let Some(&s) = self.by_id.get(&id) {
-            return s;
-        }
-        let slot = Slot {
-            id,
-            state: SlotState::Live,
-            ..Slot::FREE
-        };
-        let s = match self.free_slots.pop() {
-            Some(s) => {
-                self.slots[s as usize] = slot;
-                s
-            }
-            None => {
-                self.slots.push(slot);
-                // Endpoint counts are far below u32::MAX.
-                u32::try_from(self.slots.len() - 1).unwrap_or(NIL)
-            }
-        };
-        self.by_id.insert(id, s);
-        s
-    }
-
     /// Insert `(h, slot)` or make it the slot's most recently used entry.
     fn touch(&mut self, h: u64, slot: u32) {
         let mut n = self.head_of(h).unwrap_or(NIL);
@@ -393,210 +287,6 @@ impl State {
         self.lru_push_front(slot, n);
         self.chain_insert(h, n);
         self.total += 1;
-    }
-
-    /// The endpoint slot to evict from under the global bound: the one holding the most
-    /// entries, ties broken by the smallest id, then the smallest slot.
-    fn victim(&self) -> u32 {
-        let mut best = NIL;
-        let mut best_key = (0u32, EndpointId(0));
-        for (i, s) in self.slots.iter().enumerate() {
-            if s.len == 0 {
-                continue;
-            }
-            if best == NIL || s.len > best_key.0 || (s.len == best_key.0 && s.id < best_key.1) {
-                best = i as u32;
-                best_key = (s.len, s.id);
-            }
-        }
-        best
-    }
-
-    fn alloc_node(&mut self, hash: u64, slot: u32) -> u32 {
-        let node = Node {
-            hash,
-            lru_prev: NIL,
-            lru_next: NIL,
-            chain_next: NIL,
-            slot,
-        };
-        if self.free_node != NIL {
-            let n = self.free_node;
-            self.free_node = self.nodes[n as usize].lru_next;
-            self.nodes[n as usize] = node;
-            return n;
-        }
-        let len = self.nodes.len();
-        if len == self.nodes.capacity() {
-            // Grow toward the bound, never past it (len < max_entries here).
-            let target = len
-                .saturating_mul(2)
-                .max(MIN_SLAB)
-                .min(self.max_entries)
-                .max(len + 1);
-            self.nodes.reserve_exact(target - len);
-        }
-        self.nodes.push(node);
-        len as u32
-    }
-
-    fn free_node(&mut self, n: u32) {
-        let node = &mut self.nodes[n as usize];
-        node.slot = NIL;
-        node.chain_next = NIL;
-        node.lru_prev = NIL;
-        node.lru_next = self.free_node;
-        self.free_node = n;
-    }
-
-    fn lru_push_front(&mut self, s: u32, n: u32) {
-        let head = self.slots[s as usize].head;
-        {
-            let node = &mut self.nodes[n as usize];
-            node.lru_prev = NIL;
-            node.lru_next = head;
-        }
-        if head != NIL {
-            self.nodes[head as usize].lru_prev = n;
-        } else {
-            self.slots[s as usize].tail = n;
-        }
-        let slot = &mut self.slots[s as usize];
-        slot.head = n;
-        slot.len += 1;
-    }
-
-    fn lru_unlink(&mut self, s: u32, n: u32) {
-        let Node {
-            lru_prev: prev,
-            lru_next: next,
-            ..
-        } = self.nodes[n as usize];
-        if prev != NIL {
-            self.nodes[prev as usize].lru_next = next;
-        } else {
-            self.slots[s as usize].head = next;
-        }
-        if next != NIL {
-            self.nodes[next as usize].lru_prev = prev;
-        } else {
-            self.slots[s as usize].tail = prev;
-        }
-        self.slots[s as usize].len -= 1;
-    }
-
-    fn lru_bump(&mut self, s: u32, n: u32) {
-        if self.slots[s as usize].head != n {
-            self.lru_unlink(s, n);
-            self.lru_push_front(s, n);
-        }
-    }
-
-    /// Evicts the least recently used entry of slot `s` (which must hold one).
-    fn evict_lru(&mut self, s: u32) {
-        let n = self.slots[s as usize].tail;
-        if n == NIL {
-            debug_assert!(false, "evict from an empty slot");
-            return;
-        }
-        self.lru_unlink(s, n);
-        self.chain_remove(n);
-        self.free_node(n);
-        self.total -= 1;
-    }
-
-    /// Puts node `n` (hash `h`, `chain_next == NIL`) at the front of the chain of `h`.
-    fn chain_insert(&mut self, h: u64, n: u32) {
-        let th = self.mixer.mix(h);
-        let nodes = &mut self.nodes;
-        if let Some(head) = self.table.find_mut(th, |&i| nodes[i as usize].hash == h) {
-            nodes[n as usize].chain_next = *head;
-            *head = n;
-            return;
-        }
-        self.ensure_table_room();
-        let nodes = &self.nodes;
-        let mixer = self.mixer;
-        self.table
-            .insert_unique(th, n, |&i| mixer.mix(nodes[i as usize].hash));
-    }
-
-    /// Unlinks node `n` from the chain of its hash, dropping the hash when no node is left.
-    fn chain_remove(&mut self, n: u32) {
-        let node = self.nodes[n as usize];
-        let h = node.hash;
-        let nodes = &mut self.nodes;
-        match self
-            .table
-            .find_entry(self.mixer.mix(h), |&i| nodes[i as usize].hash == h)
-        {
-            Ok(mut entry) => {
-                let head = *entry.get();
-                if head == n {
-                    if node.chain_next == NIL {
-                        entry.remove();
-                    } else {
-                        *entry.get_mut() = node.chain_next;
-                    }
-                    return;
-                }
-                let mut p = head;
-                while p != NIL {
-                    let next = nodes[p as usize].chain_next;
-                    if next == n {
-                        nodes[p as usize].chain_next = node.chain_next;
-                        return;
-                    }
-                    p = next;
-                }
-                debug_assert!(false, "node missing from its chain");
-            }
-            Err(_) => debug_assert!(false, "hash of a live node missing from the table"),
-        }
-    }
-
-    /// Makes room for one more item in the table without letting it grow past what
-    /// `max_entries` needs (see the module docs).
-    fn ensure_table_room(&mut self) {
-        let items = self.table.len();
-        if items < self.table.capacity() {
-            return;
-        }
-        let full = full_capacity(self.table.num_buckets());
-        let nodes = &self.nodes;
-        let mixer = self.mixer;
-        let hasher = |&i: &u32| mixer.mix(nodes[i as usize].hash);
-        let roomy = self.max_entries.saturating_add(self.max_entries / 4);
-        if items < full / 2 || full < roomy {
-            // hashbrown either rehashes in place (tombstones, at most half full) or grows
-            // to the next size (the table is not yet big enough for the bound).
-            self.table.reserve(1, hasher);
-        } else {
-            // Big enough for the bound but clogged by tombstones: rebuild at the same size
-            // rather than doubling.
-            let mut fresh = HashTable::with_capacity(full);
-            for i in self.table.drain() {
-                fresh.insert_unique(hasher(&i), i, hasher);
-            }
-            self.table = fresh;
-        }
-    }
-
-    /// Frees up to `chunk` entries of the dying slot `s`; returns true (and frees the slot)
-    /// once it is empty.
-    fn drain_slot(&mut self, s: u32, chunk: usize) -> bool {
-        for _ in 0..chunk {
-            if self.slots[s as usize].len == 0 {
-                break;
-            }
-            self.evict_lru(s);
-        }
-        if self.slots[s as usize].len != 0 {
-            return false;
-        }
-        self.slots[s as usize] = Slot::FREE;
-        self.free_slots.push(s);
-        true
     }
 
     /// The body of `match_prefix`; `out` is empty with capacity ≥ `slots.len()`.
@@ -647,76 +337,6 @@ impl State {
         for &(s, c) in &saved[..k] {
             out[s as usize].1 = c;
         }
-    }
-
-    /// Checks every structural invariant; used by the tests.
-    #[cfg(test)]
-    fn check_invariants(&self) {
-        let mut live_nodes = 0usize;
-        let mut seen = vec![false; self.nodes.len()];
-        for (s, slot) in self.slots.iter().enumerate() {
-            let mut n = slot.head;
-            let mut prev = NIL;
-            let mut count = 0u32;
-            while n != NIL {
-                let node = &self.nodes[n as usize];
-                assert_eq!(node.slot as usize, s, "node in the wrong slot list");
-                assert_eq!(node.lru_prev, prev, "broken lru_prev");
-                assert!(!seen[n as usize], "node on two lists");
-                seen[n as usize] = true;
-                prev = n;
-                n = node.lru_next;
-                count += 1;
-            }
-            assert_eq!(slot.tail, prev, "tail");
-            assert_eq!(slot.len, count, "slot len");
-            assert!(slot.len <= self.lru_cap, "lru capacity exceeded");
-            if slot.state == SlotState::Free {
-                assert_eq!(slot.len, 0);
-                assert!(self.free_slots.contains(&(s as u32)));
-            }
-            if slot.state == SlotState::Live {
-                assert_eq!(self.by_id.get(&slot.id), Some(&(s as u32)));
-            }
-            live_nodes += count as usize;
-        }
-        assert_eq!(live_nodes, self.total, "total");
-        assert!(self.total <= self.max_entries, "global bound exceeded");
-        assert!(
-            self.nodes.capacity() <= self.max_entries,
-            "slab past the bound"
-        );
-        assert_eq!(self.by_id.len(), {
-            self.slots
-                .iter()
-                .filter(|s| s.state == SlotState::Live)
-                .count()
-        });
-        let mut chained = 0usize;
-        for &head in &self.table {
-            let h = self.nodes[head as usize].hash;
-            assert_eq!(self.head_of(h), Some(head), "table entry not findable");
-            let mut n = head;
-            let mut slots_seen = Vec::new();
-            while n != NIL {
-                let node = &self.nodes[n as usize];
-                assert_eq!(node.hash, h, "chain mixes hashes");
-                assert!(seen[n as usize], "free node on a chain");
-                assert!(!slots_seen.contains(&node.slot), "slot twice in a chain");
-                slots_seen.push(node.slot);
-                chained += 1;
-                n = node.chain_next;
-            }
-        }
-        assert_eq!(chained, self.total, "chains cover every live node");
-        let mut free = 0usize;
-        let mut n = self.free_node;
-        while n != NIL {
-            assert_eq!(self.nodes[n as usize].slot, NIL);
-            free += 1;
-            n = self.nodes[n as usize].lru_next;
-        }
-        assert_eq!(free + self.total, self.nodes.len(), "free list");
     }
 }
 

@@ -1,0 +1,114 @@
+//! Environment settings: the [`Env`] lookup and the `SD_*` saturation thresholds.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::cli::Options;
+use crate::cli::duration::parse_go_duration;
+use crate::cli::goflag::{Show, parse_bool};
+
+/// Environment variable lookup, a trait so tests can inject values.
+pub trait Env {
+    /// The variable's value, or `None` when unset.
+    fn var(&self, key: &str) -> Option<String>;
+}
+
+/// The real process environment (non-UTF-8 values are converted lossily).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, key: &str) -> Option<String> {
+        std::env::var_os(key).map(|v| v.to_string_lossy().into_owned())
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn var(&self, key: &str) -> Option<String> {
+        self.get(key).cloned()
+    }
+}
+
+/// Saturation detector thresholds read from `SD_*` environment variables.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SaturationThresholds {
+    /// `SD_QUEUE_DEPTH_THRESHOLD`: waiting requests above which a pod is saturated; > 0, default 5.
+    pub queue_depth: u64,
+    /// `SD_KV_CACHE_UTIL_THRESHOLD`: KV-cache fraction above which a pod is saturated; in (0, 1), default 0.8.
+    pub kv_cache_util: f64,
+    /// `SD_METRICS_STALENESS_THRESHOLD`: metrics older than this make a pod saturated; > 0, default 200ms.
+    pub metrics_staleness: Duration,
+}
+
+impl Default for SaturationThresholds {
+    fn default() -> Self {
+        SaturationThresholds {
+            queue_depth: 5,
+            kv_cache_util: 0.8,
+            metrics_staleness: Duration::from_millis(200),
+        }
+    }
+}
+
+impl Options {
+    /// Reads the `SD_*` thresholds and the datalayer switch; bad values fall back with a warning.
+    pub(super) fn load_env(&mut self, env: &dyn Env) {
+        let d = SaturationThresholds::default();
+        let w = &mut self.warnings;
+        self.saturation = SaturationThresholds {
+            queue_depth: env_value(
+                env,
+                w,
+                "SD_QUEUE_DEPTH_THRESHOLD",
+                d.queue_depth,
+                "an integer > 0",
+                |s| s.parse().ok().filter(|v| *v > 0),
+            ),
+            kv_cache_util: env_value(
+                env,
+                w,
+                "SD_KV_CACHE_UTIL_THRESHOLD",
+                d.kv_cache_util,
+                "a number between 0 and 1 (exclusive)",
+                |s| s.parse().ok().filter(|v| *v > 0.0 && *v < 1.0),
+            ),
+            metrics_staleness: env_value(
+                env,
+                w,
+                "SD_METRICS_STALENESS_THRESHOLD",
+                d.metrics_staleness,
+                "a Go duration > 0 such as 200ms",
+                |s| parse_go_duration(s).ok().filter(|v| !v.is_zero()),
+            ),
+        };
+        self.enable_experimental_datalayer_v2 = env_value(
+            env,
+            w,
+            "ENABLE_EXPERIMENTAL_DATALAYER_V2",
+            false,
+            "true or false",
+            |s| parse_bool(s).ok(),
+        );
+    }
+}
+
+/// Reads `key` with `parse`: unset gives `default`; unusable gives `default` and a warning.
+fn env_value<T: Show>(
+    env: &dyn Env,
+    warnings: &mut Vec<String>,
+    key: &str,
+    default: T,
+    allowed: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> T {
+    let Some(raw) = env.var(key) else {
+        return default;
+    };
+    parse(&raw).unwrap_or_else(|| {
+        let shown = default.show();
+        warnings.push(format!(
+            "ignoring environment variable {key}={raw:?}: expected {allowed}; using the default {shown}"
+        ));
+        default
+    })
+}
