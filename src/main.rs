@@ -28,6 +28,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if options.config_file.is_none() && options.config_text.is_none() {
+        tracing::info!("no --config-file or --config-text: using the embedded default config");
+    }
     for warning in &config.warnings {
         tracing::warn!(warning = %warning, "EndpointPickerConfig");
     }
