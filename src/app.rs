@@ -13,7 +13,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::cli::{BodyModeFallback, EndpointSource, Options};
 use crate::config::{ConfigError, DEFAULT_CONFIG, EndpointPickerConfig};
 use crate::datastore::{Datastore, DatastoreError};
-use crate::director::{Director, SaturationThresholds};
+use crate::director::Director;
 use crate::discovery::static_endpoints::{self, EndpointsFileError, EndpointsFileWatcher};
 use crate::extproc::{BodyMode, ExtProcService, StreamSettings};
 use crate::health::{HealthState, ext_proc_health_server, health_server};
@@ -109,7 +109,7 @@ pub async fn start(
     let director = Director::new(
         Arc::clone(&datastore),
         Arc::clone(&config.scheduler),
-        saturation(options),
+        options.saturation,
     );
     let service = ExtProcService::new(Arc::new(director), stream_settings(options)).into_server();
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -189,14 +189,6 @@ fn start_discovery(
         EndpointSource::None => return Err(StartError::NoEndpointSource),
     }
     Ok(())
-}
-
-fn saturation(options: &Options) -> SaturationThresholds {
-    SaturationThresholds {
-        queue_depth: options.saturation.queue_depth,
-        kv_cache_util: options.saturation.kv_cache_util,
-        metrics_staleness: options.saturation.metrics_staleness,
-    }
 }
 
 fn stream_settings(options: &Options) -> StreamSettings {

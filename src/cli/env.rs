@@ -1,7 +1,8 @@
 //! Environment settings: the [`Env`] lookup and the `SD_*` saturation thresholds.
 
 use std::collections::HashMap;
-use std::time::Duration;
+
+pub use crate::director::SaturationThresholds;
 
 use crate::cli::Options;
 use crate::cli::duration::parse_go_duration;
@@ -26,27 +27,6 @@ impl Env for ProcessEnv {
 impl Env for HashMap<String, String> {
     fn var(&self, key: &str) -> Option<String> {
         self.get(key).cloned()
-    }
-}
-
-/// Saturation detector thresholds read from `SD_*` environment variables.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SaturationThresholds {
-    /// `SD_QUEUE_DEPTH_THRESHOLD`: waiting requests above which a pod is saturated; > 0, default 5.
-    pub queue_depth: u64,
-    /// `SD_KV_CACHE_UTIL_THRESHOLD`: KV-cache fraction above which a pod is saturated; in (0, 1), default 0.8.
-    pub kv_cache_util: f64,
-    /// `SD_METRICS_STALENESS_THRESHOLD`: metrics older than this make a pod saturated; > 0, default 200ms.
-    pub metrics_staleness: Duration,
-}
-
-impl Default for SaturationThresholds {
-    fn default() -> Self {
-        SaturationThresholds {
-            queue_depth: 5,
-            kv_cache_util: 0.8,
-            metrics_staleness: Duration::from_millis(200),
-        }
     }
 }
 

@@ -11,6 +11,7 @@
 //! swapped in atomically for new connections. A bad edit keeps the last good
 //! certificate and logs a warning.
 
+pub mod client;
 mod incoming;
 
 #[cfg(test)]

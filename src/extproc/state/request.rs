@@ -141,48 +141,48 @@ impl StreamState {
             Err(e) => return self.fail_body(e, body, out),
         };
         self.model.clone_from(&parsed.model);
-        self.target_model = self
-            .headers
-            .get(MODEL_REWRITE_HEADER)
-            .filter(|m| !m.is_empty())
-            .map_or_else(|| parsed.model.clone(), str::to_owned);
-        let routing = RoutingRequest {
-            request_id: &self.request_id,
-            model: &self.model,
-            target_model: &self.target_model,
-            prompt: parsed.prompt.as_deref(),
-            headers: &self.headers,
-            objective: self.headers.get(OBJECTIVE_HEADER),
-            subset: self.subset.as_deref(),
-        };
-        let decision = match picker.route(&routing) {
+        self.target_model = self.rewrite_target().unwrap_or(&parsed.model).to_owned();
+        let decision = match self.pick(picker, parsed.prompt.as_deref()) {
             Ok(decision) => decision,
             Err(e) => return self.fail_pick(e, out),
         };
         let rewritten = (self.target_model != parsed.model)
             .then(|| rewrite_model(body, &parsed, &self.target_model));
-        let metadata = Some(messages::destination_metadata(&decision.destination));
-        if self.request_mode() == BodyMode::FullDuplexStreamed {
-            let length = rewritten.as_ref().map_or(body.len(), Vec::len);
-            out.push(messages::request_headers(
-                Some(self.routing_common(&decision, Some(length))),
-                metadata,
-            ));
-            match rewritten {
-                Some(new_body) => out.extend(
-                    messages::split_streamed(&new_body)
-                        .map(|c| messages::request_body(Some(c), None)),
-                ),
-                None => replay_chunks(chunks, out),
-            }
-        } else {
-            let length = rewritten.as_ref().map(Vec::len);
-            let mut common = self.routing_common(&decision, length);
-            common.body_mutation = rewritten.map(messages::replaced_body);
-            out.push(messages::request_body(Some(common), metadata));
-        }
+        let body_len = body.len();
+        self.queue_routing_replies(&decision, body_len, chunks, rewritten, out);
         self.decision = Some(decision);
         Ok(Flow::Continue)
+    }
+
+    /// FULL_DUPLEX_STREAMED: the held headers reply (destination, length, metadata), then
+    /// the body, replayed or rewritten. BUFFERED: one body reply carrying all of it.
+    fn queue_routing_replies(
+        &self,
+        decision: &Decision,
+        body_len: usize,
+        chunks: Vec<Vec<u8>>,
+        rewritten: Option<Vec<u8>>,
+        out: &mut Vec<ProcessingResponse>,
+    ) {
+        let metadata = Some(messages::destination_metadata(&decision.destination));
+        if self.request_mode() != BodyMode::FullDuplexStreamed {
+            let length = rewritten.as_ref().map(Vec::len);
+            let mut common = self.routing_common(decision, length);
+            common.body_mutation = rewritten.map(messages::replaced_body);
+            out.push(messages::request_body(Some(common), metadata));
+            return;
+        }
+        let length = rewritten.as_ref().map_or(body_len, Vec::len);
+        out.push(messages::request_headers(
+            Some(self.routing_common(decision, Some(length))),
+            metadata,
+        ));
+        match rewritten {
+            Some(new_body) => out.extend(
+                messages::split_streamed(&new_body).map(|c| messages::request_body(Some(c), None)),
+            ),
+            None => replay_chunks(chunks, out),
+        }
     }
 
     /// STREAMED / NONE request bodies: pick at headers time, by load alone.
@@ -191,21 +191,8 @@ impl StreamState {
         picker: &dyn EndpointPicker,
         out: &mut Vec<ProcessingResponse>,
     ) -> Result<Flow, Status> {
-        self.target_model = self
-            .headers
-            .get(MODEL_REWRITE_HEADER)
-            .unwrap_or_default()
-            .to_owned();
-        let routing = RoutingRequest {
-            request_id: &self.request_id,
-            model: "",
-            target_model: &self.target_model,
-            prompt: None,
-            headers: &self.headers,
-            objective: self.headers.get(OBJECTIVE_HEADER),
-            subset: self.subset.as_deref(),
-        };
-        let decision = match picker.route(&routing) {
+        self.target_model = self.rewrite_target().unwrap_or_default().to_owned();
+        let decision = match self.pick(picker, None) {
             Ok(decision) => decision,
             Err(e) => return self.fail_pick(e, out),
         };
@@ -215,6 +202,30 @@ impl StreamState {
         ));
         self.decision = Some(decision);
         Ok(Flow::Continue)
+    }
+
+    /// The model named by `x-gateway-model-name-rewrite`, if set and not empty.
+    fn rewrite_target(&self) -> Option<&str> {
+        self.headers
+            .get(MODEL_REWRITE_HEADER)
+            .filter(|m| !m.is_empty())
+    }
+
+    /// Asks the picker for endpoints for this request.
+    fn pick(
+        &self,
+        picker: &dyn EndpointPicker,
+        prompt: Option<&str>,
+    ) -> Result<Decision, PickError> {
+        picker.route(&RoutingRequest {
+            request_id: &self.request_id,
+            model: &self.model,
+            target_model: &self.target_model,
+            prompt,
+            headers: &self.headers,
+            objective: self.headers.get(OBJECTIVE_HEADER),
+            subset: self.subset.as_deref(),
+        })
     }
 
     /// The header mutation that routes: the destination, the new length, a generated
