@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::datastore::clock;
 
@@ -77,6 +77,8 @@ pub struct MetricsSnapshot {
     pub kv_cache_usage: f64,
     /// LoRA adapters loaded or queued.
     pub lora: LoraState,
+    /// KV-cache geometry (`vllm:cache_config_info`); `None` when never reported.
+    pub cache: Option<CacheGeometry>,
     /// When these metrics were last refreshed; `None` when never scraped.
     pub updated_at: Option<std::time::Duration>,
 }
@@ -90,6 +92,7 @@ struct LiveMetrics {
     /// `f64::to_bits` of the KV-cache usage fraction.
     kv_cache_usage_bits: AtomicU64,
     lora: ArcSwap<LoraState>,
+    cache: ArcSwapOption<CacheGeometry>,
     /// Nanoseconds since `clock::epoch()` of the last update, plus one; 0 = never.
     updated_at_nanos: AtomicU64,
 }
@@ -178,6 +181,11 @@ impl Endpoint {
         self.metrics.lora.load()
     }
 
+    /// The KV-cache geometry the server reported, if any.
+    pub fn cache_geometry(&self) -> Option<CacheGeometry> {
+        self.metrics.cache.load().as_deref().copied()
+    }
+
     /// Time since the process clock's epoch at the last metrics update; `None` if never updated.
     pub fn metrics_updated_at(&self) -> Option<std::time::Duration> {
         match self.metrics.updated_at_nanos.load(Ordering::Acquire) {
@@ -204,6 +212,7 @@ impl Endpoint {
             running_requests: self.running_requests(),
             kv_cache_usage: self.kv_cache_usage(),
             lora: LoraState::clone(&self.lora()),
+            cache: self.cache_geometry(),
             updated_at: self.metrics_updated_at(),
         }
     }
@@ -222,6 +231,9 @@ impl Endpoint {
         }
         if let Some(lora) = update.lora {
             m.lora.store(Arc::new(lora));
+        }
+        if let Some(cache) = update.cache {
+            m.cache.store(Some(Arc::new(cache)));
         }
         let nanos = u64::try_from(clock::now().as_nanos()).unwrap_or(u64::MAX - 1);
         m.updated_at_nanos.store(nanos + 1, Ordering::Release);
@@ -244,6 +256,17 @@ pub struct MetricsUpdate {
     pub running_requests: Option<u64>,
     pub kv_cache_usage: Option<f64>,
     pub lora: Option<LoraState>,
+    pub cache: Option<CacheGeometry>,
+}
+
+/// How the server's KV cache is laid out (vLLM `block_size` and `num_gpu_blocks`, SGLang
+/// `page_size` and `num_pages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheGeometry {
+    /// Tokens per block; 0 when unknown.
+    pub block_size: u32,
+    /// Blocks in the cache; 0 when unknown.
+    pub num_blocks: u64,
 }
 
 /// Holds one in-flight slot on an endpoint from the pick until the stream ends.

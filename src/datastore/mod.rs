@@ -18,8 +18,8 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use parking_lot::Mutex;
 
 pub use endpoint::{
-    Endpoint, EndpointId, EndpointMeta, EndpointSpec, InFlightGuard, LoraState, MetricsSnapshot,
-    MetricsUpdate,
+    CacheGeometry, Endpoint, EndpointId, EndpointMeta, EndpointSpec, InFlightGuard, LoraState,
+    MetricsSnapshot, MetricsUpdate,
 };
 
 /// The InferencePool this EPP serves, or its standalone stand-in.
@@ -103,6 +103,9 @@ pub struct Datastore {
     next_id: AtomicU64,
     max_endpoints: usize,
     observers: Mutex<Vec<Arc<dyn EndpointObserver>>>,
+    /// Bumped each time a new endpoint set is published, for tasks that follow the pool
+    /// (scrapers) without polling.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Datastore {
@@ -125,7 +128,19 @@ impl Datastore {
             next_id: AtomicU64::new(1),
             max_endpoints,
             observers: Mutex::new(Vec::new()),
+            generation: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Wakes on every change of the endpoint set (the value is a change counter).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Publishes `set` as the current endpoints and tells subscribers.
+    fn store_set(&self, set: EndpointSet) {
+        self.endpoints.store(Arc::new(set));
+        self.generation.send_modify(|g| *g += 1);
     }
 
     /// Registers a plugin (or anything) that must forget departed endpoints.
@@ -182,7 +197,7 @@ impl Datastore {
         let added = Arc::new(Endpoint::new(self.allocate_id(), spec));
         let mut endpoints = current.endpoints.clone();
         endpoints.push(Arc::clone(&added));
-        self.endpoints.store(Arc::new(EndpointSet::new(endpoints)));
+        self.store_set(EndpointSet::new(endpoints));
         Ok(added)
     }
 
@@ -226,7 +241,7 @@ impl Datastore {
                 .filter(|e| !kept.contains(&e.id()))
                 .cloned()
                 .collect();
-            self.endpoints.store(Arc::new(EndpointSet::new(next)));
+            self.store_set(EndpointSet::new(next));
             removed
         };
         self.notify_removed(&removed);
@@ -281,7 +296,7 @@ impl Datastore {
         let current = self.endpoints.load_full();
         let (removed, kept) = split(current.endpoints.clone());
         if !removed.is_empty() {
-            self.endpoints.store(Arc::new(EndpointSet::new(kept)));
+            self.store_set(EndpointSet::new(kept));
         }
         removed
     }

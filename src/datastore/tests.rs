@@ -193,3 +193,23 @@ fn partial_metrics_update_keeps_other_fields() {
     assert_eq!(m.kv_cache_usage, 0.25);
     assert!(m.updated_at.is_some());
 }
+
+#[test]
+fn subscribers_see_every_change() {
+    let store = Datastore::new(10);
+    let mut changes = store.subscribe();
+    assert!(!changes.has_changed().expect("open"));
+    store
+        .upsert_endpoint(EndpointSpec::from_address(addr("10.0.0.1:8000")))
+        .expect("add");
+    assert!(changes.has_changed().expect("open"));
+    changes.mark_unchanged();
+    // Relabelling keeps the set; removing an absent endpoint changes nothing.
+    let mut relabelled = EndpointSpec::from_address(addr("10.0.0.1:8000"));
+    relabelled.labels.insert("a".into(), "b".into());
+    store.upsert_endpoint(relabelled).expect("relabel");
+    assert!(!store.remove_endpoint(addr("10.0.0.9:8000")));
+    assert!(!changes.has_changed().expect("open"));
+    assert!(store.remove_endpoint(addr("10.0.0.1:8000")));
+    assert!(changes.has_changed().expect("open"));
+}
