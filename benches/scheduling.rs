@@ -14,7 +14,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use epp::config::{DEFAULT_CONFIG, EndpointPickerConfig};
 use epp::datastore::fixtures::TestEndpoint;
 use epp::datastore::{Datastore, PoolInfo};
-use epp::director::{Director, RoutingRequest, SaturationThresholds};
+use epp::director::{Director, DirectorSettings, RoutingRequest};
 use epp::request::RequestHeaders;
 
 fn director(endpoints: usize) -> Director {
@@ -38,7 +38,7 @@ fn director(endpoints: usize) -> Director {
             .expect("add")
             .store_metrics(e.metrics());
     }
-    Director::new(store, config.scheduler, SaturationThresholds::default())
+    Director::new(store, config.scheduler, DirectorSettings::default())
 }
 
 /// A chat-like prompt of `size` bytes: a shared system prompt, then a varying question.

@@ -13,7 +13,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::cli::{BodyModeFallback, EndpointSource, Options};
 use crate::config::{ConfigError, DEFAULT_CONFIG, EndpointPickerConfig};
 use crate::datastore::{Datastore, DatastoreError};
-use crate::director::Director;
+use crate::director::{Director, DirectorSettings};
 use crate::discovery::static_endpoints::{self, EndpointsFileError, EndpointsFileWatcher};
 use crate::extproc::{BodyMode, ExtProcService, StreamSettings};
 use crate::health::{HealthState, ext_proc_health_server, health_server};
@@ -109,7 +109,10 @@ pub async fn start(
     let director = Director::new(
         Arc::clone(&datastore),
         Arc::clone(&config.scheduler),
-        options.saturation,
+        DirectorSettings {
+            saturation: options.saturation,
+            metrics_staleness: options.metrics_staleness_threshold,
+        },
     );
     let service = ExtProcService::new(Arc::new(director), stream_settings(options)).into_server();
     let (shutdown, shutdown_rx) = watch::channel(false);

@@ -109,17 +109,36 @@ pub enum PickError {
     EmptyResult,
 }
 
+/// The director's knobs, from flags and environment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DirectorSettings {
+    /// When sheddable requests are dropped.
+    pub saturation: SaturationThresholds,
+    /// Scraped metrics older than this are stale to the scorers
+    /// (`--metrics-staleness-threshold`, 2s).
+    pub metrics_staleness: std::time::Duration,
+}
+
+impl Default for DirectorSettings {
+    fn default() -> Self {
+        DirectorSettings {
+            saturation: SaturationThresholds::default(),
+            metrics_staleness: std::time::Duration::from_secs(2),
+        }
+    }
+}
+
 /// Routes requests over the datastore's endpoints with the configured scheduler.
 pub struct Director {
     datastore: Arc<Datastore>,
     scheduler: Arc<Scheduler>,
-    saturation: SaturationThresholds,
+    settings: DirectorSettings,
 }
 
 impl std::fmt::Debug for Director {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Director")
-            .field("saturation", &self.saturation)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -128,12 +147,12 @@ impl Director {
     pub fn new(
         datastore: Arc<Datastore>,
         scheduler: Arc<Scheduler>,
-        saturation: SaturationThresholds,
+        settings: DirectorSettings,
     ) -> Self {
         Director {
             datastore,
             scheduler,
-            saturation,
+            settings,
         }
     }
 
@@ -161,6 +180,8 @@ impl Director {
             target_model: request.target_model,
             prompt: request.prompt,
             headers: request.headers,
+            metrics_fresh_since: crate::datastore::clock::now()
+                .saturating_sub(self.settings.metrics_staleness),
         };
         let mut state = CycleState::new();
         let result = self
@@ -216,7 +237,7 @@ impl Director {
             .objective
             .and_then(|name| self.datastore.objective(name))
             .map_or(0, |o| o.priority);
-        if priority < 0 && is_saturated(snapshot, &self.saturation) {
+        if priority < 0 && is_saturated(snapshot, &self.settings.saturation) {
             return Err(PickError::Shed);
         }
         Ok(())

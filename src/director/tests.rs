@@ -32,7 +32,7 @@ fn director(endpoints: &[TestEndpoint]) -> Director {
         priority: -1,
     });
     let config = EndpointPickerConfig::from_text(CONFIG).expect("config");
-    Director::new(store, config.scheduler, SaturationThresholds::default())
+    Director::new(store, config.scheduler, DirectorSettings::default())
 }
 
 fn request<'a>(
@@ -148,7 +148,7 @@ fn director_unsynced() -> Director {
         .upsert_endpoint(TestEndpoint::new("10.0.0.1:8000").spec())
         .expect("add");
     let config = EndpointPickerConfig::from_text(CONFIG).expect("config");
-    Director::new(store, config.scheduler, SaturationThresholds::default())
+    Director::new(store, config.scheduler, DirectorSettings::default())
 }
 
 #[tokio::test]
@@ -166,7 +166,7 @@ async fn scheduler_failure_is_resource_exhausted() {
         "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: header-based-testing-filter\n",
     )
     .expect("config");
-    let director = Director::new(store, config.scheduler, SaturationThresholds::default());
+    let director = Director::new(store, config.scheduler, DirectorSettings::default());
     let headers = RequestHeaders::new();
     let err = director
         .route(&request(&headers, None, None))

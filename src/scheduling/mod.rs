@@ -39,7 +39,29 @@ pub struct SchedulingRequest<'a> {
     /// Text for prefix matching; `None` when the request has no prompt.
     pub prompt: Option<&'a str>,
     pub headers: &'a RequestHeaders,
+    /// Metrics updated at or after this instant of the process clock
+    /// ([`crate::datastore::clock::now`]) are fresh: the cycle's start minus
+    /// `--metrics-staleness-threshold`. See [`SchedulingRequest::has_fresh_metrics`].
+    pub metrics_fresh_since: std::time::Duration,
 }
+
+impl SchedulingRequest<'_> {
+    /// Whether `endpoint`'s scraped metrics are recent enough to compare with others'.
+    ///
+    /// The stale-metrics rule of the load scorers: when some candidates have fresh
+    /// metrics, a candidate whose metrics are stale or were never scraped scores a
+    /// neutral 0.5 (it is neither chased for looking idle nor shunned); when no candidate
+    /// is fresh, every candidate is scored from its last known values, as v1.0.1 does.
+    pub fn has_fresh_metrics(&self, endpoint: &Endpoint) -> bool {
+        endpoint
+            .metrics_updated_at()
+            .is_some_and(|at| at >= self.metrics_fresh_since)
+    }
+}
+
+/// The score a load scorer gives a candidate whose metrics are stale (see
+/// [`SchedulingRequest::has_fresh_metrics`]).
+pub const NEUTRAL_SCORE: f64 = 0.5;
 
 /// Keeps some candidates. May reorder them.
 pub trait Filter: Send + Sync {

@@ -30,7 +30,7 @@ impl Scorer for InFlightLoadScorer {
         candidates: &[Candidate<'_>],
         scores: &mut [f64],
     ) {
-        min_max_inverse(candidates, scores, |e| u64::from(e.in_flight()));
+        min_max_inverse(candidates, scores, |e| u64::from(e.in_flight()), |_| true);
     }
 }
 

@@ -2,13 +2,16 @@
 
 use std::sync::Arc;
 
+use crate::scheduling::plugins::queue_scorer::comparable;
 use crate::scheduling::registry::{PluginContext, PluginError, PluginRoles};
-use crate::scheduling::{Candidate, CycleState, SchedulingRequest, Scorer};
+use crate::scheduling::{Candidate, CycleState, NEUTRAL_SCORE, SchedulingRequest, Scorer};
 
 pub const TYPE: &str = "kv-cache-utilization-scorer";
 
 /// `score = 1 - kv_cache_usage`, as v1.0.1 `KVCacheUtilizationScorer` (the scheduler
-/// clamps a usage above 1 to a score of 0). No parameters.
+/// clamps a usage above 1 to a score of 0). Candidates with stale metrics score 0.5
+/// unless none is fresh (the stale-metrics rule,
+/// [`SchedulingRequest::has_fresh_metrics`]). No parameters.
 #[derive(Debug, Default)]
 pub struct KvCacheUtilizationScorer;
 
@@ -19,13 +22,18 @@ pub fn factory(_: &mut PluginContext<'_>) -> Result<PluginRoles, PluginError> {
 impl Scorer for KvCacheUtilizationScorer {
     fn score(
         &self,
-        _: &SchedulingRequest<'_>,
+        request: &SchedulingRequest<'_>,
         _: &mut CycleState,
         candidates: &[Candidate<'_>],
         scores: &mut [f64],
     ) {
+        let compared = comparable(request, candidates);
         for (score, endpoint) in scores.iter_mut().zip(candidates) {
-            *score = 1.0 - endpoint.kv_cache_usage();
+            *score = if compared(endpoint) {
+                1.0 - endpoint.kv_cache_usage()
+            } else {
+                NEUTRAL_SCORE
+            };
         }
     }
 }

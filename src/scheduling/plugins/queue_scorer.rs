@@ -2,14 +2,17 @@
 
 use std::sync::Arc;
 
+use crate::datastore::Endpoint;
 use crate::scheduling::registry::{PluginContext, PluginError, PluginRoles};
-use crate::scheduling::{Candidate, CycleState, SchedulingRequest, Scorer};
+use crate::scheduling::{Candidate, CycleState, NEUTRAL_SCORE, SchedulingRequest, Scorer};
 
 pub const TYPE: &str = "queue-scorer";
 
 /// Min-max normalised waiting queue, as v1.0.1 `QueueScorer.Score`:
 /// `score = (max - q) / (max - min)` over the candidates, and `1.0` for all when
-/// `max == min`. No parameters.
+/// `max == min`. Candidates with stale metrics follow the stale-metrics rule
+/// ([`SchedulingRequest::has_fresh_metrics`]): they score 0.5 and do not count in min and
+/// max, unless no candidate is fresh. No parameters.
 #[derive(Debug, Default)]
 pub struct QueueScorer;
 
@@ -20,33 +23,53 @@ pub fn factory(_: &mut PluginContext<'_>) -> Result<PluginRoles, PluginError> {
 impl Scorer for QueueScorer {
     fn score(
         &self,
-        _: &SchedulingRequest<'_>,
+        request: &SchedulingRequest<'_>,
         _: &mut CycleState,
         candidates: &[Candidate<'_>],
         scores: &mut [f64],
     ) {
-        min_max_inverse(candidates, scores, |e| e.waiting_queue_size());
+        let compared = comparable(request, candidates);
+        min_max_inverse(
+            candidates,
+            scores,
+            |e| e.waiting_queue_size(),
+            |e| compared(e),
+        );
     }
 }
 
-/// Writes `(max - v) / (max - min)` of `value` over the candidates into `scores`
-/// (1.0 everywhere when all values are equal). Shared by the load scorers.
+/// Which candidates a load scorer compares: those with fresh metrics, or all of them
+/// when none is fresh (the stale-metrics rule).
+pub(crate) fn comparable<'r>(
+    request: &'r SchedulingRequest<'_>,
+    candidates: &[Candidate<'_>],
+) -> impl Fn(&Endpoint) -> bool + 'r {
+    let any_fresh = candidates.iter().any(|e| request.has_fresh_metrics(e));
+    move |e| !any_fresh || request.has_fresh_metrics(e)
+}
+
+/// Writes `(max - v) / (max - min)` of `value` into `scores`, with min and max taken over
+/// the candidates `compared` accepts (1.0 when they are all equal); the others get
+/// [`NEUTRAL_SCORE`]. Shared by the load scorers.
 pub(crate) fn min_max_inverse(
     candidates: &[Candidate<'_>],
     scores: &mut [f64],
-    value: impl Fn(&crate::datastore::Endpoint) -> u64,
+    value: impl Fn(&Endpoint) -> u64,
+    compared: impl Fn(&Endpoint) -> bool,
 ) {
     let (mut min, mut max) = (u64::MAX, 0u64);
-    for endpoint in candidates {
+    for endpoint in candidates.iter().filter(|e| compared(e)) {
         let v = value(endpoint);
         min = min.min(v);
         max = max.max(v);
     }
     for (score, endpoint) in scores.iter_mut().zip(candidates) {
-        *score = if max == min {
+        *score = if !compared(endpoint) {
+            NEUTRAL_SCORE
+        } else if max == min {
             1.0
         } else {
-            (max - value(endpoint)) as f64 / (max - min) as f64
+            (max - value(endpoint).min(max)) as f64 / (max - min) as f64
         };
     }
 }

@@ -12,6 +12,7 @@ pub(crate) fn request<'a>(headers: &'a RequestHeaders, model: &'a str) -> Schedu
         target_model: model,
         prompt: None,
         headers,
+        metrics_fresh_since: std::time::Duration::ZERO,
     }
 }
 

@@ -39,6 +39,7 @@ fn score_and_pick(
         target_model: model,
         prompt: Some(prompt),
         headers: &headers,
+        metrics_fresh_since: std::time::Duration::ZERO,
     };
     let mut state = CycleState::new();
     let mut scores = vec![0.0; endpoints.len()];
