@@ -189,6 +189,7 @@ fn start_discovery(
             tasks.push(tokio::spawn(watcher.watch(ENDPOINTS_FILE_POLL)));
         }
         EndpointSource::Kubernetes { .. } => return Err(StartError::KubernetesNotBuilt),
+        EndpointSource::Simulated(_) => return Err(StartError::NoEndpointSource),
         EndpointSource::None => return Err(StartError::NoEndpointSource),
     }
     Ok(())

@@ -107,6 +107,13 @@ pub(super) static FLAGS: &[FlagDef<Options>] = &[
         "protocol_config ('full-duplex-streamed' or 'buffered').")),
     flag!("max-endpoints", Int, max_endpoints, positive::<usize>,
         "Maximum number of endpoints the datastore accepts."),
+    flag!("model-server-metrics-timeout", Duration, model_server_metrics_timeout, positive_duration,
+        "Longest one scrape of a model server's metrics may take before it counts as failed."),
+    flag!("model-server-metrics-max-bytes", Int, model_server_metrics_max_bytes, positive::<usize>,
+        "Largest model-server metrics page read; a larger page is a failed scrape."),
+    flag!("simulate-endpoints", Int, simulate_endpoints, simulated_count, concat!(
+        "Start this many simulated vLLM servers in-process on loopback and use them as the pool ",
+        "(exclusive with --pool-name, --endpoints and --endpoints-file).")),
 ];
 
 impl Show for MetricSpec {
@@ -161,6 +168,14 @@ fn verbosity(value: &str) -> Result<i32, String> {
     match parse_int(value)? {
         n if n < 0 => Err("must be >= 0".to_owned()),
         n => i32::try_from(n).map_err(|_| "value out of range".to_owned()),
+    }
+}
+
+/// `--simulate-endpoints`: 0 (off) to 256.
+fn simulated_count(value: &str) -> Result<usize, String> {
+    match parse_int(value)? {
+        n @ 0..=256 => usize::try_from(n).map_err(|_| "value out of range".to_owned()),
+        _ => Err("must be between 0 and 256".to_owned()),
     }
 }
 

@@ -49,6 +49,8 @@ pub enum EndpointSource {
     Static(Vec<SocketAddr>),
     /// A file of endpoints given by `--endpoints-file` (existence is checked later).
     File(PathBuf),
+    /// `--simulate-endpoints N`: N simulated model servers started in-process on loopback.
+    Simulated(usize),
     /// No source: only with `--validate-config`.
     None,
 }
@@ -124,6 +126,12 @@ pub struct Options {
     pub body_mode_fallback: BodyModeFallback,
     /// `--max-endpoints`: most endpoints the datastore accepts, > 0.
     pub max_endpoints: usize,
+    /// `--model-server-metrics-timeout`: longest one scrape may take.
+    pub model_server_metrics_timeout: Duration,
+    /// `--model-server-metrics-max-bytes`: largest metrics page read.
+    pub model_server_metrics_max_bytes: usize,
+    /// `--simulate-endpoints`: simulated model servers to start in-process (0: none).
+    pub simulate_endpoints: usize,
     /// Resolved from `pool_name`, `endpoints` and `endpoints_file`.
     pub endpoint_source: EndpointSource,
     /// From `SD_*` environment variables.
@@ -176,6 +184,9 @@ impl Default for Options {
             max_request_body_bytes: 64 << 20,
             body_mode_fallback: BodyModeFallback::FullDuplexStreamed,
             max_endpoints: 10_000,
+            model_server_metrics_timeout: Duration::from_secs(1),
+            model_server_metrics_max_bytes: 16 << 20,
+            simulate_endpoints: 0,
             endpoint_source: EndpointSource::None,
             saturation: SaturationThresholds::default(),
             enable_experimental_datalayer_v2: false,
@@ -242,15 +253,19 @@ impl Options {
             ("pool-name", !self.pool_name.is_empty()),
             ("endpoints", !self.endpoints.is_empty()),
             ("endpoints-file", self.endpoints_file.is_some()),
+            ("simulate-endpoints", self.simulate_endpoints > 0),
         ];
         let mut chosen = given.iter().filter(|(_, set)| *set).map(|(name, _)| *name);
         match (chosen.next(), chosen.next()) {
             (Some(_), Some(_)) => Err(CliError::invalid(
                 "pool-name",
-                "flags --pool-name, --endpoints and --endpoints-file select the endpoint source; set exactly one",
+                "flags --pool-name, --endpoints, --endpoints-file and --simulate-endpoints select the endpoint source; set exactly one",
             )),
             (Some("pool-name"), None) => Ok(self.kubernetes_source()),
             (Some("endpoints"), None) => Ok(EndpointSource::Static(self.endpoints.clone())),
+            (Some("simulate-endpoints"), None) => {
+                Ok(EndpointSource::Simulated(self.simulate_endpoints))
+            }
             (Some(_), None) => Ok(self
                 .endpoints_file
                 .clone()
@@ -258,7 +273,7 @@ impl Options {
             (None, _) if self.validate_config => Ok(EndpointSource::None),
             (None, _) => Err(CliError::invalid(
                 "pool-name",
-                r#"required "poolName" flag not set (or use --endpoints / --endpoints-file for standalone mode)"#,
+                r#"required "poolName" flag not set (or use --endpoints, --endpoints-file or --simulate-endpoints for standalone mode)"#,
             )),
         }
     }

@@ -35,8 +35,12 @@ fn endpoint_source_rules() {
         EndpointSource::Kubernetes { .. }
     ));
 
-    let exactly_one = "flags --pool-name, --endpoints and --endpoints-file select the endpoint source; set exactly one";
-    let missing = "required \"poolName\" flag not set (or use --endpoints / --endpoints-file for standalone mode)";
+    assert!(matches!(
+        ok(&["--simulate-endpoints", "3"]).endpoint_source,
+        EndpointSource::Simulated(3)
+    ));
+    let exactly_one = "flags --pool-name, --endpoints, --endpoints-file and --simulate-endpoints select the endpoint source; set exactly one";
+    let missing = "required \"poolName\" flag not set (or use --endpoints, --endpoints-file or --simulate-endpoints for standalone mode)";
     let cases = [
         (&[][..], missing),
         (&["--pool-name="], missing),
@@ -53,6 +57,14 @@ fn endpoint_source_rules() {
                 "--endpoints-file=f",
             ],
             exactly_one,
+        ),
+        (
+            &["--simulate-endpoints=2", "--endpoints=10.0.0.1:80"],
+            exactly_one,
+        ),
+        (
+            &["--simulate-endpoints=300"],
+            "invalid value \"300\" for flag -simulate-endpoints: must be between 0 and 256",
         ),
         (
             &["--endpoints=10.0.0.1:80,10.0.0.2:80", "--max-endpoints=1"],
