@@ -12,6 +12,7 @@ use crate::cli::{
     TimeEncoding, ZapLevel,
 };
 use crate::datalayer::metric_spec::MetricSpec;
+use crate::datalayer::presets::Engine;
 
 /// Every flag of the EPP, one row each: name, kind, `Options` field, value parser, help.
 ///
@@ -111,10 +112,19 @@ pub(super) static FLAGS: &[FlagDef<Options>] = &[
         "Longest one scrape of a model server's metrics may take before it counts as failed."),
     flag!("model-server-metrics-max-bytes", Int, model_server_metrics_max_bytes, positive::<usize>,
         "Largest model-server metrics page read; a larger page is a failed scrape."),
+    flag!("engine-type", String, engine_type, engine, concat!(
+        "Model server type whose metric names are the defaults: vllm, sglang, trtllm-serve or ",
+        "triton-tensorrt-llm. Metric flags given explicitly override them.")),
     flag!("simulate-endpoints", Int, simulate_endpoints, simulated_count, concat!(
         "Start this many simulated vLLM servers in-process on loopback and use them as the pool ",
         "(exclusive with --pool-name, --endpoints and --endpoints-file).")),
 ];
+
+impl Show for Engine {
+    fn show(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
 
 impl Show for MetricSpec {
     fn show(&self) -> String {
@@ -169,6 +179,12 @@ fn verbosity(value: &str) -> Result<i32, String> {
         n if n < 0 => Err("must be >= 0".to_owned()),
         n => i32::try_from(n).map_err(|_| "value out of range".to_owned()),
     }
+}
+
+fn engine(value: &str) -> Result<Engine, String> {
+    value
+        .parse()
+        .map_err(|e: crate::datalayer::presets::UnknownEngine| e.to_string())
 }
 
 /// `--simulate-endpoints`: 0 (off) to 256.

@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::cli::flags::FLAGS;
 use crate::cli::goflag::{ParseError, Parsed, parse_bool, spelled_enum};
 use crate::datalayer::metric_spec::MetricSpec;
+use crate::datalayer::presets::{Engine, MetricMapping};
 
 pub use crate::cli::env::{Env, ProcessEnv, SaturationThresholds};
 pub use crate::cli::error::CliError;
@@ -132,6 +133,11 @@ pub struct Options {
     pub model_server_metrics_max_bytes: usize,
     /// `--simulate-endpoints`: simulated model servers to start in-process (0: none).
     pub simulate_endpoints: usize,
+    /// `--engine-type`: the model server whose metric names are the defaults.
+    pub engine_type: Engine,
+    /// What to scrape: the engine's preset with explicitly set `--*-metric` flags on top
+    /// (resolved after parsing).
+    pub metric_mapping: MetricMapping,
     /// Resolved from `pool_name`, `endpoints` and `endpoints_file`.
     pub endpoint_source: EndpointSource,
     /// From `SD_*` environment variables.
@@ -187,6 +193,8 @@ impl Default for Options {
             model_server_metrics_timeout: Duration::from_secs(1),
             model_server_metrics_max_bytes: 16 << 20,
             simulate_endpoints: 0,
+            engine_type: Engine::Vllm,
+            metric_mapping: MetricMapping::preset(Engine::Vllm),
             endpoint_source: EndpointSource::None,
             saturation: SaturationThresholds::default(),
             enable_experimental_datalayer_v2: false,
@@ -225,8 +233,9 @@ impl Options {
     }
 
     /// Cross-flag rules and derived fields, after all flags are applied.
-    fn finish(&mut self, env: &dyn Env) -> Result<(), CliError> {
+    fn finish(&mut self, env: &dyn Env, set: &[&'static str]) -> Result<(), CliError> {
         self.log.resolve();
+        self.resolve_metric_mapping(set);
         if self.config_text.is_some() && self.config_file.is_some() {
             return Err(CliError::invalid(
                 "config-text",
@@ -246,6 +255,49 @@ impl Options {
         self.endpoint_source = self.resolve_endpoint_source()?;
         self.load_env(env);
         Ok(())
+    }
+
+    /// The engine preset, then each `--*-metric` flag given on the command line (an empty
+    /// value disables that metric); the metrics path follows the engine unless given.
+    fn resolve_metric_mapping(&mut self, set: &[&'static str]) {
+        let mut mapping = MetricMapping::preset(self.engine_type);
+        let explicit = |flag: &str| set.contains(&flag);
+        let overrides = [
+            (
+                "total-queued-requests-metric",
+                &self.total_queued_requests_metric,
+                &mut mapping.queued,
+            ),
+            (
+                "total-running-requests-metric",
+                &self.total_running_requests_metric,
+                &mut mapping.running,
+            ),
+            (
+                "kv-cache-usage-percentage-metric",
+                &self.kv_cache_usage_percentage_metric,
+                &mut mapping.kv_usage,
+            ),
+            (
+                "lora-info-metric",
+                &self.lora_info_metric,
+                &mut mapping.lora,
+            ),
+            (
+                "cache-info-metric",
+                &self.cache_info_metric,
+                &mut mapping.cache_info,
+            ),
+        ];
+        for (flag, value, field) in overrides {
+            if explicit(flag) {
+                field.clone_from(value);
+            }
+        }
+        self.metric_mapping = mapping;
+        if !explicit("model-server-metrics-path") {
+            self.model_server_metrics_path = self.engine_type.default_metrics_path().to_owned();
+        }
     }
 
     fn resolve_endpoint_source(&self) -> Result<EndpointSource, CliError> {
@@ -284,7 +336,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I, env: &dyn Env) -> Result<O
     let mut options = Options::default();
     let parsed = goflag::parse(FLAGS, &mut options, args).map_err(cli_error)?;
     reject_positional(&parsed)?;
-    options.finish(env)?;
+    options.finish(env, &parsed.set)?;
     Ok(options)
 }
 

@@ -3,3 +3,4 @@
 
 pub mod metric_spec;
 pub mod pool_gauges;
+pub mod presets;

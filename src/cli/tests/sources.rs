@@ -92,3 +92,52 @@ fn config_file_and_text_are_exclusive() {
     let o = ok(&["--pool-name=p", "--config-file=a.yaml", "--config-text="]);
     assert_eq!((o.config_file.is_some(), o.config_text), (true, None));
 }
+
+#[test]
+fn engine_presets_and_explicit_metric_flags() {
+    use crate::datalayer::presets::{Engine, MetricMapping};
+    let name = |spec: &Option<crate::datalayer::metric_spec::MetricSpec>| {
+        spec.as_ref().map(|s| s.to_string())
+    };
+
+    let vllm = ok(&["--endpoints=10.0.0.1:80"]);
+    assert_eq!(vllm.metric_mapping, MetricMapping::preset(Engine::Vllm));
+    assert_eq!(vllm.model_server_metrics_path, "/metrics");
+
+    let sglang = ok(&["--endpoints=10.0.0.1:80", "--engine-type", "sglang"]);
+    assert_eq!(
+        name(&sglang.metric_mapping.queued).as_deref(),
+        Some("sglang:num_queue_reqs")
+    );
+    assert_eq!(sglang.metric_mapping.lora, None);
+
+    // An explicit flag beats the preset; an empty one disables the metric.
+    let custom = ok(&[
+        "--endpoints=10.0.0.1:80",
+        "--engine-type=sglang",
+        "--total-queued-requests-metric=my_queue{pool=a}",
+        "--kv-cache-usage-percentage-metric=",
+    ]);
+    assert_eq!(
+        name(&custom.metric_mapping.queued).as_deref(),
+        Some("my_queue{pool=a}")
+    );
+    assert_eq!(custom.metric_mapping.kv_usage, None);
+    assert_eq!(
+        name(&custom.metric_mapping.running).as_deref(),
+        Some("sglang:num_running_reqs")
+    );
+
+    let trtllm = ok(&["--endpoints=10.0.0.1:80", "--engine-type=trtllm-serve"]);
+    assert_eq!(trtllm.model_server_metrics_path, "/prometheus/metrics");
+    let trtllm = ok(&[
+        "--endpoints=10.0.0.1:80",
+        "--engine-type=trtllm-serve",
+        "--model-server-metrics-path=/m",
+    ]);
+    assert_eq!(trtllm.model_server_metrics_path, "/m");
+
+    let bad = err(&["--endpoints=10.0.0.1:80", "--engine-type=tgi"]);
+    assert_eq!(bad.exit_code(), 1);
+    assert!(bad.to_string().contains("-engine-type"), "{bad}");
+}

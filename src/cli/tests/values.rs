@@ -20,6 +20,7 @@ fn every_flag_default() {
         ("enable-pprof", "true"),
         ("endpoints", ""),
         ("endpoints-file", ""),
+        ("engine-type", "vllm"),
         ("grpc-health-port", "9003"),
         ("grpc-port", "9002"),
         ("ha-enable-leader-election", "false"),
