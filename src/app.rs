@@ -1,7 +1,7 @@
 //! Building and running the EPP from parsed flags: discovery, scheduler, ext_proc and
 //! health servers, and a graceful drain on shutdown.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,13 +10,17 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::cli::{BodyModeFallback, EndpointSource, Options};
+use crate::cli::{BodyModeFallback, EndpointSource, MetricsScheme, Options};
 use crate::config::{ConfigError, DEFAULT_CONFIG, EndpointPickerConfig};
+use crate::datalayer::extract::CompiledMapping;
+use crate::datalayer::pool_gauges::{self, PoolGaugesCell};
+use crate::datalayer::scraper::{ScrapeSettings, ScrapeStatsMap, Scraper};
 use crate::datastore::{Datastore, DatastoreError};
 use crate::director::{Director, DirectorSettings};
 use crate::discovery::static_endpoints::{self, EndpointsFileError, EndpointsFileWatcher};
 use crate::extproc::{BodyMode, ExtProcService, StreamSettings};
 use crate::health::{HealthState, ext_proc_health_server, health_server};
+use crate::sim::{self, RunningSim, SimConfig, SimError};
 use crate::tls::{ServingTls, TlsError, TlsSettings, tls_incoming};
 
 /// How often an `--endpoints-file` is checked for changes.
@@ -48,8 +52,14 @@ pub enum StartError {
          --endpoints ip:port[,ip:port...] or --endpoints-file FILE"
     )]
     KubernetesNotBuilt,
-    #[error("no endpoint source: set --endpoints, --endpoints-file or --pool-name")]
+    #[error(
+        "no endpoint source: set --endpoints, --endpoints-file, --simulate-endpoints or --pool-name"
+    )]
     NoEndpointSource,
+    #[error("--simulate-endpoints: {0}")]
+    Simulator(#[from] SimError),
+    #[error("cannot build the metrics scraper's HTTP client: {0}")]
+    Scraper(reqwest::Error),
 }
 
 /// Loads the config named by the flags, or the embedded default when none is given
@@ -68,6 +78,12 @@ pub struct RunningEpp {
     pub health_address: SocketAddr,
     pub datastore: Arc<Datastore>,
     pub health: HealthState,
+    /// The latest pool gauges (average KV usage and queue, ready endpoints).
+    pub pool_gauges: Arc<PoolGaugesCell>,
+    /// Scrape counters per endpoint.
+    pub scrape_stats: ScrapeStatsMap,
+    /// The in-process model servers of `--simulate-endpoints`.
+    pub simulated: Vec<RunningSim>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     ext_proc: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -87,6 +103,9 @@ impl RunningEpp {
             tracing::warn!(timeout = ?drain, "ext_proc streams did not finish in time");
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.health_server).await;
+        for sim in self.simulated {
+            sim.shutdown().await;
+        }
     }
 }
 
@@ -100,7 +119,18 @@ pub async fn start(
         datastore.add_observer(observer);
     }
     let mut tasks = Vec::new();
-    start_discovery(options, &datastore, &mut tasks)?;
+    let simulated = start_simulated(options).await?;
+    start_discovery(options, &datastore, &simulated, &mut tasks)?;
+    let scraper = Scraper::new(scrape_settings(options)).map_err(StartError::Scraper)?;
+    let scrape_stats = scraper.stats();
+    tasks.push(tokio::spawn(scraper.run(Arc::clone(&datastore))));
+    let pool_gauges = Arc::new(PoolGaugesCell::default());
+    tasks.push(tokio::spawn(pool_gauges::run(
+        Arc::clone(&datastore),
+        Arc::clone(&pool_gauges),
+        options.refresh_prometheus_metrics_interval,
+        options.metrics_staleness_threshold,
+    )));
 
     let health = HealthState::new(options.ha_enable_leader_election);
     health.set_leader(!options.ha_enable_leader_election);
@@ -159,6 +189,9 @@ pub async fn start(
         health_address,
         datastore,
         health,
+        pool_gauges,
+        scrape_stats,
+        simulated,
         shutdown,
         tasks,
         ext_proc,
@@ -177,22 +210,52 @@ fn ext_proc_server_builder() -> tonic::transport::Server {
         .max_concurrent_streams(Some(1_000_000))
 }
 
+/// `--simulate-endpoints N`: N simulated vLLM servers on loopback ports.
+async fn start_simulated(options: &Options) -> Result<Vec<RunningSim>, StartError> {
+    let EndpointSource::Simulated(count) = options.endpoint_source else {
+        return Ok(Vec::new());
+    };
+    let sims =
+        sim::start_many(SimConfig::default(), IpAddr::from([127, 0, 0, 1]), 0, count).await?;
+    for sim in &sims {
+        tracing::info!(address = %sim.address(), "simulated vLLM server started");
+    }
+    Ok(sims)
+}
+
 fn start_discovery(
     options: &Options,
     datastore: &Arc<Datastore>,
+    simulated: &[RunningSim],
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> Result<(), StartError> {
     match &options.endpoint_source {
         EndpointSource::Static(addresses) => static_endpoints::load_static(datastore, addresses)?,
+        EndpointSource::Simulated(_) => {
+            let addresses: Vec<SocketAddr> = simulated.iter().map(RunningSim::address).collect();
+            static_endpoints::load_static(datastore, &addresses)?;
+        }
         EndpointSource::File(path) => {
             let watcher = EndpointsFileWatcher::load(path, Arc::clone(datastore))?;
             tasks.push(tokio::spawn(watcher.watch(ENDPOINTS_FILE_POLL)));
         }
         EndpointSource::Kubernetes { .. } => return Err(StartError::KubernetesNotBuilt),
-        EndpointSource::Simulated(_) => return Err(StartError::NoEndpointSource),
         EndpointSource::None => return Err(StartError::NoEndpointSource),
     }
     Ok(())
+}
+
+fn scrape_settings(options: &Options) -> ScrapeSettings {
+    ScrapeSettings {
+        interval: options.refresh_metrics_interval,
+        timeout: options.model_server_metrics_timeout,
+        max_bytes: options.model_server_metrics_max_bytes,
+        https: options.model_server_metrics_scheme == MetricsScheme::Https,
+        insecure_skip_verify: options.model_server_metrics_https_insecure_skip_verify,
+        path: options.model_server_metrics_path.clone(),
+        port: (options.model_server_metrics_port != 0).then_some(options.model_server_metrics_port),
+        mapping: Arc::new(CompiledMapping::new(options.metric_mapping.clone())),
+    }
 }
 
 fn stream_settings(options: &Options) -> StreamSettings {

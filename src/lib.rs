@@ -13,5 +13,6 @@ pub mod health;
 pub mod prefix;
 pub mod request;
 pub mod scheduling;
+pub mod sim;
 pub mod telemetry;
 pub mod tls;

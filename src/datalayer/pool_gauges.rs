@@ -57,7 +57,12 @@ impl PoolGaugesCell {
 }
 
 /// Recomputes the gauges every `interval` until dropped.
-pub async fn run(datastore: Arc<Datastore>, cell: Arc<PoolGaugesCell>, interval: Duration, staleness: Duration) {
+pub async fn run(
+    datastore: Arc<Datastore>,
+    cell: Arc<PoolGaugesCell>,
+    interval: Duration,
+    staleness: Duration,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -76,7 +81,10 @@ mod tests {
     fn store(endpoints: &[TestEndpoint]) -> Arc<Datastore> {
         let store = Arc::new(Datastore::new(10));
         for e in endpoints {
-            store.upsert_endpoint(e.spec()).expect("add").store_metrics(e.metrics());
+            store
+                .upsert_endpoint(e.spec())
+                .expect("add")
+                .store_metrics(e.metrics());
         }
         store
     }
@@ -97,7 +105,12 @@ mod tests {
     async fn stale_pool_keeps_previous_values() {
         let s = store(&[TestEndpoint::new("10.0.0.1:8000").queue(5).kv(0.5)]);
         let cell = Arc::new(PoolGaugesCell::default());
-        let task = tokio::spawn(run(Arc::clone(&s), Arc::clone(&cell), Duration::from_secs(5), Duration::from_secs(2)));
+        let task = tokio::spawn(run(
+            Arc::clone(&s),
+            Arc::clone(&cell),
+            Duration::from_secs(5),
+            Duration::from_secs(2),
+        ));
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(cell.get().ready_endpoints, 1);
         assert_eq!(cell.get().average_queue_size, 5.0);
