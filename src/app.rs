@@ -20,7 +20,7 @@ use crate::director::{Director, DirectorSettings};
 use crate::discovery::static_endpoints::{self, EndpointsFileError, EndpointsFileWatcher};
 use crate::extproc::{BodyMode, ExtProcService, StreamSettings};
 use crate::health::{HealthState, ext_proc_health_server, health_server};
-use crate::sim::{self, RunningSim, SimConfig, SimError};
+use crate::sim::{self, RunningSim, SimError};
 use crate::tls::{ServingTls, TlsError, TlsSettings, tls_incoming};
 
 /// How often an `--endpoints-file` is checked for changes.
@@ -215,8 +215,13 @@ async fn start_simulated(options: &Options) -> Result<Vec<RunningSim>, StartErro
     let EndpointSource::Simulated(count) = options.endpoint_source else {
         return Ok(Vec::new());
     };
-    let sims =
-        sim::start_many(SimConfig::default(), IpAddr::from([127, 0, 0, 1]), 0, count).await?;
+    let sims = sim::start_many(
+        options.simulator_config.clone(),
+        IpAddr::from([127, 0, 0, 1]),
+        0,
+        count,
+    )
+    .await?;
     for sim in &sims {
         tracing::info!(address = %sim.address(), "simulated vLLM server started");
     }

@@ -112,6 +112,9 @@ pub(super) static FLAGS: &[FlagDef<Options>] = &[
         "Longest one scrape of a model server's metrics may take before it counts as failed."),
     flag!("model-server-metrics-max-bytes", Int, model_server_metrics_max_bytes, positive::<usize>,
         "Largest model-server metrics page read; a larger page is a failed scrape."),
+    flag!("simulator-args", String, simulator_args, text, concat!(
+        "epp-sim flags for the --simulate-endpoints servers, e.g. \"--max-num-seqs 8 ",
+        "--time-scale 0.5\" (see epp-sim -h).")),
     flag!("engine-type", String, engine_type, engine, concat!(
         "Model server type whose metric names are the defaults: vllm, sglang, trtllm-serve or ",
         "triton-tensorrt-llm. Metric flags given explicitly override them.")),

@@ -18,6 +18,7 @@ use crate::cli::flags::FLAGS;
 use crate::cli::goflag::{ParseError, Parsed, parse_bool, spelled_enum};
 use crate::datalayer::metric_spec::MetricSpec;
 use crate::datalayer::presets::{Engine, MetricMapping};
+use crate::sim::{SimArgs, SimConfig};
 
 pub use crate::cli::env::{Env, ProcessEnv, SaturationThresholds};
 pub use crate::cli::error::CliError;
@@ -133,6 +134,10 @@ pub struct Options {
     pub model_server_metrics_max_bytes: usize,
     /// `--simulate-endpoints`: simulated model servers to start in-process (0: none).
     pub simulate_endpoints: usize,
+    /// `--simulator-args`: `epp-sim` flags for the `--simulate-endpoints` servers.
+    pub simulator_args: String,
+    /// The simulated servers' config, parsed from `simulator_args`.
+    pub simulator_config: SimConfig,
     /// `--engine-type`: the model server whose metric names are the defaults.
     pub engine_type: Engine,
     /// What to scrape: the engine's preset with explicitly set `--*-metric` flags on top
@@ -193,6 +198,8 @@ impl Default for Options {
             model_server_metrics_timeout: Duration::from_secs(1),
             model_server_metrics_max_bytes: 16 << 20,
             simulate_endpoints: 0,
+            simulator_args: String::new(),
+            simulator_config: SimConfig::default(),
             engine_type: Engine::Vllm,
             metric_mapping: MetricMapping::preset(Engine::Vllm),
             endpoint_source: EndpointSource::None,
@@ -236,6 +243,7 @@ impl Options {
     fn finish(&mut self, env: &dyn Env, set: &[&'static str]) -> Result<(), CliError> {
         self.log.resolve();
         self.resolve_metric_mapping(set);
+        self.simulator_config = self.parse_simulator_args()?;
         if self.config_text.is_some() && self.config_file.is_some() {
             return Err(CliError::invalid(
                 "config-text",
@@ -298,6 +306,27 @@ impl Options {
         if !explicit("model-server-metrics-path") {
             self.model_server_metrics_path = self.engine_type.default_metrics_path().to_owned();
         }
+    }
+
+    /// `--simulator-args` split on whitespace and parsed as `epp-sim` flags; server
+    /// placement flags (`--servers`, `--base-port`, `--host`) are not for this use.
+    fn parse_simulator_args(&self) -> Result<SimConfig, CliError> {
+        let words: Vec<&str> = self.simulator_args.split_whitespace().collect();
+        let placement = ["--servers", "--base-port", "--port", "--host"];
+        if let Some(word) = words
+            .iter()
+            .find(|w| placement.iter().any(|p| w.starts_with(p)))
+        {
+            return Err(CliError::invalid(
+                "simulator-args",
+                format!(
+                    "flag --simulator-args: {word} is not allowed here; use --simulate-endpoints for the count"
+                ),
+            ));
+        }
+        SimArgs::parse(&words)
+            .map(|args| args.config)
+            .map_err(|e| CliError::invalid("simulator-args", format!("flag --simulator-args: {e}")))
     }
 
     fn resolve_endpoint_source(&self) -> Result<EndpointSource, CliError> {

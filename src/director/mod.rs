@@ -191,6 +191,7 @@ impl Director {
         let decision = Decision::new(result.primary_targets().to_vec(), PickReason::Scheduled)
             .ok_or(PickError::EmptyResult)?;
         self.scheduler.run_pre_request(&scheduling, &result, &state);
+        tracing::debug!(endpoint = %decision.destination, candidates = candidates.len(), "request scheduled");
         Ok(decision)
     }
 

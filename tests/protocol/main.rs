@@ -12,3 +12,4 @@ mod errors;
 mod logging;
 mod response;
 mod scenarios;
+mod simulated;

@@ -49,6 +49,7 @@ fn every_flag_default() {
         ("request-body-mode-fallback", "full-duplex-streamed"),
         ("secure-serving", "true"),
         ("simulate-endpoints", "0"),
+        ("simulator-args", ""),
         ("total-queued-requests-metric", "vllm:num_requests_waiting"),
         ("total-running-requests-metric", "vllm:num_requests_running"),
         ("v", "2"),
