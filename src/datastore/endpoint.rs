@@ -229,10 +229,15 @@ impl Endpoint {
         if let Some(v) = update.kv_cache_usage {
             m.kv_cache_usage_bits.store(v.to_bits(), Ordering::Relaxed);
         }
-        if let Some(lora) = update.lora {
+        // The adapter sets and cache geometry rarely change; replacing them only on change
+        // saves an allocation per scrape.
+        if let Some(lora) = update.lora.filter(|l| **m.lora.load() != *l) {
             m.lora.store(Arc::new(lora));
         }
-        if let Some(cache) = update.cache {
+        if let Some(cache) = update
+            .cache
+            .filter(|c| m.cache.load().as_deref() != Some(c))
+        {
             m.cache.store(Some(Arc::new(cache)));
         }
         let nanos = u64::try_from(clock::now().as_nanos()).unwrap_or(u64::MAX - 1);
