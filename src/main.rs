@@ -15,6 +15,9 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1));
         }
     };
+    if options.print_crds {
+        return print_crds();
+    }
     if let Err(e) = logging::init(&log_settings(&options)) {
         eprintln!("{e}");
         return ExitCode::from(1);
@@ -35,8 +38,7 @@ fn main() -> ExitCode {
         tracing::warn!(warning = %warning, "EndpointPickerConfig");
     }
     if options.validate_config {
-        print_config(&config);
-        return ExitCode::SUCCESS;
+        return print_config(&config);
     }
     match serve(&options, config) {
         Ok(()) => ExitCode::SUCCESS,
@@ -93,13 +95,42 @@ fn log_startup(options: &Options) {
 }
 
 /// `--validate-config`: the effective config (defaults applied) and the profiles.
-fn print_config(config: &EndpointPickerConfig) {
-    match serde_saphyr::to_string(&config.effective) {
-        Ok(yaml) => println!("# effective configuration\n{yaml}"),
-        Err(e) => println!("# effective configuration could not be printed: {e}"),
-    }
-    println!("# resolved\n{}", config.describe().trim_end());
+fn print_config(config: &EndpointPickerConfig) -> ExitCode {
+    let mut out = match serde_saphyr::to_string(&config.effective) {
+        Ok(yaml) => format!("# effective configuration\n{yaml}\n"),
+        Err(e) => format!("# effective configuration could not be printed: {e}\n"),
+    };
+    out.push_str(&format!("# resolved\n{}\n", config.describe().trim_end()));
     for warning in &config.warnings {
-        println!("# warning: {warning}");
+        out.push_str(&format!("# warning: {warning}\n"));
     }
+    write_stdout(&out)
+}
+
+/// Writes to stdout; a closed pipe (`epp --print-crds | head`) is not an error.
+fn write_stdout(text: &str) -> ExitCode {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cannot write to stdout: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `--print-crds`: the CRDs generated from the resource types, as one YAML stream.
+fn print_crds() -> ExitCode {
+    let mut out = String::new();
+    for crd in epp::discovery::kube::resources::crds() {
+        match serde_saphyr::to_string(&crd) {
+            Ok(yaml) => out.push_str(&format!("---\n{}\n", yaml.trim_end())),
+            Err(e) => {
+                eprintln!("cannot render the CRDs: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    write_stdout(&out)
 }

@@ -118,6 +118,8 @@ pub(super) static FLAGS: &[FlagDef<Options>] = &[
     flag!("engine-type", String, engine_type, engine, concat!(
         "Model server type whose metric names are the defaults: vllm, sglang, trtllm-serve or ",
         "triton-tensorrt-llm. Metric flags given explicitly override them.")),
+    flag!("print-crds", Bool, print_crds, parse_bool,
+        "Print the InferencePool and InferenceObjective CRDs this EPP reads, as YAML, and exit."),
     flag!("simulate-endpoints", Int, simulate_endpoints, simulated_count, concat!(
         "Start this many simulated vLLM servers in-process on loopback and use them as the pool ",
         "(exclusive with --pool-name, --endpoints and --endpoints-file).")),

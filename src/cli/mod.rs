@@ -132,6 +132,8 @@ pub struct Options {
     pub model_server_metrics_timeout: Duration,
     /// `--model-server-metrics-max-bytes`: largest metrics page read.
     pub model_server_metrics_max_bytes: usize,
+    /// `--print-crds`: print the CRDs of the resources the EPP reads, and exit.
+    pub print_crds: bool,
     /// `--simulate-endpoints`: simulated model servers to start in-process (0: none).
     pub simulate_endpoints: usize,
     /// `--simulator-args`: `epp-sim` flags for the `--simulate-endpoints` servers.
@@ -198,6 +200,7 @@ impl Default for Options {
             model_server_metrics_timeout: Duration::from_secs(1),
             model_server_metrics_max_bytes: 16 << 20,
             simulate_endpoints: 0,
+            print_crds: false,
             simulator_args: String::new(),
             simulator_config: SimConfig::default(),
             engine_type: Engine::Vllm,
@@ -351,7 +354,7 @@ impl Options {
                 .endpoints_file
                 .clone()
                 .map_or(EndpointSource::None, EndpointSource::File)),
-            (None, _) if self.validate_config => Ok(EndpointSource::None),
+            (None, _) if self.validate_config || self.print_crds => Ok(EndpointSource::None),
             (None, _) => Err(CliError::invalid(
                 "pool-name",
                 r#"required "poolName" flag not set (or use --endpoints, --endpoints-file or --simulate-endpoints for standalone mode)"#,

@@ -1,3 +1,4 @@
-//! Discovery: where the pool's endpoints come from (static list or file; Kubernetes later).
+//! Discovery: where the pool's endpoints come from (Kubernetes, a static list, or a file).
 
+pub mod kube;
 pub mod static_endpoints;

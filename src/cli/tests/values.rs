@@ -42,6 +42,7 @@ fn every_flag_default() {
         ("model-server-metrics-scheme", "http"),
         ("model-server-metrics-timeout", "1s"),
         ("pool-group", "inference.networking.k8s.io"),
+        ("print-crds", "false"),
         ("pool-name", "p"),
         ("pool-namespace", "default"),
         ("refresh-metrics-interval", "50ms"),
