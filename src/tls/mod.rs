@@ -454,3 +454,9 @@ impl Reloader {
         }
     }
 }
+
+/// Makes ring the process's default rustls crypto provider (reqwest is built without a
+/// bundled one). Idempotent: later calls, or a provider installed elsewhere, are fine.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

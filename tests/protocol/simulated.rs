@@ -102,6 +102,7 @@ async fn real_queueing_on_one_server_steers_traffic_away() {
     // One sequence at a time and slow decode: a few direct requests build a real queue.
     let epp = simulated(2, "--max-num-seqs 1 --step-base-ms 20").await;
     let busy = epp.running.simulated[0].address();
+    epp::tls::install_crypto_provider();
     let client = reqwest::Client::new();
     let mut load = Vec::new();
     for _ in 0..4 {

@@ -123,8 +123,7 @@ pub struct Scraper {
 
 impl Scraper {
     pub fn new(settings: ScrapeSettings) -> Result<Scraper, reqwest::Error> {
-        // reqwest is built without a bundled crypto provider; use ring, as everything else.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .tls_danger_accept_invalid_certs(settings.insecure_skip_verify)
             .pool_idle_timeout(Duration::from_secs(90))

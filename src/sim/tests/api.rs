@@ -252,6 +252,7 @@ async fn errors_have_vllm_shapes_and_statuses() {
 #[tokio::test]
 async fn h2c_prior_knowledge_is_served() {
     let sim = start_local(fast()).await;
+    crate::tls::install_crypto_provider();
     let h2 = reqwest::Client::builder()
         .http2_prior_knowledge()
         .timeout(TIMEOUT)

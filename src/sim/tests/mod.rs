@@ -32,6 +32,7 @@ async fn start_local(config: SimConfig) -> RunningSim {
 }
 
 fn client() -> reqwest::Client {
+    crate::tls::install_crypto_provider();
     reqwest::Client::builder().timeout(TIMEOUT).build().unwrap()
 }
 
