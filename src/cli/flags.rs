@@ -118,6 +118,9 @@ pub(super) static FLAGS: &[FlagDef<Options>] = &[
     flag!("engine-type", String, engine_type, engine, concat!(
         "Model server type whose metric names are the defaults: vllm, sglang, trtllm-serve or ",
         "triton-tensorrt-llm. Metric flags given explicitly override them.")),
+    flag!("objectives-file", String, objectives_file, path, concat!(
+        "Standalone mode: a YAML or JSON list of {name, priority} objectives, re-read when it ",
+        "changes (requests name one with x-gateway-inference-objective).")),
     flag!("print-crds", Bool, print_crds, parse_bool,
         "Print the InferencePool and InferenceObjective CRDs this EPP reads, as YAML, and exit."),
     flag!("simulate-endpoints", Int, simulate_endpoints, simulated_count, concat!(

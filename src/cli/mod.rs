@@ -132,6 +132,8 @@ pub struct Options {
     pub model_server_metrics_timeout: Duration,
     /// `--model-server-metrics-max-bytes`: largest metrics page read.
     pub model_server_metrics_max_bytes: usize,
+    /// `--objectives-file`: InferenceObjectives for standalone mode.
+    pub objectives_file: Option<PathBuf>,
     /// `--print-crds`: print the CRDs of the resources the EPP reads, and exit.
     pub print_crds: bool,
     /// `--simulate-endpoints`: simulated model servers to start in-process (0: none).
@@ -201,6 +203,7 @@ impl Default for Options {
             model_server_metrics_max_bytes: 16 << 20,
             simulate_endpoints: 0,
             print_crds: false,
+            objectives_file: None,
             simulator_args: String::new(),
             simulator_config: SimConfig::default(),
             engine_type: Engine::Vllm,
@@ -264,6 +267,14 @@ impl Options {
             ));
         }
         self.endpoint_source = self.resolve_endpoint_source()?;
+        if self.objectives_file.is_some()
+            && matches!(self.endpoint_source, EndpointSource::Kubernetes { .. })
+        {
+            return Err(CliError::invalid(
+                "objectives-file",
+                "flag --objectives-file is for standalone mode; with --pool-name, objectives come from InferenceObjective resources",
+            ));
+        }
         self.load_env(env);
         Ok(())
     }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use crate::datastore::EndpointObserver;
 use crate::scheduling::Scheduler;
 
-pub use raw::{API_VERSION, KIND, RawConfig, RawPlugin, RawProfile, RawProfilePlugin};
+pub use raw::{
+    API_VERSION, KIND, RawConfig, RawPlugin, RawProfile, RawProfilePlugin, RawSaturationDetector,
+};
 pub use resolve::PluginInstance;
 
 /// The upstream default: queue, KV-cache and prefix-cache scorers in profile `default`.
@@ -40,6 +42,77 @@ pub struct EndpointPickerConfig {
     pub effective: RawConfig,
     /// Settings that are accepted but do nothing useful (log them).
     pub warnings: Vec<String>,
+    /// The `saturationDetector` section, validated; `None` fields keep the flag/env values.
+    pub saturation: SaturationOverrides,
+}
+
+/// Shedding thresholds set in the config file.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SaturationOverrides {
+    pub queue_depth: Option<u64>,
+    pub kv_cache_util: Option<f64>,
+    pub metrics_staleness: Option<std::time::Duration>,
+}
+
+impl SaturationOverrides {
+    /// `base` with the configured thresholds on top.
+    pub fn apply(
+        &self,
+        base: crate::director::SaturationThresholds,
+    ) -> crate::director::SaturationThresholds {
+        crate::director::SaturationThresholds {
+            queue_depth: self.queue_depth.unwrap_or(base.queue_depth),
+            kv_cache_util: self.kv_cache_util.unwrap_or(base.kv_cache_util),
+            metrics_staleness: self.metrics_staleness.unwrap_or(base.metrics_staleness),
+        }
+    }
+}
+
+fn saturation_overrides(
+    raw: Option<&RawSaturationDetector>,
+) -> Result<SaturationOverrides, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(SaturationOverrides::default());
+    };
+    let field = |name: &str, message: String| ConfigError::Field {
+        path: format!("saturationDetector.{name}"),
+        message,
+    };
+    if let Some(kv) = raw
+        .kv_cache_util_threshold
+        .filter(|kv| !(*kv > 0.0 && *kv < 1.0))
+    {
+        return Err(field(
+            "kvCacheUtilThreshold",
+            format!("must be between 0 and 1 (exclusive), got {kv}"),
+        ));
+    }
+    if raw.queue_depth_threshold == Some(0) {
+        return Err(field("queueDepthThreshold", "must be at least 1".into()));
+    }
+    let staleness = match raw.metrics_staleness_threshold.as_deref() {
+        None => None,
+        Some(text) => match crate::cli::duration::parse_go_duration(text) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                return Err(field(
+                    "metricsStalenessThreshold",
+                    "must be greater than 0".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(field(
+                    "metricsStalenessThreshold",
+                    format!("{e} (Go duration, e.g. 200ms)"),
+                ));
+            }
+        },
+    };
+    Ok(SaturationOverrides {
+        queue_depth: raw.queue_depth_threshold,
+        kv_cache_util: raw.kv_cache_util_threshold,
+        metrics_staleness: staleness,
+    })
 }
 
 impl std::fmt::Debug for EndpointPickerConfig {
@@ -54,8 +127,11 @@ impl std::fmt::Debug for EndpointPickerConfig {
 impl EndpointPickerConfig {
     /// Decodes and resolves config text (YAML or JSON).
     pub fn from_text(text: &str) -> Result<Self, ConfigError> {
-        let resolved = resolve::resolve(raw::decode(text)?)?;
+        let raw = raw::decode(text)?;
+        let saturation = saturation_overrides(raw.saturation_detector.as_ref())?;
+        let resolved = resolve::resolve(raw)?;
         Ok(EndpointPickerConfig {
+            saturation,
             plugins: resolved.plugins,
             scheduler: Arc::new(resolved.scheduler),
             effective: resolved.effective,

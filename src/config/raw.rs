@@ -20,6 +20,25 @@ pub struct RawConfig {
     pub plugins: Vec<RawPlugin>,
     #[serde(default)]
     pub scheduling_profiles: Vec<RawProfile>,
+    /// Shedding thresholds (a section of later upstream versions; overrides the `SD_*`
+    /// environment variables of v1.0.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturation_detector: Option<RawSaturationDetector>,
+}
+
+/// `saturationDetector`: when the pool counts as saturated.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSaturationDetector {
+    /// Waiting requests above which an endpoint is saturated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_depth_threshold: Option<u64>,
+    /// KV-cache usage fraction (0 to 1, exclusive) above which an endpoint is saturated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_cache_util_threshold: Option<f64>,
+    /// Metrics older than this (Go duration, e.g. `200ms`) do not show headroom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_staleness_threshold: Option<String>,
 }
 
 /// One entry of `plugins`.

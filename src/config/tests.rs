@@ -279,3 +279,39 @@ fn missing_file_names_the_path() {
         "{message}"
     );
 }
+
+#[test]
+fn saturation_detector_section() {
+    let config = load("plugins:\n- type: queue-scorer\nsaturationDetector:\n  queueDepthThreshold: 8\n  metricsStalenessThreshold: 1s\n").expect("loads");
+    let applied = config
+        .saturation
+        .apply(crate::director::SaturationThresholds::default());
+    assert_eq!(applied.queue_depth, 8);
+    assert_eq!(
+        applied.kv_cache_util, 0.8,
+        "unset fields keep the env/flag value"
+    );
+    assert_eq!(applied.metrics_staleness, std::time::Duration::from_secs(1));
+    let cases = [
+        (
+            "saturationDetector:\n  kvCacheUtilThreshold: 1.5\n",
+            "saturationDetector.kvCacheUtilThreshold: must be between 0 and 1 (exclusive), got 1.5",
+        ),
+        (
+            "saturationDetector:\n  queueDepthThreshold: 0\n",
+            "saturationDetector.queueDepthThreshold: must be at least 1",
+        ),
+        (
+            "saturationDetector:\n  metricsStalenessThreshold: soon\n",
+            "saturationDetector.metricsStalenessThreshold:",
+        ),
+        (
+            "saturationDetector:\n  queueDepth: 3\n",
+            "unknown field `queueDepth`",
+        ),
+    ];
+    for (body, expected) in cases {
+        let message = error(&format!("plugins:\n- type: queue-scorer\n{body}"));
+        assert!(message.contains(expected), "{message}");
+    }
+}

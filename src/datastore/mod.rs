@@ -266,6 +266,15 @@ impl Datastore {
         });
     }
 
+    /// Makes the objectives exactly `objectives` (a relist).
+    pub fn replace_objectives(&self, objectives: Vec<Objective>) {
+        let map = objectives
+            .into_iter()
+            .map(|o| (o.name.clone(), o))
+            .collect();
+        self.objectives.store(Arc::new(map));
+    }
+
     /// The objective with this name (v1.0.1 looks objectives up by `metadata.name`).
     pub fn objective(&self, name: &str) -> Option<Objective> {
         self.objectives.load().get(name).cloned()

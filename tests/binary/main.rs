@@ -52,9 +52,9 @@ fn exit_codes() {
             "set exactly one",
         ),
         (
-            &["--pool-name", "p", "--zap-encoder", "json"],
+            &["--pool-name", "p", "--kubeconfig", "/nonexistent/kubeconfig"],
             1,
-            "Kubernetes discovery (--pool-name) is not built yet",
+            "cannot reach the Kubernetes API",
         ),
         (
             &["--endpoints", "127.0.0.1:8000", "--config-text", "kind: x"],

@@ -41,6 +41,7 @@ fn every_flag_default() {
         ("model-server-metrics-port", "0"),
         ("model-server-metrics-scheme", "http"),
         ("model-server-metrics-timeout", "1s"),
+        ("objectives-file", ""),
         ("pool-group", "inference.networking.k8s.io"),
         ("pool-name", "p"),
         ("pool-namespace", "default"),

@@ -12,17 +12,13 @@ fn addresses(store: &Datastore) -> Vec<String> {
 #[test]
 fn file_formats() {
     let yaml = "- 10.0.0.1:8000\n- address: 10.0.0.2:8000\n  labels: {zone: a}\n- address: \"[::1]:9000\"\n  name: local\n";
-    let specs = parse_endpoints_file(yaml, "f").expect("yaml list");
+    let specs = parse_endpoints_file(yaml).expect("yaml list");
     assert_eq!(specs.len(), 3);
     assert_eq!(specs[1].labels.get("zone").map(String::as_str), Some("a"));
     assert_eq!(specs[2].name, "local");
     let json = r#"{"endpoints": ["127.0.0.1:8001", {"address": "127.0.0.1:8002"}]}"#;
-    assert_eq!(parse_endpoints_file(json, "f").expect("json").len(), 2);
-    assert!(
-        parse_endpoints_file("[]", "f")
-            .expect("empty list")
-            .is_empty()
-    );
+    assert_eq!(parse_endpoints_file(json).expect("json").len(), 2);
+    assert!(parse_endpoints_file("[]").expect("empty list").is_empty());
 }
 
 #[test]
@@ -40,11 +36,8 @@ fn file_errors_name_the_entry() {
         ("just text", "expected a list"),
     ];
     for (text, expected) in cases {
-        let err = parse_endpoints_file(text, "eps.yaml")
-            .expect_err(text)
-            .to_string();
+        let err = parse_endpoints_file(text).expect_err(text);
         assert!(err.contains(expected), "{err}");
-        assert!(err.starts_with("endpoints file eps.yaml"), "{err}");
     }
 }
 
@@ -68,7 +61,8 @@ fn file_reload_keeps_last_good_version() {
     let path = dir.path().join("endpoints.yaml");
     std::fs::write(&path, "- 10.0.0.1:8000\n").expect("write");
     let store = Arc::new(Datastore::new(2));
-    let mut watcher = EndpointsFileWatcher::load(&path, Arc::clone(&store)).expect("load");
+    let mut watcher =
+        EndpointsFileWatcher::load(&path, EndpointsFile(Arc::clone(&store))).expect("load");
     assert_eq!(addresses(&store), ["10.0.0.1:8000"]);
     let first_id = store.snapshot().endpoints()[0].id();
 
@@ -103,12 +97,31 @@ fn file_reload_keeps_last_good_version() {
 #[test]
 fn missing_file_at_start_is_an_error() {
     let store = Arc::new(Datastore::new(10));
-    let err = EndpointsFileWatcher::load(Path::new("/nonexistent/eps.yaml"), store)
+    let err = EndpointsFileWatcher::load(
+        std::path::Path::new("/nonexistent/eps.yaml"),
+        EndpointsFile(store),
+    )
+    .err()
+    .expect("must fail")
+    .to_string();
+    assert!(
+        err.contains("cannot read endpoints file /nonexistent/eps.yaml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_file_at_start_names_the_file_and_entry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("eps.yaml");
+    std::fs::write(&path, "- 10.0.0.1\n").expect("write");
+    let err = EndpointsFileWatcher::load(&path, EndpointsFile(Arc::new(Datastore::new(10))))
         .err()
         .expect("must fail")
         .to_string();
+    assert!(err.starts_with("endpoints file "), "{err}");
     assert!(
-        err.contains("cannot read endpoints file /nonexistent/eps.yaml"),
+        err.contains("entry 0: address \"10.0.0.1\" is not ip:port"),
         "{err}"
     );
 }

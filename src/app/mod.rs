@@ -1,7 +1,9 @@
 //! Building and running the EPP from parsed flags: discovery, scheduler, ext_proc and
 //! health servers, and a graceful drain on shutdown.
 
-use std::net::{IpAddr, SocketAddr};
+mod sources;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,21 +12,19 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::cli::{BodyModeFallback, EndpointSource, MetricsScheme, Options};
+use crate::cli::{BodyModeFallback, MetricsScheme, Options};
 use crate::config::{ConfigError, DEFAULT_CONFIG, EndpointPickerConfig};
 use crate::datalayer::extract::CompiledMapping;
 use crate::datalayer::pool_gauges::{self, PoolGaugesCell};
 use crate::datalayer::scraper::{ScrapeSettings, ScrapeStatsMap, Scraper};
 use crate::datastore::{Datastore, DatastoreError};
 use crate::director::{Director, DirectorSettings};
-use crate::discovery::static_endpoints::{self, EndpointsFileError, EndpointsFileWatcher};
+use crate::discovery::watched_file::FileError;
 use crate::extproc::{BodyMode, ExtProcService, StreamSettings};
 use crate::health::{HealthState, ext_proc_health_server, health_server};
-use crate::sim::{self, RunningSim, SimError};
+use crate::sim::{RunningSim, SimError};
 use crate::tls::{ServingTls, TlsError, TlsSettings, tls_incoming};
 
-/// How often an `--endpoints-file` is checked for changes.
-const ENDPOINTS_FILE_POLL: Duration = Duration::from_secs(1);
 /// How long in-flight streams may take to finish after SIGTERM (the upstream chart
 /// gives the pod 130 s).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -37,7 +37,7 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error(transparent)]
-    EndpointsFile(#[from] EndpointsFileError),
+    File(#[from] FileError),
     #[error("--endpoints: {0}")]
     Endpoints(#[from] DatastoreError),
     #[error("cannot listen on {address} (--{flag}): {source}")]
@@ -48,10 +48,10 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error(
-        "Kubernetes discovery (--pool-name) is not built yet; run standalone with \
-         --endpoints ip:port[,ip:port...] or --endpoints-file FILE"
+        "cannot reach the Kubernetes API: {0}; set --kubeconfig (or KUBECONFIG), run in a \
+         cluster, or run standalone with --endpoints, --endpoints-file or --simulate-endpoints"
     )]
-    KubernetesNotBuilt,
+    Kubernetes(kube::Error),
     #[error(
         "no endpoint source: set --endpoints, --endpoints-file, --simulate-endpoints or --pool-name"
     )]
@@ -84,6 +84,7 @@ pub struct RunningEpp {
     pub scrape_stats: ScrapeStatsMap,
     /// The in-process model servers of `--simulate-endpoints`.
     pub simulated: Vec<RunningSim>,
+    elector: Option<JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     ext_proc: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -96,6 +97,10 @@ impl RunningEpp {
         self.health.set_draining();
         self.health.shutdown();
         let _ = self.shutdown.send(true);
+        if let Some(elector) = self.elector {
+            // Let it release the lease so a follower takes over without waiting it out.
+            let _ = tokio::time::timeout(Duration::from_secs(3), elector).await;
+        }
         for task in &self.tasks {
             task.abort();
         }
@@ -118,9 +123,11 @@ pub async fn start(
     for observer in config.endpoint_observers() {
         datastore.add_observer(observer);
     }
-    let mut tasks = Vec::new();
-    let simulated = start_simulated(options).await?;
-    start_discovery(options, &datastore, &simulated, &mut tasks)?;
+    let health = HealthState::new(options.ha_enable_leader_election);
+    health.set_leader(!options.ha_enable_leader_election);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let sources = sources::start(options, &datastore, &health, &shutdown_rx).await?;
+    let mut tasks = sources.tasks;
     let scraper = Scraper::new(scrape_settings(options)).map_err(StartError::Scraper)?;
     let scrape_stats = scraper.stats();
     tasks.push(tokio::spawn(scraper.run(Arc::clone(&datastore))));
@@ -132,21 +139,15 @@ pub async fn start(
         options.metrics_staleness_threshold,
     )));
 
-    let health = HealthState::new(options.ha_enable_leader_election);
-    health.set_leader(!options.ha_enable_leader_election);
-    health.set_synced(datastore.pool_synced());
-
     let director = Director::new(
         Arc::clone(&datastore),
         Arc::clone(&config.scheduler),
         DirectorSettings {
-            saturation: options.saturation,
+            saturation: config.saturation.apply(options.saturation),
             metrics_staleness: options.metrics_staleness_threshold,
         },
     );
     let service = ExtProcService::new(Arc::new(director), stream_settings(options)).into_server();
-    let (shutdown, shutdown_rx) = watch::channel(false);
-
     let ext_proc_listener = bind("grpc-port", options.grpc_port).await?;
     let ext_proc_address = local_address(&ext_proc_listener, "grpc-port")?;
     let mut router = ext_proc_server_builder().add_service(service);
@@ -191,7 +192,8 @@ pub async fn start(
         health,
         pool_gauges,
         scrape_stats,
-        simulated,
+        simulated: sources.simulated,
+        elector: sources.elector,
         shutdown,
         tasks,
         ext_proc,
@@ -208,46 +210,6 @@ fn ext_proc_server_builder() -> tonic::transport::Server {
         .initial_stream_window_size(Some(4 << 20))
         .initial_connection_window_size(Some(64 << 20))
         .max_concurrent_streams(Some(1_000_000))
-}
-
-/// `--simulate-endpoints N`: N simulated vLLM servers on loopback ports.
-async fn start_simulated(options: &Options) -> Result<Vec<RunningSim>, StartError> {
-    let EndpointSource::Simulated(count) = options.endpoint_source else {
-        return Ok(Vec::new());
-    };
-    let sims = sim::start_many(
-        options.simulator_config.clone(),
-        IpAddr::from([127, 0, 0, 1]),
-        0,
-        count,
-    )
-    .await?;
-    for sim in &sims {
-        tracing::info!(address = %sim.address(), "simulated vLLM server started");
-    }
-    Ok(sims)
-}
-
-fn start_discovery(
-    options: &Options,
-    datastore: &Arc<Datastore>,
-    simulated: &[RunningSim],
-    tasks: &mut Vec<JoinHandle<()>>,
-) -> Result<(), StartError> {
-    match &options.endpoint_source {
-        EndpointSource::Static(addresses) => static_endpoints::load_static(datastore, addresses)?,
-        EndpointSource::Simulated(_) => {
-            let addresses: Vec<SocketAddr> = simulated.iter().map(RunningSim::address).collect();
-            static_endpoints::load_static(datastore, &addresses)?;
-        }
-        EndpointSource::File(path) => {
-            let watcher = EndpointsFileWatcher::load(path, Arc::clone(datastore))?;
-            tasks.push(tokio::spawn(watcher.watch(ENDPOINTS_FILE_POLL)));
-        }
-        EndpointSource::Kubernetes { .. } => return Err(StartError::KubernetesNotBuilt),
-        EndpointSource::None => return Err(StartError::NoEndpointSource),
-    }
-    Ok(())
 }
 
 fn scrape_settings(options: &Options) -> ScrapeSettings {
