@@ -52,7 +52,12 @@ fn exit_codes() {
             "set exactly one",
         ),
         (
-            &["--pool-name", "p", "--kubeconfig", "/nonexistent/kubeconfig"],
+            &[
+                "--pool-name",
+                "p",
+                "--kubeconfig",
+                "/nonexistent/kubeconfig",
+            ],
             1,
             "cannot reach the Kubernetes API",
         ),
@@ -312,4 +317,66 @@ async fn serves_the_certificate_from_cert_path() {
             .map(|c| c.as_ref().to_vec()),
         Some(cert.der().to_vec())
     );
+}
+
+#[tokio::test]
+async fn sigterm_stops_readiness_and_lets_open_streams_finish() {
+    let mut epp = RunningBinary::start(&["--secure-serving=false"]);
+    let mut health = epp.wait_serving().await;
+    let client = ExternalProcessorClient::connect(format!("http://{}", epp.ext_proc))
+        .await
+        .expect("connect");
+    // A request is routed; its response is still streaming when SIGTERM arrives.
+    let mut stream = ExtProcStream::open(client).await;
+    stream
+        .send(with_modes(
+            request_headers(&[], false),
+            FULL_DUPLEX,
+            FULL_DUPLEX,
+        ))
+        .await;
+    stream
+        .exchange(request_body(&completion_body("m", "p"), true), 2)
+        .await;
+    stream
+        .exchange(
+            response_headers(&[("content-type", "text/event-stream")], false),
+            1,
+        )
+        .await;
+
+    let pid = epp.child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    // Readiness drops at once...
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = health
+            .check(HealthCheckRequest {
+                service: "readiness".into(),
+            })
+            .await
+            .map(|r| r.into_inner().status)
+            .ok();
+        if status != Some(ServingStatus::Serving as i32) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still SERVING after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...while the open stream keeps working until its response ends.
+    let reply = stream
+        .exchange(response_body(b"data: [DONE]\n\n", true), 1)
+        .await
+        .remove(0);
+    assert_eq!(streamed(&reply), Some((b"data: [DONE]\n\n".to_vec(), true)));
+    assert!(
+        epp.child.try_wait().expect("status").is_none(),
+        "exited before the stream ended"
+    );
+    stream.close_send();
+    let (code, logs) = epp.terminate().await;
+    assert_eq!(code, Some(0), "{logs}");
 }
