@@ -84,32 +84,59 @@ pub struct RunningEpp {
     pub scrape_stats: ScrapeStatsMap,
     /// The in-process model servers of `--simulate-endpoints`.
     pub simulated: Vec<RunningSim>,
-    elector: Option<JoinHandle<()>>,
+    elector: AbortOnDrop<()>,
     shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-    ext_proc: JoinHandle<Result<(), tonic::transport::Error>>,
-    health_server: JoinHandle<Result<(), tonic::transport::Error>>,
+    tasks: Vec<AbortOnDrop<()>>,
+    ext_proc: AbortOnDrop<Result<(), tonic::transport::Error>>,
+    health_server: AbortOnDrop<Result<(), tonic::transport::Error>>,
 }
 
 impl RunningEpp {
     /// Stops reporting ready, lets open streams finish (up to `drain`), and stops.
-    pub async fn shutdown(self, drain: Duration) {
+    /// Dropping a `RunningEpp` instead stops everything at once.
+    pub async fn shutdown(mut self, drain: Duration) {
         self.health.set_draining();
         self.health.shutdown();
         let _ = self.shutdown.send(true);
-        if let Some(elector) = self.elector {
-            // Let it release the lease so a follower takes over without waiting it out.
-            let _ = tokio::time::timeout(Duration::from_secs(3), elector).await;
-        }
-        for task in &self.tasks {
-            task.abort();
-        }
-        if tokio::time::timeout(drain, self.ext_proc).await.is_err() {
+        // Let the elector release the lease so a follower takes over without waiting.
+        self.elector.finish(Duration::from_secs(3)).await;
+        self.tasks.clear();
+        if !self.ext_proc.finish(drain).await {
             tracing::warn!(timeout = ?drain, "ext_proc streams did not finish in time");
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.health_server).await;
-        for sim in self.simulated {
+        self.health_server.finish(Duration::from_secs(1)).await;
+        for sim in std::mem::take(&mut self.simulated) {
             sim.shutdown().await;
+        }
+    }
+}
+
+/// A task that is aborted when its handle is dropped, so an EPP dropped without
+/// `shutdown` (tests, embedders) leaves nothing running.
+struct AbortOnDrop<T>(Option<JoinHandle<T>>);
+
+impl<T> AbortOnDrop<T> {
+    fn new(task: JoinHandle<T>) -> Self {
+        AbortOnDrop(Some(task))
+    }
+
+    fn none() -> Self {
+        AbortOnDrop(None)
+    }
+
+    /// Waits up to `limit` for the task to end on its own; returns whether it did.
+    async fn finish(&mut self, limit: Duration) -> bool {
+        match self.0.as_mut() {
+            Some(task) => tokio::time::timeout(limit, task).await.is_ok(),
+            None => true,
+        }
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
         }
     }
 }
@@ -193,11 +220,13 @@ pub async fn start(
         pool_gauges,
         scrape_stats,
         simulated: sources.simulated,
-        elector: sources.elector,
+        elector: sources
+            .elector
+            .map_or_else(AbortOnDrop::none, AbortOnDrop::new),
         shutdown,
-        tasks,
-        ext_proc,
-        health_server,
+        tasks: tasks.into_iter().map(AbortOnDrop::new).collect(),
+        ext_proc: AbortOnDrop::new(ext_proc),
+        health_server: AbortOnDrop::new(health_server),
     })
 }
 

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::app::StartError;
 use crate::cli::{EndpointSource, Options};
 use crate::datastore::Datastore;
-use crate::discovery::kube::leader::{self, LeaderElector, LeaseTimings};
+use crate::discovery::kube::leader::{self, LeaderElector};
 use crate::discovery::kube::{self as kube_discovery, PoolRef};
 use crate::discovery::objectives_file::{ObjectivesFile, ObjectivesFileWatcher};
 use crate::discovery::static_endpoints::{self, EndpointsFile, EndpointsFileWatcher};
@@ -112,7 +112,7 @@ async fn start_kubernetes(
             &pool.namespace,
             leader::lease_name(&pool.namespace, &pool.name),
             leader::identity(),
-            LeaseTimings::default(),
+            options.lease_timings,
         );
         tracing::info!(identity = elector.identity(), "leader election enabled");
         sources.elector = Some(tokio::spawn(elector.run(health.clone(), shutdown.clone())));

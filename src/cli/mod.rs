@@ -18,6 +18,7 @@ use crate::cli::flags::FLAGS;
 use crate::cli::goflag::{ParseError, Parsed, parse_bool, spelled_enum};
 use crate::datalayer::metric_spec::MetricSpec;
 use crate::datalayer::presets::{Engine, MetricMapping};
+use crate::discovery::kube::leader::LeaseTimings;
 use crate::sim::{SimArgs, SimConfig};
 
 pub use crate::cli::env::{Env, ProcessEnv, SaturationThresholds};
@@ -132,6 +133,9 @@ pub struct Options {
     pub model_server_metrics_timeout: Duration,
     /// `--model-server-metrics-max-bytes`: largest metrics page read.
     pub model_server_metrics_max_bytes: usize,
+    /// Lease timings of leader election (controller-runtime's defaults; not a flag:
+    /// tests and embedders shorten them).
+    pub lease_timings: LeaseTimings,
     /// `--objectives-file`: InferenceObjectives for standalone mode.
     pub objectives_file: Option<PathBuf>,
     /// `--print-crds`: print the CRDs of the resources the EPP reads, and exit.
@@ -204,6 +208,7 @@ impl Default for Options {
             simulate_endpoints: 0,
             print_crds: false,
             objectives_file: None,
+            lease_timings: LeaseTimings::default(),
             simulator_args: String::new(),
             simulator_config: SimConfig::default(),
             engine_type: Engine::Vllm,

@@ -2,6 +2,7 @@
 //! ext_proc client that speaks like Envoy, message by message.
 #![allow(dead_code)]
 
+pub mod driver;
 pub mod messages;
 pub mod tls_client;
 

@@ -1,8 +1,8 @@
 //! Body-mode detection, fallbacks, trailers, STREAMED routing and body shapes.
 
+use crate::common::driver::{MODES, Mode, Outcome, Request, send_request};
 use crate::common::messages::*;
 use crate::common::{HERMETIC_CONFIG, TestEpp, metrics};
-use crate::driver::{MODES, Mode, Outcome, Request, send_request};
 
 const PODS: [&str; 3] = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"];
 

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::common::driver::{Mode, Request, send_request};
 use crate::common::{ExtProcStream, TestEpp, metrics};
-use crate::driver::{Mode, Request, send_request};
 
 const PODS: [&str; 4] = [
     "10.0.0.1:8000",

@@ -1,8 +1,8 @@
 //! Bad streams, limits and client-supplied routing headers.
 
+use crate::common::driver::{MODES, Mode, Outcome, Request, send_request};
 use crate::common::messages::*;
 use crate::common::{HERMETIC_CONFIG, Next, TestEpp, metrics};
-use crate::driver::{MODES, Mode, Outcome, Request, send_request};
 
 const PODS: [&str; 2] = ["10.0.0.1:8000", "10.0.0.2:8000"];
 

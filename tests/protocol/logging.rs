@@ -6,9 +6,9 @@ use epp::telemetry::logging::{CapturedLogs, LogSettings, layer_for_writer};
 use tracing_subscriber::Registry;
 use tracing_subscriber::layer::SubscriberExt;
 
+use crate::common::driver::{Mode, Outcome, Request, send_request};
 use crate::common::messages::*;
 use crate::common::{HERMETIC_CONFIG, TestEpp};
-use crate::driver::{Mode, Outcome, Request, send_request};
 
 fn subscriber(verbosity: i32, logs: &CapturedLogs) -> impl tracing::Subscriber + Send + Sync {
     let settings = LogSettings {

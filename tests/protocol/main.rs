@@ -7,7 +7,6 @@ mod common;
 
 mod body_modes;
 mod burst;
-mod driver;
 mod errors;
 mod logging;
 mod response;

@@ -1,8 +1,8 @@
 //! Response side: rows 8–11 of the upstream table, trailers, and BUFFERED responses.
 
+use crate::common::driver::{Mode, Request, send_request};
 use crate::common::messages::*;
 use crate::common::{ExtProcStream, HERMETIC_CONFIG, Next, TestEpp, metrics};
-use crate::driver::{Mode, Request, send_request};
 
 async fn routed_stream(epp: &TestEpp, mode: Mode) -> ExtProcStream {
     let mut stream = epp.stream().await;

@@ -1,9 +1,9 @@
 //! The upstream hermetic test table (`test/integration/epp/hermetic_test.go`), rows 1–7
 //! and 12–17, in both body modes. Endpoints stand in for pods `192.168.1.{1,2,3}:8000`.
 
+use crate::common::driver::{MODES, Mode, Outcome, Request, send_request};
 use crate::common::messages::*;
 use crate::common::{HERMETIC_CONFIG, TestEpp, metrics};
-use crate::driver::{MODES, Mode, Outcome, Request, send_request};
 
 const PODS: [&str; 3] = ["192.168.1.1:8000", "192.168.1.2:8000", "192.168.1.3:8000"];
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 use epp::sim::FakeMetrics;
 
 use crate::common::TestEpp;
+use crate::common::driver::{Mode, Request, send_request};
 use crate::common::messages::completion_body;
-use crate::driver::{Mode, Request, send_request};
 
 const CONFIG: &str = "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer\n- type: prefix-cache-scorer\n";
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use kube::Api;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
 use crate::datastore::{Datastore, Objective};
@@ -40,7 +41,9 @@ pub async fn watch_objectives(
 ) {
     let mut warned = false;
     loop {
-        let mut events = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
+        let mut events = watcher::watcher(api.clone(), watcher::Config::default())
+            .default_backoff()
+            .boxed();
         let mut relist: Vec<Objective> = Vec::new();
         while let Some(event) = events.next().await {
             match event {
