@@ -18,6 +18,7 @@ use crate::datalayer::extract::CompiledMapping;
 use crate::datalayer::pool_gauges::{self, PoolGaugesCell};
 use crate::datalayer::scraper::{ScrapeSettings, ScrapeStatsMap, Scraper};
 use crate::datastore::{Datastore, DatastoreError};
+use crate::director::records::DecisionRecorder;
 use crate::director::{Director, DirectorSettings};
 use crate::discovery::watched_file::FileError;
 use crate::extproc::{BodyMode, ExtProcService, StreamSettings};
@@ -56,6 +57,12 @@ pub enum StartError {
         "no endpoint source: set --endpoints, --endpoints-file, --simulate-endpoints or --pool-name"
     )]
     NoEndpointSource,
+    #[error("cannot open --decision-records-file {path}: {source}")]
+    DecisionRecords {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("--simulate-endpoints: {0}")]
     Simulator(#[from] SimError),
     #[error("cannot build the metrics scraper's HTTP client: {0}")]
@@ -174,6 +181,10 @@ pub async fn start(
             metrics_staleness: options.metrics_staleness_threshold,
         },
     );
+    let director = match decision_recorder(options)? {
+        Some(recorder) => director.with_records(recorder),
+        None => director,
+    };
     let service = ExtProcService::new(Arc::new(director), stream_settings(options)).into_server();
     let ext_proc_listener = bind("grpc-port", options.grpc_port).await?;
     let ext_proc_address = local_address(&ext_proc_listener, "grpc-port")?;
@@ -239,6 +250,20 @@ fn ext_proc_server_builder() -> tonic::transport::Server {
         .initial_stream_window_size(Some(4 << 20))
         .initial_connection_window_size(Some(64 << 20))
         .max_concurrent_streams(Some(1_000_000))
+}
+
+/// `--decision-records` (to the log) and `--decision-records-file` (JSON lines).
+fn decision_recorder(options: &Options) -> Result<Option<DecisionRecorder>, StartError> {
+    match &options.decision_records_file {
+        Some(path) => DecisionRecorder::to_file(path, options.decision_records)
+            .map(Some)
+            .map_err(|source| StartError::DecisionRecords {
+                path: path.display().to_string(),
+                source,
+            }),
+        None if options.decision_records => Ok(Some(DecisionRecorder::to_log())),
+        None => Ok(None),
+    }
 }
 
 fn scrape_settings(options: &Options) -> ScrapeSettings {

@@ -118,6 +118,11 @@ pub(super) static FLAGS: &[FlagDef<Options>] = &[
     flag!("engine-type", String, engine_type, engine, concat!(
         "Model server type whose metric names are the defaults: vllm, sglang, trtllm-serve or ",
         "triton-tensorrt-llm. Metric flags given explicitly override them.")),
+    flag!("decision-records", Bool, decision_records, parse_bool, concat!(
+        "Log one structured record per request: candidates, filters, each scorer's raw and ",
+        "weighted scores, the pick and its reason, the time spent (no prompt text).")),
+    flag!("decision-records-file", String, decision_records_file, path,
+        "Append the decision records to this file as JSON lines (implies recording)."),
     flag!("objectives-file", String, objectives_file, path, concat!(
         "Standalone mode: a YAML or JSON list of {name, priority} objectives, re-read when it ",
         "changes (requests name one with x-gateway-inference-objective).")),

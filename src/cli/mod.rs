@@ -136,6 +136,10 @@ pub struct Options {
     /// Lease timings of leader election (controller-runtime's defaults; not a flag:
     /// tests and embedders shorten them).
     pub lease_timings: LeaseTimings,
+    /// `--decision-records`: log one decision record per request.
+    pub decision_records: bool,
+    /// `--decision-records-file`: append decision records to this file (JSON lines).
+    pub decision_records_file: Option<PathBuf>,
     /// `--objectives-file`: InferenceObjectives for standalone mode.
     pub objectives_file: Option<PathBuf>,
     /// `--print-crds`: print the CRDs of the resources the EPP reads, and exit.
@@ -208,6 +212,8 @@ impl Default for Options {
             simulate_endpoints: 0,
             print_crds: false,
             objectives_file: None,
+            decision_records: false,
+            decision_records_file: None,
             lease_timings: LeaseTimings::default(),
             simulator_args: String::new(),
             simulator_config: SimConfig::default(),

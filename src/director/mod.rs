@@ -3,15 +3,22 @@
 //! It sees parsed requests and returns endpoints; it knows nothing of ext_proc messages.
 
 mod admission;
+pub mod records;
 mod subset;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use rand::seq::IndexedRandom;
 
 use crate::datastore::{Datastore, Endpoint, InFlightGuard};
 use crate::request::RequestHeaders;
-use crate::scheduling::{CycleState, ResponseInfo, Scheduler, SchedulingError, SchedulingRequest};
+use crate::scheduling::{
+    CycleObserver, CycleState, DecisionTrace, NoObserver, ResponseInfo, Scheduler, SchedulingError,
+    SchedulingRequest,
+};
+
+use records::{DecisionRecord, DecisionRecorder};
 
 pub use admission::{SaturationThresholds, is_saturated};
 pub use subset::filter_by_subset;
@@ -133,6 +140,7 @@ pub struct Director {
     datastore: Arc<Datastore>,
     scheduler: Arc<Scheduler>,
     settings: DirectorSettings,
+    records: Option<DecisionRecorder>,
 }
 
 impl std::fmt::Debug for Director {
@@ -153,6 +161,7 @@ impl Director {
             datastore,
             scheduler,
             settings,
+            records: None,
         }
     }
 
@@ -160,14 +169,51 @@ impl Director {
         &self.datastore
     }
 
+    /// Sends a decision record for every request from now on.
+    pub fn with_records(mut self, recorder: DecisionRecorder) -> Self {
+        self.records = Some(recorder);
+        self
+    }
+
     /// Admits, schedules and reserves an endpoint for a request with a body
-    /// (v1.0.1 `Director.HandleRequest`).
+    /// (v1.0.1 `Director.HandleRequest`), recording the decision when records are on.
     pub fn route(&self, request: &RoutingRequest<'_>) -> Result<Decision, PickError> {
+        let Some(recorder) = &self.records else {
+            return self.route_observed(request, &self.datastore.snapshot(), &mut NoObserver);
+        };
+        let started = Instant::now();
+        let snapshot = self.datastore.snapshot();
+        let mut trace = DecisionTrace::default();
+        let result = self.route_observed(request, &snapshot, &mut trace);
+        let outcome = match &result {
+            Ok(decision) => decision.reason.as_str().to_owned(),
+            Err(e) => e.to_string(),
+        };
+        recorder.record(&DecisionRecord {
+            request_id: request.request_id,
+            model: request.model,
+            target_model: request.target_model,
+            objective: request.objective,
+            subset: request.subset,
+            pool_size: snapshot.len(),
+            outcome: &outcome,
+            destination: result.as_ref().ok().map(|d| d.destination.as_str()),
+            decision_micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            profiles: &trace.profiles,
+        });
+        result
+    }
+
+    fn route_observed(
+        &self,
+        request: &RoutingRequest<'_>,
+        snapshot: &crate::datastore::EndpointSet,
+        observer: &mut dyn CycleObserver,
+    ) -> Result<Decision, PickError> {
         if !self.datastore.pool_synced() {
             return Err(PickError::PoolNotSynced);
         }
-        let snapshot = self.datastore.snapshot();
-        self.admit(request, &snapshot)?;
+        self.admit(request, snapshot)?;
         let candidates = match request.subset {
             Some(hint) => filter_by_subset(snapshot.endpoints(), hint),
             None => snapshot.endpoints().iter().collect(),
@@ -186,11 +232,18 @@ impl Director {
         let mut state = CycleState::new();
         let result = self
             .scheduler
-            .schedule(&scheduling, &mut state, &candidates, &mut rand::rng())
+            .schedule(
+                &scheduling,
+                &mut state,
+                &candidates,
+                &mut rand::rng(),
+                observer,
+            )
             .map_err(PickError::Scheduling)?;
         let decision = Decision::new(result.primary_targets().to_vec(), PickReason::Scheduled)
             .ok_or(PickError::EmptyResult)?;
-        self.scheduler.run_pre_request(&scheduling, &result, &state);
+        self.scheduler
+            .run_pre_request(&scheduling, &result, &state, observer);
         tracing::debug!(endpoint = %decision.destination, candidates = candidates.len(), "request scheduled");
         Ok(decision)
     }

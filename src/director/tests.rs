@@ -7,6 +7,7 @@ use super::*;
 use crate::config::EndpointPickerConfig;
 use crate::datastore::fixtures::TestEndpoint;
 use crate::datastore::{Objective, PoolInfo};
+use crate::director::records::DecisionRecorder;
 
 const CONFIG: &str = "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer\n";
 
@@ -218,4 +219,55 @@ async fn bodyless_picks_are_uniform_and_respect_the_subset() {
         director.route_bodyless(Some(&[])).expect_err("empty hint"),
         PickError::NoCandidates
     );
+}
+
+#[tokio::test]
+async fn decision_records_explain_the_pick() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("decisions.jsonl");
+    let director =
+        director(&healthy()).with_records(DecisionRecorder::to_file(&path, false).expect("open"));
+    let headers = RequestHeaders::new();
+    let prompt_text = "SECRET PROMPT THAT MUST NOT BE RECORDED";
+    let mut req = request(&headers, Some("critical"), None);
+    req.prompt = Some(prompt_text);
+    let decision = director.route(&req).expect("routed");
+    let hint = vec!["10.0.0.9:8000".to_string()];
+    director
+        .route(&request(&headers, None, Some(&hint)))
+        .expect_err("no candidate");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let text = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.lines().count() == 2 || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert!(!text.contains("SECRET"), "prompts never reach records");
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let first = &records[0];
+    assert_eq!(first["outcome"], "scheduled");
+    assert_eq!(first["objective"], "critical");
+    assert_eq!(first["destination"], decision.destination.as_str());
+    let profile = &first["profiles"][0];
+    assert_eq!(profile["candidates"].as_array().map(Vec::len), Some(2));
+    let scorers = profile["scorers"].as_array().expect("scorers");
+    assert_eq!(scorers.len(), 2, "queue and kv-cache scorers");
+    assert_eq!(scorers[0]["scorer"], "queue-scorer");
+    // Endpoint 2 has the shorter queue (0 vs 3): raw queue scores 0 and 1.
+    assert_eq!(scorers[0]["raw"], serde_json::json!([0.0, 1.0]));
+    assert_eq!(profile["picked"][0], "10.0.0.2:8000");
+    let totals = profile["totals"].as_array().expect("totals");
+    assert!(totals[1].as_f64() > totals[0].as_f64());
+    // A rejected request is recorded with its reason and no destination.
+    assert_eq!(
+        records[1]["outcome"],
+        "failed to find candidate pods for serving the request"
+    );
+    assert!(records[1].get("destination").is_none());
 }

@@ -10,6 +10,7 @@
 //! - Changes to scoring come with a benchmark (`benches/scheduling.rs`).
 
 mod cycle_state;
+pub mod observer;
 pub mod plugins;
 mod profile;
 pub mod registry;
@@ -23,6 +24,7 @@ use crate::datastore::Endpoint;
 use crate::request::RequestHeaders;
 
 pub use cycle_state::CycleState;
+pub use observer::{CycleObserver, DecisionTrace, ExtensionPoint, NoObserver};
 pub use profile::{Named, SchedulingProfile, WeightedScorer};
 pub use scheduler::{ProfileRun, Scheduler, SchedulingError, SchedulingResult};
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use rand::RngCore;
 
 use crate::datastore::Endpoint;
+use crate::scheduling::observer::{CycleObserver, ExtensionPoint};
 use crate::scheduling::{Candidate, CycleState, Filter, Picker, SchedulingRequest, Scorer};
 
 /// A plugin as configured: its instance name, its type, and the role object.
@@ -57,10 +58,19 @@ impl SchedulingProfile {
         state: &mut CycleState,
         candidates: &[Candidate<'_>],
         rng: &mut dyn RngCore,
+        observer: &mut dyn CycleObserver,
     ) -> Option<Vec<Arc<Endpoint>>> {
+        if observer.traced() {
+            observer.profile_started(&self.name, candidates);
+        }
         let mut kept: Vec<Candidate<'_>> = candidates.to_vec();
         for filter in &self.filters {
-            filter.plugin.filter(request, &mut kept);
+            timed(observer, ExtensionPoint::Filter, filter, || {
+                filter.plugin.filter(request, &mut kept)
+            });
+            if observer.traced() {
+                observer.filtered(&filter.name, &kept);
+            }
             if kept.is_empty() {
                 return None;
             }
@@ -68,9 +78,14 @@ impl SchedulingProfile {
         if kept.is_empty() {
             return None;
         }
-        let totals = self.total_scores(request, state, &kept);
+        let totals = self.total_scores(request, state, &kept, observer);
         let mut picked = Vec::new();
-        self.picker.plugin.pick(&kept, &totals, rng, &mut picked);
+        timed(observer, ExtensionPoint::Picker, &self.picker, || {
+            self.picker.plugin.pick(&kept, &totals, rng, &mut picked)
+        });
+        if observer.traced() {
+            observer.picked(&kept, &totals, &picked);
+        }
         Some(picked.into_iter().map(|i| Arc::clone(kept[i])).collect())
     }
 
@@ -80,21 +95,43 @@ impl SchedulingProfile {
         request: &SchedulingRequest<'_>,
         state: &mut CycleState,
         candidates: &[Candidate<'_>],
+        observer: &mut dyn CycleObserver,
     ) -> Vec<f64> {
         let mut totals = vec![0.0; candidates.len()];
         let mut raw = vec![0.0; candidates.len()];
         for weighted in &self.scorers {
             raw.fill(0.0);
-            weighted
-                .scorer
-                .plugin
-                .score(request, state, candidates, &mut raw);
+            timed(observer, ExtensionPoint::Scorer, &weighted.scorer, || {
+                weighted
+                    .scorer
+                    .plugin
+                    .score(request, state, candidates, &mut raw)
+            });
+            if observer.traced() {
+                observer.scored(&weighted.scorer.name, weighted.weight, &raw);
+            }
             for (total, score) in totals.iter_mut().zip(&raw) {
                 *total += weighted.weight * clamp_score(*score);
             }
         }
         totals
     }
+}
+
+/// Runs `call`, reporting its duration for `plugin` when the observer wants timings.
+pub(crate) fn timed<T: ?Sized, R>(
+    observer: &mut dyn CycleObserver,
+    point: ExtensionPoint,
+    plugin: &Named<T>,
+    call: impl FnOnce() -> R,
+) -> R {
+    if !observer.timed() {
+        return call();
+    }
+    let started = std::time::Instant::now();
+    let result = call();
+    observer.plugin_time(point, plugin.type_name, &plugin.name, started.elapsed());
+    result
 }
 
 /// v1.0.1 `enforceScoreRange`, plus: NaN and infinities become 0 instead of poisoning totals.

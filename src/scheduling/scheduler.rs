@@ -7,6 +7,8 @@ use rand::RngCore;
 
 use crate::datastore::Endpoint;
 use crate::scheduling::Named;
+use crate::scheduling::observer::{CycleObserver, ExtensionPoint};
+use crate::scheduling::profile::timed;
 use crate::scheduling::{
     Candidate, CycleState, PostResponse, PreRequest, ProfileHandler, SchedulingProfile,
     SchedulingRequest,
@@ -112,11 +114,17 @@ impl Scheduler {
         state: &mut CycleState,
         candidates: &[Candidate<'_>],
         rng: &mut dyn RngCore,
+        observer: &mut dyn CycleObserver,
     ) -> Result<SchedulingResult, SchedulingError> {
         let mut runs: Vec<ProfileRun> = Vec::with_capacity(self.profiles.len());
         // A handler that keeps asking would loop forever; each profile runs at most once.
         while runs.len() < self.profiles.len() {
-            let next = self.handler.plugin.pick_profiles(&self.profiles, &runs);
+            let next = timed(
+                observer,
+                ExtensionPoint::ProfilePicker,
+                &self.handler,
+                || self.handler.plugin.pick_profiles(&self.profiles, &runs),
+            );
             let fresh: Vec<usize> = next
                 .into_iter()
                 .filter(|&i| i < self.profiles.len() && runs.iter().all(|r| r.profile != i))
@@ -126,7 +134,7 @@ impl Scheduler {
             }
             for index in fresh {
                 let profile = &self.profiles[index];
-                let targets = profile.run(request, state, candidates, rng);
+                let targets = profile.run(request, state, candidates, rng, observer);
                 runs.push(ProfileRun {
                     profile: index,
                     profile_name: Arc::clone(&profile.name),
@@ -134,7 +142,12 @@ impl Scheduler {
                 });
             }
         }
-        self.handler.plugin.process_results(runs)
+        timed(
+            observer,
+            ExtensionPoint::ProcessProfilesResults,
+            &self.handler,
+            || self.handler.plugin.process_results(runs),
+        )
     }
 
     /// Runs every pre-request plugin after a successful pick.
@@ -143,9 +156,12 @@ impl Scheduler {
         request: &SchedulingRequest<'_>,
         result: &SchedulingResult,
         state: &CycleState,
+        observer: &mut dyn CycleObserver,
     ) {
         for plugin in &self.pre_request {
-            plugin.plugin.pre_request(request, result, state);
+            timed(observer, ExtensionPoint::PreRequest, plugin, || {
+                plugin.plugin.pre_request(request, result, state)
+            });
         }
     }
 

@@ -18,6 +18,8 @@ fn every_flag_default() {
         ("config-file", ""),
         ("config-text", ""),
         ("enable-pprof", "true"),
+        ("decision-records", "false"),
+        ("decision-records-file", ""),
         ("endpoints", ""),
         ("endpoints-file", ""),
         ("engine-type", "vllm"),
