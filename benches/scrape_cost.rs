@@ -135,6 +135,7 @@ fn main() {
         path: "/metrics".into(),
         port: Some(port),
         mapping: Arc::new(CompiledMapping::new(MetricMapping::preset(Engine::Vllm))),
+        metrics: None,
     };
     let scraper = scraping
         .block_on(async { Scraper::new(settings) })

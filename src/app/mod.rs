@@ -24,6 +24,7 @@ use crate::discovery::watched_file::FileError;
 use crate::extproc::{BodyMode, ExtProcService, StreamSettings};
 use crate::health::{HealthState, ext_proc_health_server, health_server};
 use crate::sim::{RunningSim, SimError};
+use crate::telemetry::metrics::{self, EppMetrics, MetricSources, MetricsAuth, MetricsLimits};
 use crate::tls::{ServingTls, TlsError, TlsSettings, tls_incoming};
 
 /// How long in-flight streams may take to finish after SIGTERM (the upstream chart
@@ -83,6 +84,10 @@ pub fn load_config(options: &Options) -> Result<EndpointPickerConfig, ConfigErro
 pub struct RunningEpp {
     pub ext_proc_address: SocketAddr,
     pub health_address: SocketAddr,
+    /// Where Prometheus scrapes `/metrics`.
+    pub metrics_address: SocketAddr,
+    /// The EPP's own metrics (what `/metrics` serves).
+    pub metrics: Arc<EppMetrics>,
     pub datastore: Arc<Datastore>,
     pub health: HealthState,
     /// The latest pool gauges (average KV usage and queue, ready endpoints).
@@ -160,9 +165,14 @@ pub async fn start(
     let health = HealthState::new(options.ha_enable_leader_election);
     health.set_leader(!options.ha_enable_leader_election);
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let metrics = EppMetrics::new(MetricsLimits::default());
+    metrics.set_build_info(
+        option_env!("EPP_COMMIT").unwrap_or("unknown"),
+        env!("CARGO_PKG_VERSION"),
+    );
     let sources = sources::start(options, &datastore, &health, &shutdown_rx).await?;
     let mut tasks = sources.tasks;
-    let scraper = Scraper::new(scrape_settings(options)).map_err(StartError::Scraper)?;
+    let scraper = Scraper::new(scrape_settings(options, &metrics)).map_err(StartError::Scraper)?;
     let scrape_stats = scraper.stats();
     tasks.push(tokio::spawn(scraper.run(Arc::clone(&datastore))));
     let pool_gauges = Arc::new(PoolGaugesCell::default());
@@ -180,12 +190,34 @@ pub async fn start(
             saturation: config.saturation.apply(options.saturation),
             metrics_staleness: options.metrics_staleness_threshold,
         },
-    );
+    )
+    .with_metrics(Arc::clone(&metrics));
     let director = match decision_recorder(options)? {
         Some(recorder) => director.with_records(recorder),
         None => director,
     };
-    let service = ExtProcService::new(Arc::new(director), stream_settings(options)).into_server();
+    metrics.set_sources(MetricSources {
+        datastore: Arc::clone(&datastore),
+        pool_gauges: Arc::clone(&pool_gauges),
+        scrape_stats: Some(scrape_stats.clone()),
+        prefix_indexes: config.prefix_indexes(),
+    });
+    let metrics_listener = bind("metrics-port", options.metrics_port).await?;
+    let metrics_address = local_address(&metrics_listener, "metrics-port")?;
+    // As v1.0.1 in a cluster: /metrics needs a token allowed to read it. Standalone
+    // modes have no API server to ask.
+    let metrics_auth = sources
+        .kube_client
+        .filter(|_| options.metrics_endpoint_auth)
+        .map(|client| Arc::new(MetricsAuth::new(client)));
+    tasks.push(tokio::spawn(metrics::serve(
+        metrics_listener,
+        Arc::clone(&metrics),
+        metrics_auth.clone(),
+        wait_for(shutdown_rx.clone()),
+    )));
+    let service =
+        ExtProcService::new(Arc::new(director), stream_settings(options, &metrics)).into_server();
     let ext_proc_listener = bind("grpc-port", options.grpc_port).await?;
     let ext_proc_address = local_address(&ext_proc_listener, "grpc-port")?;
     let mut router = ext_proc_server_builder().add_service(service);
@@ -219,6 +251,8 @@ pub async fn start(
     tracing::info!(
         %ext_proc_address,
         %health_address,
+        %metrics_address,
+        metrics_auth = metrics_auth.is_some(),
         tls = options.secure_serving,
         endpoints = datastore.snapshot().len(),
         "EPP serving"
@@ -226,6 +260,8 @@ pub async fn start(
     Ok(RunningEpp {
         ext_proc_address,
         health_address,
+        metrics_address,
+        metrics,
         datastore,
         health,
         pool_gauges,
@@ -266,7 +302,7 @@ fn decision_recorder(options: &Options) -> Result<Option<DecisionRecorder>, Star
     }
 }
 
-fn scrape_settings(options: &Options) -> ScrapeSettings {
+fn scrape_settings(options: &Options, metrics: &Arc<EppMetrics>) -> ScrapeSettings {
     ScrapeSettings {
         interval: options.refresh_metrics_interval,
         timeout: options.model_server_metrics_timeout,
@@ -276,10 +312,11 @@ fn scrape_settings(options: &Options) -> ScrapeSettings {
         path: options.model_server_metrics_path.clone(),
         port: (options.model_server_metrics_port != 0).then_some(options.model_server_metrics_port),
         mapping: Arc::new(CompiledMapping::new(options.metric_mapping.clone())),
+        metrics: Some(Arc::clone(metrics)),
     }
 }
 
-fn stream_settings(options: &Options) -> StreamSettings {
+fn stream_settings(options: &Options, metrics: &Arc<EppMetrics>) -> StreamSettings {
     StreamSettings {
         max_request_body_bytes: usize::try_from(options.max_request_body_bytes)
             .unwrap_or(usize::MAX),
@@ -288,6 +325,7 @@ fn stream_settings(options: &Options) -> StreamSettings {
             BodyModeFallback::Buffered => BodyMode::Buffered,
         },
         log_bodies: options.log.verbosity >= crate::telemetry::logging::DEBUG,
+        metrics: Arc::clone(metrics),
     }
 }
 

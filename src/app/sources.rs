@@ -28,6 +28,8 @@ pub(super) struct Sources {
     pub tasks: Vec<JoinHandle<()>>,
     pub elector: Option<JoinHandle<()>>,
     pub simulated: Vec<RunningSim>,
+    /// The API client of Kubernetes discovery (also used to protect `/metrics`).
+    pub kube_client: Option<kube::Client>,
 }
 
 /// Starts the endpoint source; with a standalone source the pool is synced at once.
@@ -100,6 +102,7 @@ async fn start_kubernetes(
     let client = kube_discovery::client(options.kubeconfig.as_deref())
         .await
         .map_err(StartError::Kubernetes)?;
+    sources.kube_client = Some(client.clone());
     sources.tasks.extend(kube_discovery::start(
         client.clone(),
         pool,

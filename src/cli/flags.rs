@@ -33,6 +33,9 @@ pub(super) static FLAGS: &[FlagDef<Options>] = &[
     flag!("grpc-health-port", Int, grpc_health_port, port,
         "The port used for gRPC liveness and readiness probes"),
     flag!("metrics-port", Int, metrics_port, port, "The metrics port"),
+    flag!("metrics-endpoint-auth", Bool, metrics_endpoint_auth, parse_bool, concat!(
+        "Protect /metrics with TokenReview and SubjectAccessReview when discovering through ",
+        "Kubernetes (standalone modes serve it open)")),
     flag!("enable-pprof", Bool, enable_pprof, parse_bool,
         "Enables pprof handlers. Accepted for compatibility: this EPP has no Go pprof handlers."),
     flag!("secure-serving", Bool, secure_serving, parse_bool,

@@ -75,6 +75,9 @@ pub struct Options {
     pub grpc_health_port: u16,
     /// `--metrics-port`: Prometheus metrics port, 0..=65535.
     pub metrics_port: u16,
+    /// `--metrics-endpoint-auth` (v1.5): with Kubernetes discovery, `/metrics` needs a
+    /// bearer token that passes a TokenReview and a SubjectAccessReview.
+    pub metrics_endpoint_auth: bool,
     /// `--enable-pprof`: accepted for compatibility; there are no Go pprof handlers.
     pub enable_pprof: bool,
     /// `--secure-serving`: serve ext_proc over TLS.
@@ -180,6 +183,7 @@ impl Default for Options {
             grpc_port: 9002,
             grpc_health_port: 9003,
             metrics_port: 9090,
+            metrics_endpoint_auth: true,
             enable_pprof: true,
             secure_serving: true,
             cert_path: None,

@@ -155,6 +155,14 @@ impl EndpointPickerConfig {
             .collect()
     }
 
+    /// The prefix indexes of the configured prefix-cache scorers, for the size metrics.
+    pub fn prefix_indexes(&self) -> Vec<Arc<crate::prefix::PrefixIndex>> {
+        self.plugins
+            .iter()
+            .filter_map(|p| p.roles.prefix_index.clone())
+            .collect()
+    }
+
     /// A human-readable summary of the resolved profiles, for `--validate-config`.
     pub fn describe(&self) -> String {
         use std::fmt::Write;

@@ -51,7 +51,7 @@ impl PoolGaugesCell {
         **self.0.load()
     }
 
-    fn set(&self, gauges: PoolGauges) {
+    pub(crate) fn set(&self, gauges: PoolGauges) {
         self.0.store(Arc::new(gauges));
     }
 }

@@ -5,6 +5,7 @@
 mod admission;
 pub mod records;
 mod subset;
+mod timing;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,10 +14,12 @@ use rand::seq::IndexedRandom;
 
 use crate::datastore::{Datastore, Endpoint, InFlightGuard};
 use crate::request::RequestHeaders;
+use crate::scheduling::plugins::prefix_cache_scorer::PrefixMatch;
 use crate::scheduling::{
     CycleObserver, CycleState, DecisionTrace, NoObserver, ResponseInfo, Scheduler, SchedulingError,
     SchedulingRequest,
 };
+use crate::telemetry::metrics::EppMetrics;
 
 use records::{DecisionRecord, DecisionRecorder};
 
@@ -141,6 +144,7 @@ pub struct Director {
     scheduler: Arc<Scheduler>,
     settings: DirectorSettings,
     records: Option<DecisionRecorder>,
+    metrics: Option<Arc<EppMetrics>>,
 }
 
 impl std::fmt::Debug for Director {
@@ -162,6 +166,7 @@ impl Director {
             scheduler,
             settings,
             records: None,
+            metrics: None,
         }
     }
 
@@ -172,6 +177,12 @@ impl Director {
     /// Sends a decision record for every request from now on.
     pub fn with_records(mut self, recorder: DecisionRecorder) -> Self {
         self.records = Some(recorder);
+        self
+    }
+
+    /// Records scheduling latency, plugin timings, prefix matches and picks from now on.
+    pub fn with_metrics(mut self, metrics: Arc<EppMetrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -230,6 +241,18 @@ impl Director {
                 .saturating_sub(self.settings.metrics_staleness),
         };
         let mut state = CycleState::new();
+        let mut timed;
+        let observer: &mut dyn CycleObserver = match &self.metrics {
+            Some(metrics) => {
+                timed = timing::MetricsObserver {
+                    metrics,
+                    inner: observer,
+                };
+                &mut timed
+            }
+            None => observer,
+        };
+        let started = self.metrics.as_ref().map(|_| Instant::now());
         let result = self
             .scheduler
             .schedule(
@@ -239,11 +262,22 @@ impl Director {
                 &mut rand::rng(),
                 observer,
             )
-            .map_err(PickError::Scheduling)?;
+            .map_err(PickError::Scheduling);
+        if let (Some(metrics), Some(started)) = (&self.metrics, started) {
+            metrics.scheduler_duration(started.elapsed().as_secs_f64());
+        }
+        let result = result?;
         let decision = Decision::new(result.primary_targets().to_vec(), PickReason::Scheduled)
             .ok_or(PickError::EmptyResult)?;
         self.scheduler
             .run_pre_request(&scheduling, &result, &state, observer);
+        if let Some(metrics) = &self.metrics {
+            if let Some(prefix) = state.find::<PrefixMatch>() {
+                let (matched, total) = prefix.bytes_for(decision.primary().id());
+                metrics.prefix_match(matched, total);
+            }
+            metrics.pick(decision.reason.as_str());
+        }
         tracing::debug!(endpoint = %decision.destination, candidates = candidates.len(), "request scheduled");
         Ok(decision)
     }
@@ -265,8 +299,12 @@ impl Director {
         let chosen = candidates
             .choose(&mut rand::rng())
             .ok_or(PickError::NoCandidates)?;
-        Decision::new(vec![Arc::clone(chosen)], PickReason::RandomBodyless)
-            .ok_or(PickError::EmptyResult)
+        let decision = Decision::new(vec![Arc::clone(chosen)], PickReason::RandomBodyless)
+            .ok_or(PickError::EmptyResult)?;
+        if let Some(metrics) = &self.metrics {
+            metrics.pick(decision.reason.as_str());
+        }
+        Ok(decision)
     }
 
     /// Runs the post-response plugins once the response has ended.

@@ -30,6 +30,12 @@ impl CycleState {
         }
     }
 
+    /// The first value of type `T`, whatever its key (for readers that do not know the
+    /// plugin's configured name, such as metrics).
+    pub fn find<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.entries.iter().find_map(|(_, v)| v.downcast_ref::<T>())
+    }
+
     /// The value stored under `key`, if it has type `T`.
     pub fn get<T: Any + Send + Sync>(&self, key: &str) -> Option<&T> {
         self.entries

@@ -129,6 +129,8 @@ pub struct PluginRoles {
     pub pre_request: Option<Arc<dyn PreRequest>>,
     pub post_response: Option<Arc<dyn PostResponse>>,
     pub endpoint_observer: Option<Arc<dyn EndpointObserver>>,
+    /// The prefix index a plugin keeps, for the index size metrics.
+    pub prefix_index: Option<Arc<crate::prefix::PrefixIndex>>,
 }
 
 impl std::fmt::Debug for PluginRoles {

@@ -1,3 +1,5 @@
-//! The EPP's own telemetry: logs (and, later, Prometheus metrics and decision records).
+//! The EPP's own telemetry: logs and Prometheus metrics (decision records live with the
+//! director, which makes the decisions).
 
 pub mod logging;
+pub mod metrics;

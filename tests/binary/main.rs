@@ -135,11 +135,12 @@ struct RunningBinary {
     child: Child,
     ext_proc: SocketAddr,
     health: SocketAddr,
+    metrics: SocketAddr,
 }
 
 impl RunningBinary {
     fn start(extra: &[&str]) -> RunningBinary {
-        let (ext_proc, health) = (free_port(), free_port());
+        let (ext_proc, health, metrics) = (free_port(), free_port(), free_port());
         let mut args = vec![
             "--endpoints".to_string(),
             "127.0.0.1:18001,127.0.0.1:18002".to_string(),
@@ -147,6 +148,8 @@ impl RunningBinary {
             ext_proc.to_string(),
             "--grpc-health-port".to_string(),
             health.to_string(),
+            "--metrics-port".to_string(),
+            metrics.to_string(),
             "--zap-encoder=json".to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
@@ -160,6 +163,7 @@ impl RunningBinary {
             child,
             ext_proc: SocketAddr::from(([127, 0, 0, 1], ext_proc)),
             health: SocketAddr::from(([127, 0, 0, 1], health)),
+            metrics: SocketAddr::from(([127, 0, 0, 1], metrics)),
         }
     }
 
@@ -287,6 +291,19 @@ async fn serves_plaintext_when_asked() {
         .await
         .expect("in time");
     assert!(destination.starts_with("127.0.0.1:1800"), "{destination}");
+    // Standalone: /metrics is open on --metrics-port and counts the request just routed.
+    epp::tls::install_crypto_provider();
+    let page = reqwest::get(format!("http://{}/metrics", epp.metrics))
+        .await
+        .expect("scrape /metrics")
+        .text()
+        .await
+        .expect("metrics page");
+    assert!(page.contains("inference_extension_info{"), "{page}");
+    assert!(
+        page.contains(r#"inference_model_request_total{model_name="m",target_model_name="m"} 1"#),
+        "{page}"
+    );
     let (code, logs) = epp.terminate().await;
     assert_eq!(code, Some(0), "{logs}");
 }

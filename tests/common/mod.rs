@@ -70,6 +70,7 @@ impl TestEpp {
         options.endpoints = addresses;
         options.grpc_port = 0;
         options.grpc_health_port = 0;
+        options.metrics_port = 0;
         options.secure_serving = false;
         adjust(&mut options);
         let config = EndpointPickerConfig::from_text(config).expect("test config");

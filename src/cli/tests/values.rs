@@ -35,6 +35,7 @@ fn every_flag_default() {
         ("lora-info-metric", "vllm:lora_requests_info"),
         ("max-endpoints", "10000"),
         ("max-request-body-bytes", "67108864"),
+        ("metrics-endpoint-auth", "true"),
         ("metrics-port", "9090"),
         ("metrics-staleness-threshold", "2s"),
         ("model-server-metrics-https-insecure-skip-verify", "true"),

@@ -33,6 +33,8 @@ pub struct ScrapeSettings {
     pub port: Option<u16>,
     /// What to read from the page.
     pub mapping: Arc<CompiledMapping>,
+    /// Where scrape durations go (`inference_extension_model_server_scrape_duration_seconds`).
+    pub metrics: Option<Arc<crate::telemetry::metrics::EppMetrics>>,
 }
 
 /// Why one scrape failed (bounded: usable as a metric label).
@@ -229,8 +231,12 @@ impl EndpointScrape {
             ticker.tick().await;
             let started = Instant::now();
             let result = self.scrape(&mut page).await;
+            let took = started.elapsed();
             self.stats
-                .record(started.elapsed(), result.as_ref().err().map(|e| e.kind));
+                .record(took, result.as_ref().err().map(|e| e.kind));
+            if let Some(metrics) = &self.settings.metrics {
+                metrics.scrape_duration(took.as_secs_f64());
+            }
             log.report(&self.endpoint, &result);
             if let Ok(extracted) = result {
                 self.endpoint.store_metrics(extracted.update);

@@ -28,6 +28,7 @@ fn settings(engine: Engine) -> ScrapeSettings {
         path: "/metrics".into(),
         port: None,
         mapping: Arc::new(CompiledMapping::new(MetricMapping::preset(engine))),
+        metrics: None,
     }
 }
 

@@ -7,6 +7,7 @@ mod request;
 mod response;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use envoy_types::pb::envoy::config::core::v3::{HeaderMap, Metadata};
 use envoy_types::pb::envoy::service::ext_proc::v3::{
@@ -20,6 +21,9 @@ use crate::extproc::EndpointPicker;
 use crate::extproc::messages::{DESTINATION_ENDPOINT, SUBSET_KEY, SUBSET_NAMESPACE};
 use crate::extproc::usage::UsageScanner;
 use crate::request::RequestHeaders;
+use crate::telemetry::metrics::{
+    EppMetrics, ErrorCode, MetricsLimits, ModelMetrics, RunningGuard, StreamGuard,
+};
 
 /// Header naming the InferenceObjective of a request.
 pub const OBJECTIVE_HEADER: &str = "x-gateway-inference-objective";
@@ -70,6 +74,8 @@ pub struct StreamSettings {
     pub fallback_body_mode: BodyMode,
     /// Log unmarshalling errors with the raw body (v1.0.1 does at verbosity >= 4).
     pub log_bodies: bool,
+    /// Where request, response and phase metrics go.
+    pub metrics: Arc<EppMetrics>,
 }
 
 impl Default for StreamSettings {
@@ -78,6 +84,7 @@ impl Default for StreamSettings {
             max_request_body_bytes: 64 << 20,
             fallback_body_mode: BodyMode::FullDuplexStreamed,
             log_bodies: false,
+            metrics: EppMetrics::new(MetricsLimits::default()),
         }
     }
 }
@@ -126,6 +133,22 @@ pub struct StreamState {
     model: String,
     target_model: String,
     usage: Option<UsageScanner>,
+    telemetry: StreamTelemetry,
+}
+
+/// What one stream records into the metrics, and when its phases started.
+struct StreamTelemetry {
+    /// Request headers received (the start of `inference_model_request_duration_seconds`).
+    received_at: Option<Instant>,
+    /// First request-body chunk received.
+    body_started_at: Option<Instant>,
+    /// The (model, target) handle, once the body was parsed and routed.
+    model: Option<ModelMetrics>,
+    /// Raises `inference_model_running_requests` while the stream lives.
+    _running: Option<RunningGuard>,
+    /// Raises `inference_extension_ext_proc_streams` while the stream lives.
+    _stream: StreamGuard,
+    response_bytes: usize,
 }
 
 impl std::fmt::Debug for StreamState {
@@ -142,7 +165,6 @@ impl std::fmt::Debug for StreamState {
 impl StreamState {
     pub fn new(settings: Arc<StreamSettings>) -> Self {
         StreamState {
-            settings,
             request_mode: None,
             response_mode: None,
             request_phase: RequestPhase::AwaitingHeaders,
@@ -158,6 +180,30 @@ impl StreamState {
             model: String::new(),
             target_model: String::new(),
             usage: None,
+            telemetry: StreamTelemetry {
+                received_at: None,
+                body_started_at: None,
+                model: None,
+                _running: None,
+                _stream: settings.metrics.stream_opened(),
+                response_bytes: 0,
+            },
+            settings,
+        }
+    }
+
+    fn metrics(&self) -> &EppMetrics {
+        &self.settings.metrics
+    }
+
+    /// Counts a failed request under whatever model is known so far (none before the body
+    /// was parsed, as upstream).
+    fn record_error(&self, code: ErrorCode) {
+        match &self.telemetry.model {
+            Some(model) => model.request_error(code),
+            None => self
+                .metrics()
+                .request_error(&self.model, &self.target_model, code),
         }
     }
 
@@ -259,6 +305,7 @@ impl StreamState {
     }
 
     fn read_headers(&mut self, map: HeaderMap) {
+        self.telemetry.received_at = Some(Instant::now());
         for header in map.headers {
             let value = header_text(&header).into_owned();
             let name = header.key.to_ascii_lowercase();

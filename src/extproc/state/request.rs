@@ -3,6 +3,8 @@
 use envoy_types::pb::envoy::service::ext_proc::v3::{
     CommonResponse, HttpBody, HttpHeaders, ProcessingResponse,
 };
+use std::time::Instant;
+
 use tonic::Status;
 
 use super::{
@@ -13,6 +15,7 @@ use crate::director::{Decision, PickError, RoutingRequest};
 use crate::extproc::EndpointPicker;
 use crate::extproc::messages::{self, DESTINATION_ENDPOINT};
 use crate::request::{BodyError, parse_body, rewrite_model};
+use crate::telemetry::metrics::{ErrorCode, Phase};
 
 impl StreamState {
     pub(super) fn on_request_headers(
@@ -78,10 +81,14 @@ impl StreamState {
             out.push(messages::request_body(None, None));
             return Ok(Flow::Continue);
         }
+        if self.telemetry.body_started_at.is_none() {
+            self.telemetry.body_started_at = Some(Instant::now());
+        }
         self.body_len += body.body.len();
         if self.body_len > self.settings.max_request_body_bytes {
             let limit = self.settings.max_request_body_bytes;
             self.body_chunks.clear();
+            self.record_error(ErrorCode::PayloadTooLarge);
             out.push(messages::immediate(
                 413,
                 format!("inference gateway: PayloadTooLarge - request body exceeds the limit of {limit} bytes"),
@@ -126,6 +133,11 @@ impl StreamState {
         out: &mut Vec<ProcessingResponse>,
     ) -> Result<Flow, Status> {
         self.request_phase = RequestPhase::Done;
+        let parse_started = Instant::now();
+        if let Some(started) = self.telemetry.body_started_at {
+            let waited = parse_started.saturating_duration_since(started);
+            self.metrics().phase(Phase::BodyWait, waited.as_secs_f64());
+        }
         let chunks = std::mem::take(&mut self.body_chunks);
         let joined;
         let body: &[u8] = match chunks.as_slice() {
@@ -142,15 +154,33 @@ impl StreamState {
         };
         self.model.clone_from(&parsed.model);
         self.target_model = self.rewrite_target().unwrap_or(&parsed.model).to_owned();
-        let decision = match self.pick(picker, parsed.prompt.as_deref()) {
+        let schedule_started = Instant::now();
+        self.metrics().phase(
+            Phase::Parse,
+            (schedule_started - parse_started).as_secs_f64(),
+        );
+        let picked = self.pick(picker, parsed.prompt.as_deref());
+        let respond_started = Instant::now();
+        self.metrics().phase(
+            Phase::Schedule,
+            (respond_started - schedule_started).as_secs_f64(),
+        );
+        let decision = match picked {
             Ok(decision) => decision,
             Err(e) => return self.fail_pick(e, out),
         };
         let rewritten = (self.target_model != parsed.model)
             .then(|| rewrite_model(body, &parsed, &self.target_model));
-        let body_len = body.len();
-        self.queue_routing_replies(&decision, body_len, chunks, rewritten, out);
+        let sent_len = rewritten.as_ref().map_or(body.len(), Vec::len);
+        self.queue_routing_replies(&decision, body.len(), chunks, rewritten, out);
         self.decision = Some(decision);
+        let model = self.metrics().model(&self.model, &self.target_model);
+        model.request_total();
+        model.request_size(sent_len);
+        self.telemetry.model = Some(model);
+        self.telemetry._running = Some(self.metrics().running_requests_inc(&self.model));
+        self.metrics()
+            .phase(Phase::Respond, respond_started.elapsed().as_secs_f64());
         Ok(Flow::Continue)
     }
 
@@ -259,6 +289,7 @@ impl StreamState {
                 message = format!("{message}: {}", String::from_utf8_lossy(body));
             }
         }
+        self.record_error(ErrorCode::BadRequest);
         out.push(messages::immediate(
             400,
             format!("inference gateway: BadRequest - {message}"),
@@ -274,14 +305,19 @@ impl StreamState {
     ) -> Result<Flow, Status> {
         let (status, code) = match &error {
             PickError::PoolNotSynced => {
+                self.record_error(ErrorCode::Unknown);
                 return Err(Status::unavailable(format!(
                     "failed to handle request: {error}"
                 )));
             }
-            PickError::NoEndpoints | PickError::EmptyResult => (500, "Internal"),
-            PickError::NoCandidates => (503, "ServiceUnavailable"),
-            PickError::Shed | PickError::Scheduling(_) => (429, "InferencePoolResourceExhausted"),
+            PickError::NoEndpoints | PickError::EmptyResult => (500, ErrorCode::Internal),
+            PickError::NoCandidates => (503, ErrorCode::ServiceUnavailable),
+            PickError::Shed | PickError::Scheduling(_) => {
+                (429, ErrorCode::InferencePoolResourceExhausted)
+            }
         };
+        self.record_error(code);
+        let code = code.as_str();
         tracing::info!(reason = %error, status, "request not routed");
         out.push(messages::immediate(
             status,

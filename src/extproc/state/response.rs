@@ -3,6 +3,8 @@
 use envoy_types::pb::envoy::service::ext_proc::v3::{
     CommonResponse, HeaderMutation, HttpBody, HttpHeaders, ProcessingResponse,
 };
+use std::time::Instant;
+
 use tonic::Status;
 
 use super::{BodyMode, Flow, RequestPhase, ResponsePhase, StreamState, header_text};
@@ -10,6 +12,7 @@ use crate::director::Usage;
 use crate::extproc::EndpointPicker;
 use crate::extproc::messages;
 use crate::extproc::usage::UsageScanner;
+use crate::telemetry::metrics::ErrorCode;
 
 impl StreamState {
     pub(super) fn on_response_headers(
@@ -28,14 +31,15 @@ impl StreamState {
                 "response headers received before request headers",
             ));
         }
-        let streaming = headers
-            .headers
-            .iter()
-            .flat_map(|map| &map.headers)
-            .any(|h| {
-                h.key.eq_ignore_ascii_case("content-type")
-                    && header_text(h).contains("text/event-stream")
-            });
+        let all = || headers.headers.iter().flat_map(|map| &map.headers);
+        let streaming = all().any(|h| {
+            h.key.eq_ignore_ascii_case("content-type")
+                && header_text(h).contains("text/event-stream")
+        });
+        // v1.0.1 looks for a `status` key, which Envoy never sends; `:status` is the real one.
+        if all().any(|h| h.key == ":status" && header_text(h).starts_with('5')) {
+            self.record_error(ErrorCode::ModelServerError);
+        }
         self.usage = Some(UsageScanner::new(streaming));
         self.response_phase = ResponsePhase::Body;
         out.push(messages::response_headers(Some(CommonResponse {
@@ -66,6 +70,7 @@ impl StreamState {
         if let Some(scanner) = &mut self.usage {
             scanner.feed(&body.body);
         }
+        self.telemetry.response_bytes += body.body.len();
         let end = body.end_of_stream;
         if self.response_mode() == BodyMode::FullDuplexStreamed {
             out.push(messages::response_body(Some(messages::streamed_chunk(
@@ -102,6 +107,17 @@ impl StreamState {
         }
         self.response_phase = ResponsePhase::Done;
         let usage: Option<Usage> = self.usage.as_mut().and_then(UsageScanner::finish);
+        if let (Some(model), Some(received)) = (&self.telemetry.model, self.telemetry.received_at) {
+            let seconds = Instant::now()
+                .saturating_duration_since(received)
+                .as_secs_f64();
+            model.request_duration(seconds);
+            model.response_size(self.telemetry.response_bytes);
+            if let Some(usage) = usage {
+                model.tokens(usage.prompt_tokens, usage.completion_tokens);
+                model.normalized_time_per_output_token(seconds, usage.completion_tokens);
+            }
+        }
         if let Some(decision) = &self.decision {
             picker.response_complete(decision, &self.request_id, usage);
         }

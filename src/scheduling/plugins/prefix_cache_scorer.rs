@@ -72,11 +72,27 @@ impl std::fmt::Debug for PrefixCacheScorer {
     }
 }
 
-/// What scoring leaves for the pre-request step.
+/// What scoring leaves in the cycle state: for the pre-request step, and for the
+/// prefix-match metrics (`CycleState::find::<PrefixMatch>()`).
 #[derive(Debug, Default)]
-struct PrefixState {
+pub struct PrefixMatch {
     hashes: Vec<u64>,
     matches: Vec<(EndpointId, u32)>,
+    block_size: usize,
+}
+
+impl PrefixMatch {
+    /// `(matched, total)` prompt bytes for `endpoint`, counted in whole blocks as v1.0.1's
+    /// `RecordPrefixCacheMatch(matchLen*blockSize, total*blockSize)`.
+    pub fn bytes_for(&self, endpoint: EndpointId) -> (u64, u64) {
+        let matched = self
+            .matches
+            .iter()
+            .find(|(id, _)| *id == endpoint)
+            .map_or(0, |&(_, n)| n as usize);
+        let block = self.block_size as u64;
+        (matched as u64 * block, self.hashes.len() as u64 * block)
+    }
 }
 
 pub fn factory(ctx: &mut PluginContext<'_>) -> Result<PluginRoles, PluginError> {
@@ -122,6 +138,7 @@ pub fn factory(ctx: &mut PluginContext<'_>) -> Result<PluginRoles, PluginError> 
     Ok(PluginRoles {
         scorer: Some(scorer.clone()),
         pre_request: Some(scorer.clone()),
+        prefix_index: Some(Arc::clone(&scorer.index)),
         endpoint_observer: Some(scorer),
         ..Default::default()
     })
@@ -159,7 +176,10 @@ impl Scorer for PrefixCacheScorer {
         candidates: &[Candidate<'_>],
         scores: &mut [f64],
     ) {
-        let mut prefix = PrefixState::default();
+        let mut prefix = PrefixMatch {
+            block_size: self.block_size,
+            ..PrefixMatch::default()
+        };
         if let Some(prompt) = request.prompt {
             hash_prompt(
                 request.target_model,
@@ -194,7 +214,7 @@ impl PreRequest for PrefixCacheScorer {
     ) {
         let (Some(target), Some(prefix)) = (
             result.primary_targets().first(),
-            state.get::<PrefixState>(&self.name),
+            state.get::<PrefixMatch>(&self.name),
         ) else {
             return;
         };

@@ -1,0 +1,194 @@
+//! Builds the page Prometheus scrapes: the recorded families, then the families read from
+//! [`MetricSources`] at scrape time.
+
+use std::sync::atomic::Ordering;
+
+use crate::telemetry::metrics::EppMetrics;
+use crate::telemetry::metrics::definitions::{self as defs, MetricDef};
+use crate::telemetry::metrics::exposition::Exposition;
+use crate::telemetry::metrics::primitives::Histogram;
+use crate::telemetry::metrics::recording::{ErrorCode, PairMetrics, Phase};
+use crate::telemetry::metrics::sources::{self, MetricSources};
+
+impl EppMetrics {
+    pub(super) fn render_page(&self) -> String {
+        let mut page = Exposition::default();
+        self.render_pairs(&mut page);
+        self.render_scheduling(&mut page);
+        self.render_own(&mut page);
+        if let Some(sources) = self.sources.load_full() {
+            self.render_sources(&mut page, &sources);
+        }
+        page.finish()
+    }
+
+    fn render_pairs(&self, page: &mut Exposition) {
+        let pairs = self.pairs.entries();
+        let histograms: [(&'static MetricDef, fn(&PairMetrics) -> &Histogram); 6] = [
+            (&defs::REQUEST_DURATION, |p| &p.duration),
+            (&defs::REQUEST_SIZES, |p| &p.request_sizes),
+            (&defs::RESPONSE_SIZES, |p| &p.response_sizes),
+            (&defs::INPUT_TOKENS, |p| &p.input_tokens),
+            (&defs::OUTPUT_TOKENS, |p| &p.output_tokens),
+            (&defs::NTPOT, |p| &p.ntpot),
+        ];
+        let mut requests = page.family(&defs::REQUEST_TOTAL);
+        for (key, pair) in &pairs {
+            requests.sample(&key.values(), pair.requests.get() as f64);
+        }
+        // Go's CounterVec exports only label sets that were incremented.
+        let mut errors = page.family(&defs::REQUEST_ERROR_TOTAL);
+        for (key, pair) in &pairs {
+            let [model, target] = key.values();
+            for code in ErrorCode::ALL {
+                let count = pair.errors[code as usize].get();
+                if count > 0 {
+                    errors.sample(&[code.as_str(), model, target], count as f64);
+                }
+            }
+        }
+        for (def, histogram) in histograms {
+            let mut family = page.family(def);
+            for (key, pair) in &pairs {
+                let histogram = histogram(pair);
+                // A pair touched by one recording has no observation in the others; Go
+                // creates a histogram series only when it is observed.
+                if histogram.count() > 0 {
+                    family.histogram(&key.values(), &histogram.snapshot());
+                }
+            }
+        }
+        let mut running = page.family(&defs::RUNNING_REQUESTS);
+        for (key, gauge) in self.running.entries() {
+            running.sample(&key.values(), gauge.get() as f64);
+        }
+    }
+
+    fn render_scheduling(&self, page: &mut Exposition) {
+        if self.scheduler.count() > 0 {
+            page.family(&defs::SCHEDULER_E2E)
+                .histogram(&[], &self.scheduler.snapshot());
+        }
+        let mut plugins = page.family(&defs::PLUGIN_DURATION);
+        for (key, histogram) in self.plugins.entries() {
+            plugins.histogram(&key.values(), &histogram.snapshot());
+        }
+        if self.prefix_hit_bytes.count() > 0 {
+            page.family(&defs::PREFIX_HIT_BYTES)
+                .histogram(&[], &self.prefix_hit_bytes.snapshot());
+        }
+        if self.prefix_hit_ratio.count() > 0 {
+            page.family(&defs::PREFIX_HIT_RATIO)
+                .histogram(&[], &self.prefix_hit_ratio.snapshot());
+        }
+        if let Some(build) = self.build.load_full() {
+            let (commit, build_ref) = &*build;
+            page.family(&defs::INFO)
+                .sample(&[build_ref.as_str(), commit.as_str()], 1.0);
+        }
+    }
+
+    /// This EPP's own families: present from the start (at zero) so rates and alerts work.
+    fn render_own(&self, page: &mut Exposition) {
+        let mut phases = page.family(&defs::PHASE_DURATION);
+        for phase in Phase::ALL {
+            phases.histogram(&[phase.as_str()], &self.phases[phase as usize].snapshot());
+        }
+        let mut picks = page.family(&defs::PICKS_TOTAL);
+        for (key, counter) in self.picks.entries() {
+            picks.sample(&key.values(), counter.get() as f64);
+        }
+        page.family(&defs::EXT_PROC_STREAMS)
+            .sample(&[], self.streams.get() as f64);
+        page.family(&defs::SCRAPE_DURATION)
+            .histogram(&[], &self.scrape_duration.snapshot());
+        let mut overflow = page.family(&defs::LABEL_OVERFLOW_TOTAL);
+        for (label_set, count) in [
+            ("model", self.running.overflowed()),
+            ("model_pair", self.pairs.overflowed()),
+            ("plugin", self.plugins.overflowed()),
+        ] {
+            overflow.sample(&[label_set], count as f64);
+        }
+    }
+
+    fn render_sources(&self, page: &mut Exposition, sources: &MetricSources) {
+        let endpoints = sources.datastore.snapshot();
+        if let Some(pool) = sources.datastore.pool() {
+            let gauges = sources.pool_gauges.get();
+            // Set only by a refresh that found a fresh endpoint (v1.0.1 sets nothing before).
+            if gauges.ready_endpoints > 0 {
+                let name = [pool.name.as_str()];
+                page.family(&defs::POOL_AVG_KV_CACHE)
+                    .sample(&name, gauges.average_kv_cache_utilization);
+                page.family(&defs::POOL_AVG_QUEUE_SIZE)
+                    .sample(&name, gauges.average_queue_size);
+                page.family(&defs::POOL_READY_PODS)
+                    .sample(&name, gauges.ready_endpoints as f64);
+            }
+            let mut per_pod = page.family(&defs::POOL_PER_POD_QUEUE_SIZE);
+            for endpoint in endpoints.endpoints() {
+                let name = endpoint.name();
+                per_pod.sample(
+                    &[sources::pod_name(&name), pool.name.as_str()],
+                    endpoint.waiting_queue_size() as f64,
+                );
+            }
+        }
+
+        let stats = sources.scrape_stats.as_ref().map(sources::stats_by_id);
+        let mut age = page.family(&defs::ENDPOINT_METRICS_AGE);
+        for endpoint in endpoints.endpoints() {
+            let name = endpoint.name();
+            let seconds = endpoint
+                .metrics_age()
+                .map_or(f64::INFINITY, |age| age.as_secs_f64());
+            age.sample(
+                &[endpoint.address_text(), sources::pod_name(&name)],
+                seconds,
+            );
+        }
+        if let Some(stats) = &stats {
+            let mut last = page.family(&defs::ENDPOINT_LAST_SCRAPE_DURATION);
+            for endpoint in endpoints.endpoints() {
+                let Some(stat) = stats.get(&endpoint.id()) else {
+                    continue;
+                };
+                if stat.scrapes.load(Ordering::Relaxed) == 0 {
+                    continue;
+                }
+                let micros = stat.last_duration_micros.load(Ordering::Relaxed);
+                let name = endpoint.name();
+                last.sample(
+                    &[endpoint.address_text(), sources::pod_name(&name)],
+                    micros as f64 / 1e6,
+                );
+            }
+        }
+        if let Some(map) = &sources.scrape_stats {
+            let totals = self.scrape_totals.lock().update(map);
+            page.family(&defs::SCRAPES_TOTAL)
+                .sample(&[], totals[0] as f64);
+            let mut failures = page.family(&defs::SCRAPE_FAILURES_TOTAL);
+            for (kind, count) in crate::datalayer::scraper::ScrapeFailure::ALL
+                .iter()
+                .zip(&totals[1..])
+            {
+                failures.sample(&[kind.as_str()], *count as f64);
+            }
+        }
+
+        if !sources.prefix_indexes.is_empty() {
+            let entries: usize = sources.prefix_indexes.iter().map(|i| i.len()).sum();
+            let bytes: usize = sources
+                .prefix_indexes
+                .iter()
+                .map(|i| i.memory_bytes())
+                .sum();
+            page.family(&defs::PREFIX_INDEXER_SIZE)
+                .sample(&[], entries as f64);
+            page.family(&defs::PREFIX_INDEXER_MEMORY)
+                .sample(&[], bytes as f64);
+        }
+    }
+}

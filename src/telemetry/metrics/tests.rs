@@ -1,0 +1,227 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::exposition::write_go_float;
+use super::primitives::Histogram;
+use super::*;
+use crate::datalayer::pool_gauges::PoolGaugesCell;
+use crate::datastore::fixtures::TestEndpoint;
+use crate::datastore::{Datastore, MetricsUpdate, PoolInfo};
+
+fn go_float(value: f64) -> String {
+    let mut out = String::new();
+    write_go_float(&mut out, value);
+    out
+}
+
+/// The lines of `page` that start with `prefix`.
+fn lines<'a>(page: &'a str, prefix: &str) -> Vec<&'a str> {
+    page.lines().filter(|l| l.starts_with(prefix)).collect()
+}
+
+#[test]
+fn floats_are_written_as_go_formats_them() {
+    for (value, expected) in [
+        (0.0, "0"),
+        (1.0, "1"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (0.005, "0.005"),
+        (32778.0, "32778"),
+        (524288.0, "524288"),
+        (1_000_000.0, "1e+06"),
+        (1_048_576.0, "1.048576e+06"),
+        (1_073_741_824.0, "1.073741824e+09"),
+        (123456.7, "123456.7"),
+        (-1.5, "-1.5"),
+        (f64::INFINITY, "+Inf"),
+        (f64::NAN, "NaN"),
+    ] {
+        assert_eq!(go_float(value), expected, "{value}");
+    }
+}
+
+#[test]
+fn histogram_buckets_are_upper_inclusive_and_count_matches_inf() {
+    static BOUNDS: &[f64] = &[0.1, 1.0];
+    let histogram = Histogram::new(BOUNDS);
+    for value in [0.1, 0.5, 1.0, 7.0, f64::NAN] {
+        histogram.observe(value);
+    }
+    let snapshot = histogram.snapshot();
+    assert_eq!(snapshot.cumulative, vec![1, 3]);
+    assert_eq!(snapshot.count, 4, "NaN is ignored");
+    assert!((snapshot.sum - 8.6).abs() < 1e-9);
+}
+
+#[test]
+fn request_metrics_render_as_upstream() {
+    let metrics = EppMetrics::new(MetricsLimits::default());
+    let model = metrics.model("m10", "t10");
+    model.request_total();
+    model.request_total();
+    model.request_size(1200);
+    model.request_error(ErrorCode::BadRequest);
+    let page = metrics.render();
+    let expected = "# HELP inference_model_request_total [ALPHA] Counter of inference model requests broken out for each model and target model.\n\
+# TYPE inference_model_request_total counter\n\
+inference_model_request_total{model_name=\"m10\",target_model_name=\"t10\"} 2\n";
+    assert!(page.contains(expected), "{page}");
+    assert!(
+        page.contains(
+            "inference_model_request_error_total{error_code=\"BadRequest\",model_name=\"m10\",target_model_name=\"t10\"} 1\n"
+        ),
+        "{page}"
+    );
+    // 1200 bytes: first bucket at 2048, cumulative from there on, le written as Go does.
+    let sizes = lines(&page, "inference_model_request_sizes_bucket");
+    assert_eq!(sizes.len(), 26, "25 bounds and +Inf");
+    assert!(sizes[4].ends_with("le=\"1024\"} 0"), "{}", sizes[4]);
+    assert!(sizes[5].ends_with("le=\"2048\"} 1"), "{}", sizes[5]);
+    assert!(sizes[14].contains("le=\"1.048576e+06\""), "{}", sizes[14]);
+    assert!(sizes[25].ends_with("le=\"+Inf\"} 1"), "{}", sizes[25]);
+    assert!(page.contains(
+        "inference_model_request_sizes_sum{model_name=\"m10\",target_model_name=\"t10\"} 1200\n"
+    ));
+    // Histograms of the pair that saw no observation are absent, as in Go.
+    assert!(!page.contains("inference_model_response_sizes"), "{page}");
+}
+
+#[test]
+fn families_are_sorted_and_parse_as_prometheus_text() {
+    let metrics = EppMetrics::new(MetricsLimits::default());
+    metrics.set_build_info("abc123", "v0.1.0");
+    let model = metrics.model("a", "b");
+    model.request_total();
+    model.request_duration(0.3);
+    model.tokens(10, 0);
+    metrics.scheduler_duration(0.00015);
+    metrics.plugin_duration(ExtensionPoint::Scorer, "queue-scorer", "queue", 0.00001);
+    metrics.prefix_match(128, 256);
+    metrics.phase(Phase::Parse, 0.00002);
+    let page = metrics.render();
+    let names: Vec<&str> = lines(&page, "# TYPE ")
+        .iter()
+        .map(|l| l.split(' ').nth(2).unwrap_or_default())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted);
+    assert!(page.contains("inference_extension_info{build_ref=\"v0.1.0\",commit=\"abc123\"} 1\n"));
+    assert!(page.contains("inference_extension_plugin_duration_seconds_count{extension_point=\"Scorer\",plugin_name=\"queue\",plugin_type=\"queue-scorer\"} 1\n"), "{page}");
+    assert!(page.contains("inference_extension_prefix_indexer_hit_ratio_bucket{le=\"0.5\"} 1\n"));
+    // Output tokens of 0 are not observed (upstream), so only input tokens appear.
+    assert!(page.contains("inference_model_input_tokens_count{"));
+    assert!(!page.contains("inference_model_output_tokens_count{"));
+
+    let parsed = prometheus_parse::Scrape::parse(page.lines().map(|l| Ok(l.to_owned())))
+        .expect("the page parses");
+    let duration = parsed
+        .samples
+        .iter()
+        .find(|s| s.metric == "inference_model_request_duration_seconds")
+        .expect("the request duration histogram");
+    assert!(
+        matches!(&duration.value, prometheus_parse::Value::Histogram(b) if b.len() == 36),
+        "{:?}",
+        duration.value
+    );
+}
+
+#[test]
+fn model_labels_beyond_the_cap_share_other() {
+    let metrics = EppMetrics::new(MetricsLimits {
+        max_model_pairs: 2,
+        max_plugin_series: 2,
+    });
+    for model in ["a", "b", "c", "d"] {
+        metrics.request_total(model, model);
+    }
+    let _running = metrics.running_requests_inc("other");
+    let page = metrics.render();
+    let totals = lines(&page, "inference_model_request_total{");
+    assert_eq!(
+        totals,
+        vec![
+            "inference_model_request_total{model_name=\"a\",target_model_name=\"a\"} 1",
+            "inference_model_request_total{model_name=\"b\",target_model_name=\"b\"} 1",
+            "inference_model_request_total{model_name=\"other\",target_model_name=\"other\"} 2",
+        ]
+    );
+    assert!(
+        page.contains(
+            "inference_extension_metric_label_overflow_total{label_set=\"model_pair\"} 2\n"
+        )
+    );
+    // A client model literally named "other" shares the one `other` series.
+    assert!(page.contains("inference_model_running_requests{model_name=\"other\"} 1\n"));
+}
+
+#[test]
+fn guards_lower_their_gauges_when_dropped() {
+    let metrics = EppMetrics::new(MetricsLimits::default());
+    let running = metrics.running_requests_inc("m");
+    let stream = metrics.stream_opened();
+    let page = metrics.render();
+    assert!(page.contains("inference_model_running_requests{model_name=\"m\"} 1\n"));
+    assert!(page.contains("inference_extension_ext_proc_streams 1\n"));
+    drop((running, stream));
+    let page = metrics.render();
+    assert!(page.contains("inference_model_running_requests{model_name=\"m\"} 0\n"));
+    assert!(page.contains("inference_extension_ext_proc_streams 0\n"));
+    // An empty model name records nothing (upstream).
+    let _none = metrics.running_requests_inc("");
+    assert!(!metrics.render().contains("model_name=\"\""));
+}
+
+#[test]
+fn pool_and_endpoint_gauges_come_from_the_sources() {
+    let metrics = EppMetrics::new(MetricsLimits::default());
+    let datastore = Arc::new(Datastore::new(100));
+    datastore.set_pool(PoolInfo {
+        name: "pool".into(),
+        namespace: "default".into(),
+        target_ports: vec![8000],
+    });
+    let add = |address: &str, name: &str| {
+        let mut spec = TestEndpoint::new(address).spec();
+        spec.name = name.to_owned();
+        datastore
+            .upsert_endpoint(spec)
+            .expect("room for the endpoint")
+    };
+    add("10.0.0.1:8000", "default/vllm-0").store_metrics(MetricsUpdate {
+        waiting_queue_size: Some(3),
+        kv_cache_usage: Some(0.25),
+        ..MetricsUpdate::default()
+    });
+    add("10.0.0.2:8000", "default/vllm-1");
+    let gauges = Arc::new(PoolGaugesCell::default());
+    metrics.set_sources(MetricSources {
+        datastore: Arc::clone(&datastore),
+        pool_gauges: Arc::clone(&gauges),
+        scrape_stats: None,
+        prefix_indexes: Vec::new(),
+    });
+    let page = metrics.render();
+    // No refresh has found a fresh endpoint yet: the pool averages are absent.
+    assert!(!page.contains("inference_pool_ready_pods"), "{page}");
+    assert!(page.contains(
+        "inference_pool_per_pod_queue_size{model_server_pod=\"vllm-0\",name=\"pool\"} 3\n"
+    ));
+    assert!(page.contains(
+        "inference_extension_endpoint_metrics_age_seconds{endpoint=\"10.0.0.2:8000\",model_server_pod=\"vllm-1\"} +Inf\n"
+    ));
+    assert!(!page.contains("inference_extension_prefix_indexer_size"));
+
+    let computed =
+        crate::datalayer::pool_gauges::compute(&datastore.snapshot(), Duration::from_secs(5));
+    gauges.set(computed.expect("one endpoint is fresh"));
+    let page = metrics.render();
+    assert!(
+        page.contains("inference_pool_ready_pods{name=\"pool\"} 1\n"),
+        "{page}"
+    );
+    assert!(page.contains("inference_pool_average_queue_size{name=\"pool\"} 3\n"));
+    assert!(page.contains("inference_pool_average_kv_cache_utilization{name=\"pool\"} 0.25\n"));
+}
