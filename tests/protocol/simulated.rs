@@ -95,6 +95,27 @@ async fn picks_follow_scraped_queue_and_kv() {
         (3, 8.0)
     );
     assert!((gauges.average_kv_cache_utilization - (0.5 + 0.95 + 0.05) / 3.0).abs() < 1e-9);
+
+    // The same values, and the scrapes behind them, on the Prometheus page.
+    let page = epp.running.metrics.render();
+    let value = |series: &str| -> f64 {
+        page.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing:\n{page}"))
+    };
+    assert!(value("inference_extension_model_server_scrapes_total") >= 6.0);
+    assert!(page.contains("inference_pool_ready_pods{name=\""), "{page}");
+    assert!(value("inference_extension_model_server_scrape_duration_seconds_count") >= 6.0);
+    assert_eq!(
+        value(r#"inference_extension_model_server_scrape_failures_total{reason="parse"}"#),
+        0.0
+    );
+    let address = sims[0].address().to_string();
+    let age = value(&format!(
+        "inference_extension_endpoint_metrics_age_seconds{{endpoint=\"{address}\",model_server_pod=\"{address}\"}}"
+    ));
+    assert!(age < 2.0, "scraped every 50ms, yet {age}s old");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

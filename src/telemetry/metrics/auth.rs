@@ -20,6 +20,9 @@ const DENY_TTL: Duration = Duration::from_secs(30);
 /// Entries per cache; a flood of distinct tokens empties it rather than grow it.
 const MAX_CACHED: usize = 4096;
 
+/// (user, verb, path) of a SubjectAccessReview.
+type DecisionKey = (String, String, String);
+
 /// Why a scrape was refused, with the HTTP status to answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -50,7 +53,7 @@ pub struct MetricsAuth {
     /// Token -> authenticated user (None: rejected), with expiry.
     tokens: Mutex<HashMap<String, (Instant, Option<UserInfo>)>>,
     /// (user, verb, path) -> allowed, with expiry.
-    decisions: Mutex<HashMap<(String, String, String), (Instant, bool)>>,
+    decisions: Mutex<HashMap<DecisionKey, (Instant, bool)>>,
 }
 
 impl std::fmt::Debug for MetricsAuth {

@@ -10,6 +10,9 @@ use crate::telemetry::metrics::primitives::Histogram;
 use crate::telemetry::metrics::recording::{ErrorCode, PairMetrics, Phase};
 use crate::telemetry::metrics::sources::{self, MetricSources};
 
+/// Picks one histogram out of a pair's metrics.
+type PairHistogram = fn(&PairMetrics) -> &Histogram;
+
 impl EppMetrics {
     pub(super) fn render_page(&self) -> String {
         let mut page = Exposition::default();
@@ -24,7 +27,7 @@ impl EppMetrics {
 
     fn render_pairs(&self, page: &mut Exposition) {
         let pairs = self.pairs.entries();
-        let histograms: [(&'static MetricDef, fn(&PairMetrics) -> &Histogram); 6] = [
+        let histograms: [(&'static MetricDef, PairHistogram); 6] = [
             (&defs::REQUEST_DURATION, |p| &p.duration),
             (&defs::REQUEST_SIZES, |p| &p.request_sizes),
             (&defs::RESPONSE_SIZES, |p| &p.response_sizes),
@@ -32,11 +35,15 @@ impl EppMetrics {
             (&defs::OUTPUT_TOKENS, |p| &p.output_tokens),
             (&defs::NTPOT, |p| &p.ntpot),
         ];
+        // Go's vectors export only label sets that were used: a pair seen only in an
+        // error has no request_total series.
         let mut requests = page.family(&defs::REQUEST_TOTAL);
         for (key, pair) in &pairs {
-            requests.sample(&key.values(), pair.requests.get() as f64);
+            let count = pair.requests.get();
+            if count > 0 {
+                requests.sample(&key.values(), count as f64);
+            }
         }
-        // Go's CounterVec exports only label sets that were incremented.
         let mut errors = page.family(&defs::REQUEST_ERROR_TOTAL);
         for (key, pair) in &pairs {
             let [model, target] = key.values();

@@ -14,6 +14,7 @@
 //!   transitions as ADDED/DELETED, periodic BOOKMARKs, `timeoutSeconds`, and 410
 //!   Expired (in the stream by default) after `compact()`;
 //! - injects faults: `restart()`, `set_unavailable()` (403/404), `fail_next()`;
+//! - answers TokenReview and SubjectAccessReview from `add_token` and `grant`;
 //! - logs every request for assertions (`request_count`, `requests`).
 //!
 //! Typical use (every await bounded, conditions polled with `wait_until`):
@@ -37,7 +38,8 @@
 //! Not supported: protobuf, `dryRun`, field managers/`managedFields` (server-side apply
 //! is a merge patch that may create), finalizers and graceful deletion (DELETE removes
 //! at once; set `deletionTimestamp` with `apply` to model a terminating pod), waiting
-//! for a future resourceVersion, and authentication (every request is allowed).
+//! for a future resourceVersion, and authentication of its own clients (every request is
+//! allowed; reviews only answer what they are asked).
 #![allow(dead_code, unused_imports)]
 
 mod faults;
@@ -46,6 +48,7 @@ mod http;
 mod objects;
 mod patch;
 mod resources;
+mod reviews;
 mod selector;
 mod server;
 mod status;
@@ -169,6 +172,25 @@ impl FakeApiServer {
         // kube builds a rustls connector even for http:// URLs: make sure a provider exists.
         let _ = rustls::crypto::ring::default_provider().install_default();
         kube::Client::try_from(self.config()).expect("a kube client for the fake server")
+    }
+
+    /// Makes `token` authenticate as `user` in TokenReviews.
+    pub fn add_token(&self, token: &str, user: &str, groups: &[&str]) {
+        let groups = groups.iter().map(|g| g.to_string()).collect();
+        self.shared
+            .reviews
+            .lock()
+            .tokens
+            .insert(token.to_owned(), (user.to_owned(), groups));
+    }
+
+    /// Allows `user` to `verb` the non-resource `path` in SubjectAccessReviews.
+    pub fn grant(&self, user: &str, verb: &str, path: &str) {
+        self.shared.reviews.lock().grants.insert((
+            user.to_owned(),
+            verb.to_owned(),
+            path.to_owned(),
+        ));
     }
 
     /// Serves another resource type (a CRD "installed" late, or a core type not built in).

@@ -19,6 +19,7 @@ use super::faults::{Faults, RequestRecord};
 use super::handlers;
 use super::http::{self, Body, Query, Route};
 use super::resources::Registry;
+use super::reviews::Reviews;
 use super::status::ApiError;
 use super::store::Store;
 
@@ -33,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) restarts: watch::Sender<u64>,
     /// Woken on every request served, for tests waiting on the request log.
     pub(crate) changed: Notify,
+    /// Tokens and grants for TokenReview and SubjectAccessReview.
+    pub(crate) reviews: Mutex<Reviews>,
 }
 
 impl Shared {
@@ -45,6 +48,7 @@ impl Shared {
             bookmark_interval,
             restarts: watch::channel(0).0,
             changed: Notify::new(),
+            reviews: Mutex::new(Reviews::default()),
         }
     }
 }
@@ -124,7 +128,13 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
         content_type: content_type(&parts.headers),
         body: &body,
     };
-    let response = respond(shared, &record, req);
+    let review = (parts.method == hyper::Method::POST)
+        .then(|| shared.reviews.lock().answer(parts.uri.path(), &body))
+        .flatten();
+    let response = match review {
+        Some((code, value)) => http::json_response(code, &value),
+        None => respond(shared, &record, req),
+    };
     record.status = response.status().as_u16();
     shared.faults.lock().log.push(record);
     shared.changed.notify_waiters();
