@@ -77,7 +77,7 @@
 //! skip the lookup entirely.
 
 mod auth;
-mod definitions;
+pub(crate) mod definitions;
 mod exposition;
 mod labels;
 mod primitives;

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::definitions;
 use super::exposition::write_go_float;
 use super::primitives::Histogram;
 use super::*;
@@ -224,4 +225,50 @@ fn pool_and_endpoint_gauges_come_from_the_sources() {
     );
     assert!(page.contains("inference_pool_average_queue_size{name=\"pool\"} 3\n"));
     assert!(page.contains("inference_pool_average_kv_cache_utilization{name=\"pool\"} 0.25\n"));
+}
+
+#[test]
+fn the_grafana_dashboard_names_only_exported_metrics_with_their_labels() {
+    let dashboard: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../manifests/grafana/epp-dashboard.json"
+    ))
+    .expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut checked = 0;
+    for expr in panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+    {
+        for (start, _) in expr.match_indices("inference_") {
+            let name: String = expr[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let def = definitions::ALL.iter().find(|d| {
+                let suffix = name.strip_prefix(d.name);
+                match d.kind {
+                    definitions::Kind::Histogram => {
+                        matches!(suffix, Some("_bucket" | "_sum" | "_count"))
+                    }
+                    _ => suffix == Some(""),
+                }
+            });
+            let def = def.unwrap_or_else(|| panic!("{name} is not exported ({expr})"));
+            // In a one-metric expression, `by (...)` labels must be the family's (or `le`).
+            let single = expr.matches("inference_").count() == 1;
+            let grouped = expr.split("by (").nth(1).and_then(|s| s.split(')').next());
+            if let (true, Some(grouped)) = (single, grouped) {
+                for label in grouped.split(',').map(str::trim) {
+                    assert!(
+                        label == "le" || def.labels.contains(&label),
+                        "{label} is not a label of {}: {expr}",
+                        def.name
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 25, "only {checked} metric references");
 }
