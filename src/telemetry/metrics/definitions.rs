@@ -356,6 +356,7 @@ pub const LABEL_OVERFLOW_TOTAL: MetricDef = def(
 );
 
 /// Every family, for checks that dashboards and docs name only real metrics.
+#[cfg(test)]
 pub const ALL: &[&MetricDef] = &[
     &REQUEST_TOTAL,
     &REQUEST_ERROR_TOTAL,
