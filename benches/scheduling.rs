@@ -61,6 +61,7 @@ fn route(director: &Director, headers: &RequestHeaders, prompt: &str) -> usize {
         headers,
         objective: None,
         subset: None,
+        at_headers: false,
     };
     director.route(&request).expect("routed").destination.len()
 }

@@ -41,6 +41,8 @@ pub struct RoutingRequest<'a> {
     pub objective: Option<&'a str>,
     /// Endpoints the gateway allows (`ip` or `ip:port`); `None` when it sent no hint.
     pub subset: Option<&'a [String]>,
+    /// Routed at headers time, before (and without) the body.
+    pub at_headers: bool,
 }
 
 /// Why a pick is made the way it is (bounded: usable as a metric label).
@@ -48,14 +50,29 @@ pub struct RoutingRequest<'a> {
 pub enum PickReason {
     /// The scheduling profiles chose.
     Scheduled,
+    /// Scheduled, but no candidate had fresh metrics: the scorers saw last-known values
+    /// (degraded routing; scrapes are failing or slow).
+    StaleMetrics,
+    /// Scheduled at headers time without the body (STREAMED or NONE body modes): by load
+    /// alone, without the prompt (a fallback; prefix affinity is lost).
+    HeadersOnly,
     /// A request without a body: a random endpoint, as v1.0.1.
     RandomBodyless,
 }
 
 impl PickReason {
+    pub const ALL: [PickReason; 4] = [
+        PickReason::Scheduled,
+        PickReason::StaleMetrics,
+        PickReason::HeadersOnly,
+        PickReason::RandomBodyless,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             PickReason::Scheduled => "scheduled",
+            PickReason::StaleMetrics => "stale_metrics",
+            PickReason::HeadersOnly => "headers_only",
             PickReason::RandomBodyless => "random_bodyless",
         }
     }
@@ -182,6 +199,7 @@ impl Director {
 
     /// Records scheduling latency, plugin timings, prefix matches and picks from now on.
     pub fn with_metrics(mut self, metrics: Arc<EppMetrics>) -> Self {
+        metrics.declare_pick_reasons(&PickReason::ALL.map(PickReason::as_str));
         self.metrics = Some(metrics);
         self
     }
@@ -267,7 +285,14 @@ impl Director {
             metrics.scheduler_duration(started.elapsed().as_secs_f64());
         }
         let result = result?;
-        let decision = Decision::new(result.primary_targets().to_vec(), PickReason::Scheduled)
+        let reason = if request.at_headers {
+            PickReason::HeadersOnly
+        } else if candidates.iter().any(|e| scheduling.has_fresh_metrics(e)) {
+            PickReason::Scheduled
+        } else {
+            PickReason::StaleMetrics
+        };
+        let decision = Decision::new(result.primary_targets().to_vec(), reason)
             .ok_or(PickError::EmptyResult)?;
         self.scheduler
             .run_pre_request(&scheduling, &result, &state, observer);

@@ -49,6 +49,7 @@ fn request<'a>(
         headers,
         objective,
         subset,
+        at_headers: false,
     }
 }
 
@@ -143,6 +144,13 @@ async fn pool_state_errors() {
     );
 }
 
+/// The endpoints of `healthy()`, scraped once, with `settings`.
+fn director_with_settings(settings: DirectorSettings) -> Director {
+    let template = director(&healthy());
+    let config = EndpointPickerConfig::from_text(CONFIG).expect("config");
+    Director::new(Arc::clone(template.datastore()), config.scheduler, settings)
+}
+
 fn director_unsynced() -> Director {
     let store = Arc::new(Datastore::new(10));
     store
@@ -190,6 +198,24 @@ async fn decisions_hold_the_in_flight_count() {
     let endpoint = Arc::clone(decision.primary());
     drop(decision);
     assert_eq!(endpoint.in_flight(), 0);
+}
+
+#[tokio::test]
+async fn picks_say_when_metrics_were_stale_or_the_body_was_not_seen() {
+    let headers = RequestHeaders::new();
+    // Metrics older than the staleness threshold (zero here): scheduled on last-known values.
+    let stale = director_with_settings(DirectorSettings {
+        metrics_staleness: std::time::Duration::ZERO,
+        ..DirectorSettings::default()
+    });
+    let decision = stale.route(&request(&headers, None, None)).expect("routed");
+    assert_eq!(decision.reason, PickReason::StaleMetrics);
+    let director = director(&healthy());
+    let mut at_headers = request(&headers, None, None);
+    at_headers.prompt = None;
+    at_headers.at_headers = true;
+    let decision = director.route(&at_headers).expect("routed");
+    assert_eq!(decision.reason, PickReason::HeadersOnly);
 }
 
 #[tokio::test]

@@ -255,6 +255,7 @@ impl StreamState {
             headers: &self.headers,
             objective: self.headers.get(OBJECTIVE_HEADER),
             subset: self.subset.as_deref(),
+            at_headers: prompt.is_none() && self.request_phase != RequestPhase::Done,
         })
     }
 

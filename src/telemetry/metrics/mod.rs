@@ -132,9 +132,6 @@ impl Default for MetricsLimits {
     }
 }
 
-/// Reasons the director knows today (`PickReason::as_str`); present at 0 from the start so
-/// rates work. Other `&'static str` reasons are added on first use.
-const KNOWN_PICK_REASONS: [&str; 2] = ["scheduled", "random_bodyless"];
 /// Different pick reasons kept apart; more would be a bug in the caller.
 const MAX_PICK_REASONS: usize = 64;
 
@@ -162,9 +159,6 @@ impl EppMetrics {
     /// Empty metrics with these label caps.
     pub fn new(limits: MetricsLimits) -> Arc<Self> {
         let picks = LabelCache::new(MAX_PICK_REASONS, Counter::default);
-        for reason in KNOWN_PICK_REASONS {
-            picks.get([reason]);
-        }
         Arc::new(EppMetrics {
             pairs: LabelCache::new(limits.max_model_pairs, PairMetrics::new),
             running: LabelCache::new(limits.max_model_pairs, IntGauge::default),
@@ -283,6 +277,14 @@ impl EppMetrics {
         if total_bytes > 0 {
             self.prefix_hit_ratio
                 .observe(matched_bytes as f64 / total_bytes as f64);
+        }
+    }
+
+    /// Makes `inference_extension_picks_total{reason}` exist at 0 for each of `reasons`,
+    /// so rates and alerts work before the first pick of that kind.
+    pub fn declare_pick_reasons(&self, reasons: &[&'static str]) {
+        for reason in reasons {
+            self.picks.get([reason]);
         }
     }
 
