@@ -126,7 +126,8 @@ async fn run_stream<P: EndpointPicker>(
             Ok(Some(message)) => message,
             Ok(None) => break,
             Err(status) => {
-                if status.code() != tonic::Code::Cancelled {
+                // Envoy resets each stream once the response has ended: not worth a line.
+                if status.code() != tonic::Code::Cancelled && !state.response_finished() {
                     tracing::debug!(%status, request_id = state.request_id(), "ext_proc stream ended with an error");
                 }
                 break;

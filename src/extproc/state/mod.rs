@@ -212,6 +212,11 @@ impl StreamState {
         &self.request_id
     }
 
+    /// Whether the whole response has been seen (after it, a reset is how Envoy closes).
+    pub fn response_finished(&self) -> bool {
+        self.response_phase == ResponsePhase::Done
+    }
+
     /// The pick, once made.
     pub fn decision(&self) -> Option<&Decision> {
         self.decision.as_ref()
