@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::cli::{BodyModeFallback, MetricsScheme, Options};
 use crate::config::{ConfigError, DEFAULT_CONFIG, EndpointPickerConfig};
@@ -234,7 +235,9 @@ pub async fn start(
         let incoming = tls_incoming(ext_proc_listener, tls.acceptor());
         tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
     } else {
-        let incoming = TcpListenerStream::new(ext_proc_listener);
+        // `Server::tcp_nodelay` applies only to listeners tonic binds itself: without this,
+        // Nagle's algorithm holds small replies for the peer's delayed ACK (~40 ms).
+        let incoming = TcpIncoming::from(ext_proc_listener).with_nodelay(Some(true));
         tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
     };
 
