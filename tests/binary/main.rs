@@ -1,8 +1,10 @@
 //! The `epp` binary itself: exit codes, `--validate-config`, TLS serving, health, and a
-//! graceful SIGTERM.
+//! graceful SIGTERM; and the `epp-bench` load tool (`bench_tool`).
 
 #[path = "../common/mod.rs"]
 mod common;
+
+mod bench_tool;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Output, Stdio};
