@@ -81,15 +81,18 @@ async fn direct_mode_against_the_epp_and_the_noop_in_both_body_modes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn direct_mode_over_tls_against_the_epp_binary() {
+async fn direct_mode_over_tls_against_the_epp_binary_and_a_tls_noop() {
     let mut epp = RunningBinary::start(&[]);
     epp.wait_serving().await;
+    // The in-process no-op baseline speaks TLS too.
     let report = bench(args(&format!(
-        "direct --target {} --tls --requests 20 --concurrency 2 --warmup 0 --workload chat",
+        "direct --target {} --tls --requests 20 --concurrency 2 --warmup 0 --workload chat \
+         --baseline --endpoint {NOOP_ENDPOINT}",
         epp.ext_proc
     )))
     .await;
     assert_all_routed(&report["targets"][0], 20, &ENDPOINTS);
+    assert_all_routed(&report["targets"][1], 20, &[NOOP_ENDPOINT]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,6 +104,7 @@ pub struct ProxyArgs {
 pub struct NoopArgs {
     pub listen: String,
     pub endpoint: String,
+    pub transport: Transport,
 }
 
 const COMMANDS: [(&str, u8); 3] = [("direct", DIRECT), ("proxy", PROXY), ("noop", NOOP)];
@@ -131,6 +132,7 @@ impl Command {
             _ => Ok(Command::Noop(NoopArgs {
                 listen: raw.listen.clone(),
                 endpoint: raw.endpoint.clone(),
+                transport: transport(&raw),
             })),
         }
     }
@@ -310,6 +312,13 @@ fn direct(raw: &RawArgs, load: LoadArgs) -> Result<DirectArgs, ArgsError> {
     })
 }
 
+fn transport(raw: &RawArgs) -> Transport {
+    match raw.tls {
+        true => Transport::InsecureTls,
+        false => Transport::Plaintext,
+    }
+}
+
 fn proxy(raw: &RawArgs, load: LoadArgs) -> Result<ProxyArgs, ArgsError> {
     let url = raw
         .url
@@ -337,11 +346,11 @@ pub fn usage(command: Option<&str>) -> String {
         }
         text.push_str(&format!("\n{name} flags:\n"));
         for f in FLAGS.iter().filter(|f| f.scope & scope != 0) {
-            let default = (f.show)(&defaults);
-            text.push_str(&format!(
-                "  --{:<24} {} (default: {default})\n",
-                f.name, f.help
-            ));
+            let default = match (f.show)(&defaults) {
+                none if none == "none" => String::new(),
+                value => format!(" (default: {value})"),
+            };
+            text.push_str(&format!("  --{:<24} {}{default}\n", f.name, f.help));
         }
     }
     text

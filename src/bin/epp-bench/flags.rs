@@ -193,7 +193,7 @@ pub const FLAGS: &[Flag] = &[
         |a, v| some(&mut a.connections, v), |a| show_opt(&a.connections)),
     flag("streams-per-connection", DIRECT, "concurrent streams per connection when --connections is not set",
         |a, v| num(&mut a.streams_per_connection, v), |a| a.streams_per_connection.to_string()),
-    switch("tls", DIRECT, "TLS without certificate checks (the EPP's default is self-signed)",
+    switch("tls", DIRECT | NOOP, "TLS (client: no certificate checks; no-op server: self-signed), for target and baseline",
         |a, v| { a.tls = boolean(v)?; Ok(()) }, |a| a.tls.to_string()),
     switch("baseline", DIRECT, "also measure an in-process no-op ext_proc server and print the ratio",
         |a, v| { a.baseline = boolean(v)?; Ok(()) }, |a| a.baseline.to_string()),

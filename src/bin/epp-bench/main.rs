@@ -87,11 +87,12 @@ async fn serve_noop(args: NoopArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on --listen {}", args.listen))?;
     eprintln!(
-        "epp-bench: no-op ext_proc on {} routing to {}",
+        "epp-bench: no-op ext_proc on {} ({:?}) routing to {}",
         listener.local_addr()?,
+        args.transport,
         args.endpoint
     );
-    noop::serve(listener, &args.endpoint, shutdown_signal()).await
+    noop::serve(listener, &args.endpoint, args.transport, shutdown_signal()).await
 }
 
 /// SIGINT or SIGTERM.

@@ -22,12 +22,15 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     CommonResponse, HeaderMutation, ProcessingRequest, ProcessingResponse, processing_request,
 };
 use epp::extproc::messages as reply;
+use epp::tls::{ServingTls, TlsSettings, tls_incoming};
 use futures_util::Stream;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
+
+use crate::connect::Transport;
 
 /// Replies buffered per stream, as the EPP does.
 const REPLY_QUEUE: usize = 32;
@@ -214,10 +217,12 @@ async fn run_stream(
 
 /// Serves on `listener` until `shutdown` resolves, with the EPP's HTTP/2 settings
 /// (`epp::app`: 4 MiB stream and 64 MiB connection windows, no stream limit) and no Nagle
-/// delay on accepted connections (tonic ignores `tcp_nodelay` for a caller's listener).
+/// delay on accepted connections (tonic ignores `tcp_nodelay` for a caller's listener; the
+/// TLS acceptor of `epp::tls` sets it). TLS uses a self-signed certificate, as the EPP does.
 pub async fn serve(
     listener: TcpListener,
     destination: &str,
+    transport: Transport,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let limit = (64 << 20) + (1 << 20);
@@ -226,15 +231,28 @@ pub async fn serve(
     })
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .initial_stream_window_size(Some(4 << 20))
         .initial_connection_window_size(Some(64 << 20))
         .max_concurrent_streams(Some(1_000_000))
-        .add_service(service)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .context("no-op ext_proc server failed")
+        .add_service(service);
+    let served = match transport {
+        Transport::Plaintext => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        Transport::InsecureTls => {
+            let tls =
+                ServingTls::load(&TlsSettings::default()).context("self-signed certificate")?;
+            let incoming = tls_incoming(listener, tls.acceptor());
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    };
+    served.context("no-op ext_proc server failed")
 }
 
 /// A no-op server on its own runtime and threads, as if it were another process; stops
@@ -247,7 +265,11 @@ pub struct InProcessNoop {
 
 impl InProcessNoop {
     /// Listens on a free loopback port with `threads` runtime workers.
-    pub fn start(destination: &str, threads: usize) -> anyhow::Result<InProcessNoop> {
+    pub fn start(
+        destination: &str,
+        transport: Transport,
+        threads: usize,
+    ) -> anyhow::Result<InProcessNoop> {
         // Bound here so the address is known at once; the runtime lives on the new thread,
         // since a runtime cannot be started from inside the caller's.
         let listener =
@@ -267,7 +289,7 @@ impl InProcessNoop {
                     .and_then(|runtime| {
                         runtime.block_on(async {
                             let listener = TcpListener::from_std(listener)?;
-                            serve(listener, &destination, async {
+                            serve(listener, &destination, transport, async {
                                 let _ = stopped.await;
                             })
                             .await

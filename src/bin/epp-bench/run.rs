@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cli::{Baseline, DirectArgs, LoadArgs, ProxyArgs};
-use crate::connect::{Transport, channels};
+use crate::connect::channels;
 use crate::direct::DirectExchange;
 use crate::load::{self, Exchange, Plan, Progress, Stats, StopAt};
 use crate::noop::InProcessNoop;
@@ -34,15 +34,15 @@ pub async fn direct(args: DirectArgs, command_line: Vec<String>) -> anyhow::Resu
         Baseline::None => None,
         Baseline::External(address) => Some(address.clone()),
         Baseline::InProcess { endpoint, threads } => {
-            let noop = InProcessNoop::start(endpoint, *threads)?;
+            let noop = InProcessNoop::start(endpoint, args.transport, *threads)?;
             let address = noop.address.to_string();
             _in_process = Some(noop);
             Some(address)
         }
     };
-    // The no-op server speaks plaintext only.
+    // The baseline speaks what the target speaks, so the comparison is like for like.
     let noop = match &baseline {
-        Some(address) => Some(connect(address.clone(), Transport::Plaintext).await?),
+        Some(address) => Some(connect(address.clone(), args.transport).await?),
         None => None,
     };
     let mut targets = vec![(epp, "epp", args.target.clone())];
