@@ -1,7 +1,10 @@
 //! OpenAI request bodies: the model, the prompt text for prefix matching, and the model rewrite.
 //!
 //! The body is parsed once, borrowing from the buffer: only `model`, `prompt`, `messages`
-//! and `input` are looked at; everything else is validated as JSON and skipped.
+//! and `input` are looked at; everything else is validated as JSON and skipped. A
+//! completions `prompt` is decoded in that one pass and borrowed when it has no escapes
+//! (a 220 KB prompt is neither scanned twice nor copied); `messages` and `input` are
+//! kept raw and decoded only when they are the prompt source.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -22,16 +25,16 @@ pub enum BodyError {
     MissingModel,
 }
 
-/// What the EPP needs from an OpenAI-style request body.
+/// What the EPP needs from an OpenAI-style request body; borrows from the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedBody {
+pub struct ParsedBody<'a> {
     /// The `model` field as sent by the client.
     pub model: String,
     /// Byte range of the `model` value (including its quotes) in the body, for rewriting.
     pub model_span: Range<usize>,
     /// The text used for prefix matching, or `None` when the body carries no prompt
     /// (embeddings of token ids, unknown APIs): such requests are routed by load alone.
-    pub prompt: Option<String>,
+    pub prompt: Option<Cow<'a, str>>,
 }
 
 /// Parses `body`, which must be a JSON object with a string `model`.
@@ -40,7 +43,7 @@ pub struct ParsedBody {
 /// `<|im_start|>{role}\n{content}<|im_end|>\n` per message; arrays of content parts
 /// contribute their text parts), `prompt` (a string, or an array of strings joined),
 /// then `input` (a string, strings, or Responses-style messages).
-pub fn parse_body(body: &[u8]) -> Result<ParsedBody, BodyError> {
+pub fn parse_body(body: &[u8]) -> Result<ParsedBody<'_>, BodyError> {
     let fields: TopLevel<'_> =
         serde_json::from_slice(body).map_err(|e| BodyError::InvalidJson {
             detail: e.to_string(),
@@ -52,8 +55,9 @@ pub fn parse_body(body: &[u8]) -> Result<ParsedBody, BodyError> {
     let prompt = fields
         .messages
         .and_then(prompt_from_messages)
-        .or_else(|| fields.prompt.and_then(prompt_from_text_or_list))
-        .or_else(|| fields.input.and_then(prompt_from_input));
+        .map(Cow::Owned)
+        .or_else(|| fields.prompt.and_then(TextOrParts::into_text))
+        .or_else(|| fields.input.and_then(prompt_from_input).map(Cow::Owned));
     Ok(ParsedBody {
         model: model.into_owned(),
         model_span: start..start + raw_model.get().len(),
@@ -62,7 +66,7 @@ pub fn parse_body(body: &[u8]) -> Result<ParsedBody, BodyError> {
 }
 
 /// Replaces the `model` value of `body` with `target`, leaving every other byte alone.
-pub fn rewrite_model(body: &[u8], parsed: &ParsedBody, target: &str) -> Vec<u8> {
+pub fn rewrite_model(body: &[u8], parsed: &ParsedBody<'_>, target: &str) -> Vec<u8> {
     let quoted = serde_json::Value::String(target.to_owned()).to_string();
     let span = &parsed.model_span;
     let mut out = Vec::with_capacity(body.len() - span.len() + quoted.len());
@@ -83,7 +87,8 @@ fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
 #[derive(Default)]
 struct TopLevel<'a> {
     model: Option<&'a RawValue>,
-    prompt: Option<&'a RawValue>,
+    /// Decoded at once: the completions prompt is the big field of most bodies.
+    prompt: Option<TextOrParts<'a>>,
     messages: Option<&'a RawValue>,
     input: Option<&'a RawValue>,
 }
@@ -108,7 +113,10 @@ impl<'de: 'a, 'a> Visitor<'de> for TopLevelVisitor<'a> {
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             let slot = match key.as_ref() {
                 "model" => &mut fields.model,
-                "prompt" => &mut fields.prompt,
+                "prompt" => {
+                    fields.prompt = Some(map.next_value()?);
+                    continue;
+                }
                 "messages" => &mut fields.messages,
                 "input" => &mut fields.input,
                 _ => {
@@ -145,11 +153,10 @@ fn prompt_from_messages(raw: &RawValue) -> Option<String> {
 }
 
 fn prompt_from_text_or_list(raw: &RawValue) -> Option<String> {
-    match serde_json::from_str::<TextOrParts<'_>>(raw.get()).ok()? {
-        TextOrParts::Text(text) => Some(text.into_owned()),
-        TextOrParts::List(parts) if !parts.is_empty() => Some(parts.concat()),
-        TextOrParts::List(_) | TextOrParts::Other => None,
-    }
+    serde_json::from_str::<TextOrParts<'_>>(raw.get())
+        .ok()?
+        .into_text()
+        .map(Cow::into_owned)
 }
 
 /// Embeddings and Responses `input`: text, a list of texts, or a list of messages.
@@ -172,7 +179,16 @@ enum TextOrParts<'a> {
     Other,
 }
 
-impl TextOrParts<'_> {
+impl<'a> TextOrParts<'a> {
+    /// The text, borrowed when it was one unescaped string; list parts are joined.
+    fn into_text(self) -> Option<Cow<'a, str>> {
+        match self {
+            TextOrParts::Text(text) => Some(text),
+            TextOrParts::List(parts) if !parts.is_empty() => Some(Cow::Owned(parts.concat())),
+            TextOrParts::List(_) | TextOrParts::Other => None,
+        }
+    }
+
     fn text(&self) -> Option<Cow<'_, str>> {
         match self {
             TextOrParts::Text(text) => Some(Cow::Borrowed(text.as_ref())),

@@ -1,7 +1,12 @@
+use std::borrow::Cow;
+
 use super::*;
 
 fn prompt_of(body: &str) -> Option<String> {
-    parse_body(body.as_bytes()).expect("valid body").prompt
+    parse_body(body.as_bytes())
+        .expect("valid body")
+        .prompt
+        .map(Cow::into_owned)
 }
 
 #[test]
@@ -123,4 +128,17 @@ fn nested_model_keys_are_not_the_model() {
     let parsed = parse_body(body).expect("valid");
     assert_eq!(parsed.model, "outer");
     assert_eq!(&body[parsed.model_span.clone()], br#""outer""#);
+}
+
+#[test]
+fn an_unescaped_completion_prompt_is_borrowed_from_the_body() {
+    let body = br#"{"model":"m","prompt":"a long prompt without escapes"}"#;
+    let parsed = parse_body(body).expect("valid");
+    assert!(
+        matches!(parsed.prompt, Some(Cow::Borrowed(_))),
+        "{:?}",
+        parsed.prompt
+    );
+    let escaped = parse_body(br#"{"model":"m","prompt":"line\nbreak"}"#).expect("valid");
+    assert_eq!(escaped.prompt.as_deref(), Some("line\nbreak"));
 }
