@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use tracing::Level;
 
 use crate::cli::{LogEncoder, TimeEncoding};
+use crate::telemetry::go_float::write_go_float;
 use crate::telemetry::logging::OWN_CRATES;
 
 /// Appends `,"k":v` (JSON) or `{"k": v, ...}` (console) field lists.
@@ -113,31 +114,6 @@ pub(super) fn push_json_float(out: &mut String, value: f64) {
     }
 }
 
-/// Appends a float as Go's `fmt.Sprint` does (`%g` with shortest precision: exponent
-/// form when the decimal exponent is < -4 or >= 6, e.g. `1.7e+09`), as zap's console
-/// encoder prints epoch timestamps.
-pub(super) fn push_go_float(out: &mut String, value: f64) {
-    if value.is_nan() {
-        out.push_str("NaN");
-        return;
-    }
-
-    if value.is_infinite() {
-        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
-        return;
-    }
-
-    let sci = format!("{value:e}");
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    if (-4..6).contains(&exponent) {
-        let _ = write!(out, "{value}");
-    } else {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        let _ = write!(out, "{mantissa}e{sign}{:02}", exponent.unsigned_abs());
-    }
-}
-
 /// Appends the timestamp per `encoding`; `console` selects Go `fmt` number formatting
 /// and unquoted strings.
 pub(super) fn encode_time(
@@ -158,7 +134,7 @@ pub(super) fn encode_time(
             #[allow(clippy::cast_precision_loss)]
             let value = nanos as f64 / divisor;
             if console {
-                push_go_float(out, value);
+                write_go_float(out, value);
             } else {
                 push_json_float(out, value);
             }

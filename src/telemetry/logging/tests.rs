@@ -3,8 +3,9 @@
 use time::OffsetDateTime;
 use tracing_subscriber::Registry;
 
-use super::format::{encode_time, push_go_float, push_json_float};
+use super::format::{encode_time, push_json_float};
 use super::*;
+use crate::telemetry::go_float::write_go_float;
 
 fn fixed_clock() -> OffsetDateTime {
     // 2024-03-05T06:07:08.120300000Z
@@ -235,7 +236,7 @@ fn go_float_formatting() {
     ];
     for (value, expected) in cases {
         let mut out = String::new();
-        push_go_float(&mut out, value);
+        write_go_float(&mut out, value);
         assert_eq!(out, expected);
     }
 

@@ -3,8 +3,7 @@
 //! empty families omitted, labels in sorted-name order with `le` last, numbers formatted as
 //! Go's `strconv.FormatFloat(v, 'g', -1, 64)` (`1.048576e+06`, `1e-05`, `+Inf`).
 
-use std::fmt::Write as _;
-
+use crate::telemetry::go_float::write_go_float;
 use crate::telemetry::metrics::definitions::{Kind, MetricDef};
 use crate::telemetry::metrics::primitives::HistogramSnapshot;
 
@@ -153,63 +152,5 @@ fn escape_into(out: &mut String, text: &str, quote: bool) {
             '"' if quote => out.push_str("\\\""),
             c => out.push(c),
         }
-    }
-}
-
-/// Appends `value` as Go's `strconv.FormatFloat(value, 'g', -1, 64)`: the shortest digits
-/// that round-trip, in `%e` form when the decimal exponent is below -4 or at least 6
-/// (`1e+06`, `1.048576e+06`, `1e-05`), plain otherwise (`524288`, `0.0001`).
-pub fn write_go_float(out: &mut String, value: f64) {
-    if value.is_nan() {
-        out.push_str("NaN");
-        return;
-    }
-    if value.is_infinite() {
-        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
-        return;
-    }
-    if value == 0.0 {
-        out.push('0');
-        return;
-    }
-    // Rust's `{:e}` gives the same shortest round-trip digits as Go, as `d.ddde<exp>`.
-    let scientific = format!("{:e}", value.abs());
-    let (mantissa, exponent) = scientific
-        .split_once('e')
-        .unwrap_or((scientific.as_str(), "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    if value < 0.0 {
-        out.push('-');
-    }
-    if !(-4..6).contains(&exponent) {
-        out.push_str(mantissa);
-        let sign = if exponent < 0 { '-' } else { '+' };
-        let _ = write!(out, "e{sign}{:02}", exponent.unsigned_abs());
-    } else {
-        write_plain(out, &digits, exponent);
-    }
-}
-
-/// `digits` with the decimal point after `exponent + 1` digits, zero-padded either side.
-fn write_plain(out: &mut String, digits: &str, exponent: i32) {
-    if exponent < 0 {
-        out.push_str("0.");
-        for _ in 0..(-exponent - 1) {
-            out.push('0');
-        }
-        out.push_str(digits);
-        return;
-    }
-    let point = exponent as usize + 1;
-    if digits.len() <= point {
-        out.push_str(digits);
-        for _ in digits.len()..point {
-            out.push('0');
-        }
-    } else {
-        out.push_str(&digits[..point]);
-        out.push('.');
-        out.push_str(&digits[point..]);
     }
 }

@@ -2,12 +2,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::definitions;
-use super::exposition::write_go_float;
 use super::primitives::Histogram;
 use super::*;
 use crate::datalayer::pool_gauges::PoolGaugesCell;
 use crate::datastore::fixtures::TestEndpoint;
 use crate::datastore::{Datastore, MetricsUpdate, PoolInfo};
+use crate::telemetry::go_float::write_go_float;
 
 fn go_float(value: f64) -> String {
     let mut out = String::new();
