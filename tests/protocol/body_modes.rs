@@ -68,6 +68,11 @@ async fn streamed_mode_routes_at_headers_and_passes_chunks() {
         assert_eq!(kind(&reply), "request_body");
         assert!(common(&reply).is_none(), "unchanged chunk: {reply:?}");
     }
+    let page = epp.running.metrics.render();
+    assert!(
+        page.contains("inference_extension_picks_total{reason=\"headers_only\"} 1\n"),
+        "{page}"
+    );
 }
 
 #[tokio::test]

@@ -203,7 +203,8 @@ impl StreamState {
             Some(model) => model.request_error(code),
             None => self
                 .metrics()
-                .request_error(&self.model, &self.target_model, code),
+                .model(&self.model, &self.target_model)
+                .request_error(code),
         }
     }
 

@@ -159,7 +159,7 @@ impl StreamState {
             Phase::Parse,
             (schedule_started - parse_started).as_secs_f64(),
         );
-        let picked = self.pick(picker, parsed.prompt.as_deref());
+        let picked = self.pick(picker, parsed.prompt.as_deref(), false);
         let respond_started = Instant::now();
         self.metrics().phase(
             Phase::Schedule,
@@ -222,7 +222,7 @@ impl StreamState {
         out: &mut Vec<ProcessingResponse>,
     ) -> Result<Flow, Status> {
         self.target_model = self.rewrite_target().unwrap_or_default().to_owned();
-        let decision = match self.pick(picker, None) {
+        let decision = match self.pick(picker, None, true) {
             Ok(decision) => decision,
             Err(e) => return self.fail_pick(e, out),
         };
@@ -241,11 +241,13 @@ impl StreamState {
             .filter(|m| !m.is_empty())
     }
 
-    /// Asks the picker for endpoints for this request.
+    /// Asks the picker for endpoints for this request; `at_headers` when the body is not
+    /// waited for (STREAMED and NONE body modes).
     fn pick(
         &self,
         picker: &dyn EndpointPicker,
         prompt: Option<&str>,
+        at_headers: bool,
     ) -> Result<Decision, PickError> {
         picker.route(&RoutingRequest {
             request_id: &self.request_id,
@@ -255,7 +257,7 @@ impl StreamState {
             headers: &self.headers,
             objective: self.headers.get(OBJECTIVE_HEADER),
             subset: self.subset.as_deref(),
-            at_headers: prompt.is_none() && self.request_phase != RequestPhase::Done,
+            at_headers,
         })
     }
 

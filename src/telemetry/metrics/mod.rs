@@ -97,7 +97,6 @@ use crate::telemetry::metrics::definitions::{
 };
 use crate::telemetry::metrics::labels::LabelCache;
 use crate::telemetry::metrics::primitives::{Counter, Histogram, IntGauge};
-use crate::telemetry::metrics::recording::PairMetrics;
 use crate::telemetry::metrics::sources::ScrapeTotals;
 
 #[cfg(doc)]
@@ -109,7 +108,7 @@ pub use crate::scheduling::ExtensionPoint;
 pub use auth::{AuthError, MetricsAuth};
 pub use exposition::CONTENT_TYPE;
 pub use labels::OTHER;
-pub use recording::{ErrorCode, ModelMetrics, Phase, RunningGuard, StreamGuard};
+pub use recording::{ErrorCode, ModelMetrics, PairMetrics, Phase, RunningGuard, StreamGuard};
 pub use server::serve;
 pub use sources::MetricSources;
 
@@ -191,51 +190,12 @@ impl EppMetrics {
         self.sources.store(Some(Arc::new(sources)));
     }
 
-    /// The page Prometheus scrapes (text format 0.0.4, see [`CONTENT_TYPE`]).
-    pub fn render(&self) -> String {
-        self.render_page()
-    }
-
     // === per (model, target model) ===
 
     /// The handle of a (model, target model) pair, or of `other` beyond the cap. Resolve it
     /// once per request (when the body is parsed) and record through it.
     pub fn model(&self, model: &str, target: &str) -> ModelMetrics {
         ModelMetrics(self.pairs.get([model, target]))
-    }
-
-    /// `inference_model_request_total` +1: at request-body end, once routed.
-    pub fn request_total(&self, model: &str, target: &str) {
-        self.pairs.with([model, target], PairMetrics::request_total);
-    }
-
-    /// `inference_model_request_sizes`: the request body, in bytes.
-    pub fn request_size(&self, model: &str, target: &str, bytes: usize) {
-        self.pairs.with([model, target], |p| p.request_size(bytes));
-    }
-
-    /// `inference_model_request_error_total{error_code}` +1: once per failed request.
-    pub fn request_error(&self, model: &str, target: &str, code: ErrorCode) {
-        self.pairs.with([model, target], |p| p.request_error(code));
-    }
-
-    /// `inference_model_request_duration_seconds`: request received to response complete, in
-    /// seconds; values `<= 0` are dropped, as upstream.
-    pub fn request_duration(&self, model: &str, target: &str, seconds: f64) {
-        self.pairs
-            .with([model, target], |p| p.request_duration(seconds));
-    }
-
-    /// `inference_model_response_sizes`: the response body, in bytes.
-    pub fn response_size(&self, model: &str, target: &str, bytes: usize) {
-        self.pairs.with([model, target], |p| p.response_size(bytes));
-    }
-
-    /// `inference_model_input_tokens` and `_output_tokens` from the response usage; counts of
-    /// 0 are not observed, as upstream.
-    pub fn tokens(&self, model: &str, target: &str, input: u64, output: u64) {
-        self.pairs
-            .with([model, target], |p| p.tokens(input, output));
     }
 
     /// `inference_model_running_requests{model_name}` +1 until the guard drops. An empty

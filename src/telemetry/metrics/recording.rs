@@ -85,7 +85,7 @@ impl Phase {
 
 /// Every per-(model, target model) metric of one label pair.
 #[derive(Debug)]
-pub(crate) struct PairMetrics {
+pub struct PairMetrics {
     pub(crate) requests: Counter,
     pub(crate) errors: [Counter; ErrorCode::ALL.len()],
     pub(crate) duration: Histogram,
@@ -110,31 +110,37 @@ impl PairMetrics {
         }
     }
 
-    pub(crate) fn request_total(&self) {
+    /// `inference_model_request_total` +1 (at request-body end, once routed).
+    pub fn request_total(&self) {
         self.requests.inc();
     }
 
-    pub(crate) fn request_error(&self, code: ErrorCode) {
+    /// `inference_model_request_error_total{error_code}` +1 (once per failed request).
+    pub fn request_error(&self, code: ErrorCode) {
         self.errors[code as usize].inc();
     }
 
-    /// v1.0.1 `RecordRequestLatencies` refuses a completion not after the start.
-    pub(crate) fn request_duration(&self, seconds: f64) {
+    /// `inference_model_request_duration_seconds`: request received to response complete,
+    /// in seconds; values `<= 0` are dropped, as v1.0.1 `RecordRequestLatencies` does.
+    pub fn request_duration(&self, seconds: f64) {
         if seconds > 0.0 {
             self.duration.observe(seconds);
         }
     }
 
-    pub(crate) fn request_size(&self, bytes: usize) {
+    /// `inference_model_request_sizes`: request body size in bytes.
+    pub fn request_size(&self, bytes: usize) {
         self.request_sizes.observe(bytes as f64);
     }
 
-    pub(crate) fn response_size(&self, bytes: usize) {
+    /// `inference_model_response_sizes`: response body size in bytes.
+    pub fn response_size(&self, bytes: usize) {
         self.response_sizes.observe(bytes as f64);
     }
 
-    /// v1.0.1 `RecordInputTokens`/`RecordOutputTokens` skip counts of 0.
-    pub(crate) fn tokens(&self, input: u64, output: u64) {
+    /// `inference_model_input_tokens` / `_output_tokens` from the response usage; counts
+    /// of 0 are not observed, as v1.0.1 `RecordInputTokens`/`RecordOutputTokens`.
+    pub fn tokens(&self, input: u64, output: u64) {
         if input > 0 {
             self.input_tokens.observe(input as f64);
         }
@@ -143,8 +149,9 @@ impl PairMetrics {
         }
     }
 
-    /// v1.0.1 `RecordNormalizedTimePerOutputToken`: latency / output tokens, both positive.
-    pub(crate) fn normalized_time_per_output_token(&self, seconds: f64, output_tokens: u64) {
+    /// `inference_model_normalized_time_per_output_token_seconds`: latency / output
+    /// tokens when both are positive (v1.0.1 registers it but never records it).
+    pub fn normalized_time_per_output_token(&self, seconds: f64, output_tokens: u64) {
         if seconds > 0.0 && output_tokens > 0 {
             self.ntpot.observe(seconds / output_tokens as f64);
         }
@@ -152,48 +159,16 @@ impl PairMetrics {
 }
 
 /// The metrics of one (model, target model) pair, resolved once per request so later
-/// recordings skip the label lookup. Cheap to clone.
+/// recordings skip the label lookup; record through [`PairMetrics`]' methods. Cheap to
+/// clone.
 #[derive(Debug, Clone)]
 pub struct ModelMetrics(pub(crate) Arc<PairMetrics>);
 
-impl ModelMetrics {
-    /// `inference_model_request_total` +1 (at request-body end, once routed).
-    pub fn request_total(&self) {
-        self.0.request_total();
-    }
+impl std::ops::Deref for ModelMetrics {
+    type Target = PairMetrics;
 
-    /// `inference_model_request_error_total{error_code}` +1 (once per failed request).
-    pub fn request_error(&self, code: ErrorCode) {
-        self.0.request_error(code);
-    }
-
-    /// `inference_model_request_duration_seconds`: request received to response complete,
-    /// in seconds; values `<= 0` are dropped, as upstream.
-    pub fn request_duration(&self, seconds: f64) {
-        self.0.request_duration(seconds);
-    }
-
-    /// `inference_model_request_sizes`: request body size in bytes.
-    pub fn request_size(&self, bytes: usize) {
-        self.0.request_size(bytes);
-    }
-
-    /// `inference_model_response_sizes`: response body size in bytes.
-    pub fn response_size(&self, bytes: usize) {
-        self.0.response_size(bytes);
-    }
-
-    /// `inference_model_input_tokens` / `_output_tokens`: usage token counts; a count of 0
-    /// is not observed, as upstream.
-    pub fn tokens(&self, input: u64, output: u64) {
-        self.0.tokens(input, output);
-    }
-
-    /// `inference_model_normalized_time_per_output_token_seconds`: `seconds / output_tokens`
-    /// when both are positive (upstream registers it but v1.0.1 never records it).
-    pub fn normalized_time_per_output_token(&self, seconds: f64, output_tokens: u64) {
-        self.0
-            .normalized_time_per_output_token(seconds, output_tokens);
+    fn deref(&self) -> &PairMetrics {
+        &self.0
     }
 }
 

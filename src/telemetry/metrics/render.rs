@@ -14,7 +14,8 @@ use crate::telemetry::metrics::sources::{self, MetricSources};
 type PairHistogram = fn(&PairMetrics) -> &Histogram;
 
 impl EppMetrics {
-    pub(super) fn render_page(&self) -> String {
+    /// The page Prometheus scrapes (text format 0.0.4, see [`super::CONTENT_TYPE`]).
+    pub fn render(&self) -> String {
         let mut page = Exposition::default();
         self.render_pairs(&mut page);
         self.render_scheduling(&mut page);

@@ -136,7 +136,7 @@ fn model_labels_beyond_the_cap_share_other() {
         max_plugin_series: 2,
     });
     for model in ["a", "b", "c", "d"] {
-        metrics.request_total(model, model);
+        metrics.model(model, model).request_total();
     }
     let _running = metrics.running_requests_inc("other");
     let page = metrics.render();
