@@ -69,3 +69,80 @@ pub fn insecure_client_config() -> Result<Arc<rustls::ClientConfig>, rustls::Err
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }
+
+/// The leaf certificate the server presented on the last connection of an
+/// [`InsecureTlsDial`].
+pub type SeenCertificate = Arc<std::sync::Mutex<Option<CertificateDer<'static>>>>;
+
+/// A tonic connector (`Endpoint::connect_with_connector`) that dials `target` (`host:port`)
+/// over TCP without Nagle, then TLS with [`insecure_client_config`]; the URI tonic passes is
+/// ignored. It remembers the certificate the server presented.
+#[derive(Clone)]
+pub struct InsecureTlsDial {
+    target: Arc<str>,
+    connector: tokio_rustls::TlsConnector,
+    seen: SeenCertificate,
+}
+
+impl InsecureTlsDial {
+    pub fn new(target: &str) -> Result<Self, rustls::Error> {
+        Ok(InsecureTlsDial {
+            target: Arc::from(target),
+            connector: tokio_rustls::TlsConnector::from(insecure_client_config()?),
+            seen: SeenCertificate::default(),
+        })
+    }
+
+    /// Where the certificate of the last connection is kept.
+    pub fn seen_certificate(&self) -> SeenCertificate {
+        Arc::clone(&self.seen)
+    }
+}
+
+type DialFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = std::io::Result<
+                    hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+                >,
+            > + Send,
+    >,
+>;
+
+impl tonic::codegen::Service<tonic::transport::Uri> for InsecureTlsDial {
+    type Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+    type Error = std::io::Error;
+    type Future = DialFuture;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: tonic::transport::Uri) -> Self::Future {
+        let dial = self.clone();
+        Box::pin(async move {
+            let tcp = tokio::net::TcpStream::connect(dial.target.as_ref()).await?;
+            tcp.set_nodelay(true)?;
+            let host = dial
+                .target
+                .rsplit_once(':')
+                .map_or(dial.target.as_ref(), |(host, _)| host)
+                .trim_matches(['[', ']']);
+            let name = ServerName::try_from(host.to_owned()).map_err(std::io::Error::other)?;
+            let tls = dial.connector.connect(name, tcp).await?;
+            let leaf = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|cert| cert.clone().into_owned());
+            if let Ok(mut seen) = dial.seen.lock() {
+                *seen = leaf;
+            }
+            Ok(hyper_util::rt::TokioIo::new(tls))
+        })
+    }
+}
