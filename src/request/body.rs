@@ -2,9 +2,10 @@
 //!
 //! The body is parsed once, borrowing from the buffer: only `model`, `prompt`, `messages`
 //! and `input` are looked at; everything else is validated as JSON and skipped. A
-//! completions `prompt` is decoded in that one pass and borrowed when it has no escapes
-//! (a 220 KB prompt is neither scanned twice nor copied); `messages` and `input` are
-//! kept raw and decoded only when they are the prompt source.
+//! completions `prompt` and chat `messages` are decoded in that one pass, their strings
+//! borrowed when they have no escapes: a 220 KB prompt is scanned once, and copied only
+//! into the chat template. `input` (the rarest source) is kept raw and decoded only when
+//! it is the prompt source.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -13,6 +14,8 @@ use std::ops::Range;
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
+
+use chat::Messages;
 
 /// Why a body cannot be routed. Both map to HTTP 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +40,54 @@ pub struct ParsedBody<'a> {
     pub prompt: Option<Cow<'a, str>>,
 }
 
+/// Visitor methods that answer `$value` for the listed JSON kinds; lists and objects are
+/// read to their end, so the rest of the body is still checked.
+macro_rules! visit_as {
+    ($value:expr; $($kind:ident),+) => { $( visit_as!(@one $kind, $value); )+ };
+    (@one seq, $value:expr) => {
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+            Ok($value)
+        }
+    };
+    (@one map, $value:expr) => {
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+            Ok($value)
+        }
+    };
+    (@one str, $value:expr) => {
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+    (@one unit, $value:expr) => {
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+    (@one bool, $value:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+    (@one i64, $value:expr) => {
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+    (@one u64, $value:expr) => {
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+    (@one f64, $value:expr) => {
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+
 /// Parses `body`, which must be a JSON object with a string `model`.
 ///
 /// The prompt is, in order of preference: the chat template of `messages` (v1.0.1:
@@ -54,7 +105,7 @@ pub fn parse_body(body: &[u8]) -> Result<ParsedBody<'_>, BodyError> {
     let start = offset_in(body, raw_model.get().as_bytes());
     let prompt = fields
         .messages
-        .and_then(prompt_from_messages)
+        .and_then(Messages::into_chat_template)
         .map(Cow::Owned)
         .or_else(|| fields.prompt.and_then(TextOrParts::into_text))
         .or_else(|| fields.input.and_then(prompt_from_input).map(Cow::Owned));
@@ -89,7 +140,7 @@ struct TopLevel<'a> {
     model: Option<&'a RawValue>,
     /// Decoded at once: the completions prompt is the big field of most bodies.
     prompt: Option<TextOrParts<'a>>,
-    messages: Option<&'a RawValue>,
+    messages: Option<Messages<'a>>,
     input: Option<&'a RawValue>,
 }
 
@@ -117,7 +168,10 @@ impl<'de: 'a, 'a> Visitor<'de> for TopLevelVisitor<'a> {
                     fields.prompt = Some(map.next_value()?);
                     continue;
                 }
-                "messages" => &mut fields.messages,
+                "messages" => {
+                    fields.messages = Some(map.next_value()?);
+                    continue;
+                }
                 "input" => &mut fields.input,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -132,26 +186,6 @@ impl<'de: 'a, 'a> Visitor<'de> for TopLevelVisitor<'a> {
 
 // === prompt extraction ===
 
-fn prompt_from_messages(raw: &RawValue) -> Option<String> {
-    let messages: Vec<Message<'_>> = serde_json::from_str(raw.get()).ok()?;
-    if messages.is_empty() {
-        return None;
-    }
-    let mut prompt = String::new();
-    for message in &messages {
-        let (Some(role), Some(content)) = (&message.role, &message.content) else {
-            continue;
-        };
-        let Some(text) = content.text() else { continue };
-        prompt.push_str("<|im_start|>");
-        prompt.push_str(role);
-        prompt.push('\n');
-        prompt.push_str(&text);
-        prompt.push_str("<|im_end|>\n");
-    }
-    Some(prompt)
-}
-
 fn prompt_from_text_or_list(raw: &RawValue) -> Option<String> {
     serde_json::from_str::<TextOrParts<'_>>(raw.get())
         .ok()?
@@ -161,15 +195,11 @@ fn prompt_from_text_or_list(raw: &RawValue) -> Option<String> {
 
 /// Embeddings and Responses `input`: text, a list of texts, or a list of messages.
 fn prompt_from_input(raw: &RawValue) -> Option<String> {
-    prompt_from_text_or_list(raw).or_else(|| prompt_from_messages(raw))
-}
-
-#[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(borrow, default)]
-    role: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    content: Option<TextOrParts<'a>>,
+    prompt_from_text_or_list(raw).or_else(|| {
+        serde_json::from_str::<Messages<'_>>(raw.get())
+            .ok()?
+            .into_chat_template()
+    })
 }
 
 /// A string, a list of strings or `{type:"text", text}` parts, or anything else.
@@ -235,30 +265,7 @@ impl<'de: 'a, 'a> Visitor<'de> for TextOrPartsVisitor<'a> {
         Ok(TextOrParts::List(parts))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(TextOrParts::Other)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(TextOrParts::Other)
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(TextOrParts::Other)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(TextOrParts::Other)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(TextOrParts::Other)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(TextOrParts::Other)
-    }
+    visit_as!(TextOrParts::Other; map, unit, bool, i64, u64, f64);
 }
 
 /// One element of a content list: a string, or an object whose `text` is a string
@@ -299,5 +306,6 @@ fn text_if_string<'de, D: de::Deserializer<'de>>(
     }
 }
 
+mod chat;
 #[cfg(test)]
 mod tests;

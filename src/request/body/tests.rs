@@ -142,3 +142,47 @@ fn an_unescaped_completion_prompt_is_borrowed_from_the_body() {
     let escaped = parse_body(br#"{"model":"m","prompt":"line\nbreak"}"#).expect("valid");
     assert_eq!(escaped.prompt.as_deref(), Some("line\nbreak"));
 }
+
+#[test]
+fn a_malformed_messages_list_is_no_prompt_source_but_the_body_routes() {
+    // Any element that is not a message object, or a role that is neither a string nor
+    // null, spoils the list; `prompt` is then the prompt source, as before.
+    for messages in [
+        r#"[{"role":"user","content":"q"},"just text"]"#,
+        r#"[{"role":"user","content":"q"},null]"#,
+        r#"[{"role":7,"content":"q"}]"#,
+        r#"[{"role":{"name":"user"},"content":"q"}]"#,
+        r#"[["user","q"]]"#,
+        r#"{"role":"user","content":"q"}"#,
+    ] {
+        let body = format!(r#"{{"model":"m","messages":{messages},"prompt":"fallback"}}"#);
+        assert_eq!(prompt_of(&body).as_deref(), Some("fallback"), "{messages}");
+    }
+}
+
+#[test]
+fn messages_are_still_validated_as_json_after_a_bad_element() {
+    let body = br#"{"model":"m","messages":[1,{"role":"user","content":"q"},{"role":tru}]}"#;
+    assert!(matches!(
+        parse_body(body),
+        Err(BodyError::InvalidJson { .. })
+    ));
+}
+
+#[test]
+fn message_keys_repeat_as_in_go_and_a_null_role_skips_the_message() {
+    let body = r#"{"model":"m","messages":[{"role":"system","role":"user","content":"a","content":"b"},{"role":null,"content":"c"}]}"#;
+    assert_eq!(
+        prompt_of(body).as_deref(),
+        Some("<|im_start|>user\nb<|im_end|>\n")
+    );
+}
+
+#[test]
+fn escaped_chat_content_is_decoded_once_into_the_template() {
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"line\nbreak \"q\" \u00e9"}]}"#;
+    assert_eq!(
+        prompt_of(body).as_deref(),
+        Some("<|im_start|>user\nline\nbreak \"q\" é<|im_end|>\n")
+    );
+}
