@@ -11,7 +11,9 @@
 # duration is split into rounds that alternate EPP and no-op), WARMUP (requests), OUT (report
 # folder), SKIP_BUILD=1, EPP_ARGS (extra epp flags), BASE_PORT (epp-sim ports from here),
 # EPP_TLS=1 (the EPP on its default self-signed TLS, and the no-op on TLS too), EPP (the
-# epp binary to measure).
+# epp binary to measure), BASELINE=process|in-process (the no-op as its own process,
+# `epp-bench noop`, as the EPP is: the default; or inside epp-bench, `--baseline`),
+# NOOP_PORT (19010).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +24,8 @@ ROUNDS=${ROUNDS:-2}
 WARMUP=${WARMUP:-500}
 BASE_PORT=${BASE_PORT:-18101}
 GRPC_PORT=${GRPC_PORT:-19002}
+NOOP_PORT=${NOOP_PORT:-19010}
+BASELINE=${BASELINE:-process}
 OUT=${OUT:-benches/results/exchange-$(date +%Y%m%d-%H%M%S)}
 BIN=${CARGO_TARGET_DIR:-target}/release
 EPP=${EPP:-$BIN/epp}
@@ -55,10 +59,25 @@ fi
     --grpc-health-port $((GRPC_PORT + 1)) ${EPP_ARGS:-} >"$OUT/epp.log" 2>&1 &
 pids+=($!)
 
-# Wait for the ext_proc port (bash's /dev/tcp, no extra tools).
-for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$GRPC_PORT") 2>/dev/null; then break; fi
-    sleep 0.1
+baseline=(--baseline)
+wait_ports=("$GRPC_PORT")
+case "$BASELINE" in
+process)
+    "$BIN/epp-bench" noop --listen "127.0.0.1:$NOOP_PORT" "${tls_bench[@]}" >"$OUT/noop.log" 2>&1 &
+    pids+=($!)
+    baseline=(--baseline-target "127.0.0.1:$NOOP_PORT")
+    wait_ports+=("$NOOP_PORT")
+    ;;
+in-process) ;;
+*) echo "BASELINE must be process or in-process, not '$BASELINE'" >&2; exit 2 ;;
+esac
+
+# Wait for the ext_proc ports (bash's /dev/tcp, no extra tools).
+for port in "${wait_ports[@]}"; do
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+        sleep 0.1
+    done
 done
 
 for size in $SIZES; do
@@ -67,7 +86,7 @@ for size in $SIZES; do
         "$BIN/epp-bench" direct --target "127.0.0.1:$GRPC_PORT" --mode full-duplex \
             --workload fixed --prompt-bytes "$size" --concurrency "$c" \
             --duration "$DURATION" --rounds "$ROUNDS" --warmup "$WARMUP" \
-            --baseline "${tls_bench[@]}" --quiet --json "$OUT/size$size-c$c.json" >&2
+            "${baseline[@]}" "${tls_bench[@]}" --quiet --json "$OUT/size$size-c$c.json" >&2
     done
 done
 
