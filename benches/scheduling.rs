@@ -71,7 +71,7 @@ fn scheduling_cycle(c: &mut Criterion) {
     let headers = RequestHeaders::new();
     for endpoints in [10, 100, 1000] {
         let director = director(endpoints);
-        for size in [4 << 10, 8 << 10, 64 << 10] {
+        for size in [4 << 10, 8 << 10, 64 << 10, 220 << 10] {
             // Warm the prefix index: 200 earlier requests with the same system prompt.
             for variant in 0..200 {
                 route(&director, &headers, &prompt(size, variant));
