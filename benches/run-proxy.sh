@@ -10,7 +10,10 @@
 #   PROMPT_BYTES=4096 CONCURRENCY=16 DURATION=10s benches/run-proxy.sh
 #
 # Knobs: PROMPT_BYTES (225280), CONCURRENCY (150), DURATION (20s per target), WARMUP (200),
-# OUT (report folder), SKIP_BUILD=1, BASE_PORT (18301: simulators, then Envoys and the EPP).
+# OUT (report folder), SKIP_BUILD=1, BASE_PORT (18301: simulators, then Envoys and the EPP),
+# ENVOY_WORKERS (1: each Envoy's --concurrency), RATE (requests/s, Poisson arrivals: an
+# open loop instead of CONCURRENCY's closed loop, to see the latency ext_proc adds below
+# saturation rather than the queueing at it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +22,14 @@ CONCURRENCY=${CONCURRENCY:-150}
 DURATION=${DURATION:-20s}
 WARMUP=${WARMUP:-200}
 BASE_PORT=${BASE_PORT:-18301}
+ENVOY_WORKERS=${ENVOY_WORKERS:-1}
+if [ -n "${RATE:-}" ]; then
+    load=(--rate "$RATE" --arrival poisson)
+    load_text="$RATE req/s (Poisson)"
+else
+    load=(--concurrency "$CONCURRENCY")
+    load_text="concurrency $CONCURRENCY"
+fi
 OUT=${OUT:-benches/results/proxy-$(date +%Y%m%d-%H%M%S)}
 BIN=${CARGO_TARGET_DIR:-target}/release
 
@@ -60,7 +71,7 @@ render no-ext-proc.yaml "$BASE_LISTEN" $((BASE_LISTEN + 100)) |
     sed "/port_value: ${SIM[2]} } } }/p; s/port_value: ${SIM[2]} } } }/port_value: ${SIM[3]} } } }/" \
         >"$OUT/envoy-baseline.yaml"
 for name in epp baseline; do
-    "$ENVOY" -c "$OUT/envoy-$name.yaml" --disable-hot-restart --concurrency 1 \
+    "$ENVOY" -c "$OUT/envoy-$name.yaml" --disable-hot-restart --concurrency "$ENVOY_WORKERS" \
         --log-level warn --base-id $((BASE_PORT + ${#pids[@]})) >"$OUT/envoy-$name.log" 2>&1 &
     pids+=($!)
 done
@@ -79,9 +90,9 @@ wait_ready "http://127.0.0.1:$BASE_LISTEN/v1/completions"
 for name in epp baseline; do
     port=$EPP_LISTEN
     [ "$name" = baseline ] && port=$BASE_LISTEN
-    echo "== $name: ${PROMPT_BYTES} B prompts, concurrency $CONCURRENCY, $DURATION" >&2
+    echo "== $name: ${PROMPT_BYTES} B prompts, $load_text, $DURATION" >&2
     "$BIN/epp-bench" proxy --url "http://127.0.0.1:$port/v1/completions" \
-        --prompt-bytes "$PROMPT_BYTES" --concurrency "$CONCURRENCY" --duration "$DURATION" \
+        --prompt-bytes "$PROMPT_BYTES" "${load[@]}" --duration "$DURATION" \
         --warmup "$WARMUP" --max-tokens 16 --quiet --json "$OUT/$name.json" | tee "$OUT/$name.txt"
 done
 echo "reports in $OUT" >&2
