@@ -65,6 +65,8 @@ pub const REMOVE_CHUNK: usize = 4096;
 /// `match_prefix` counts holders with a linear search until this many distinct endpoints have
 /// matched, then switches to one counter per endpoint slot.
 const SPARSE_MAX: usize = 8;
+/// Block hashes looked up in the table before their chains are walked.
+const LOOKUP_BATCH: usize = 32;
 
 /// Size limits of a [`PrefixIndex`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,25 +295,21 @@ impl State {
     fn match_into(&self, hashes: &[u64], out: &mut Vec<(EndpointId, u32)>) {
         // While counting, the id field holds the slot index.
         let mut dense = false;
-        for &h in hashes {
-            let Some(mut n) = self.head_of(h) else {
-                break;
-            };
-            while n != NIL {
-                let node = &self.nodes[n as usize];
-                let s = node.slot;
-                if dense {
-                    out[s as usize].1 += 1;
-                } else if let Some(e) = out.iter_mut().find(|e| e.0.0 == u64::from(s)) {
-                    e.1 += 1;
-                } else if out.len() < SPARSE_MAX {
-                    out.push((EndpointId(u64::from(s)), 1));
-                } else {
-                    self.densify(out);
-                    dense = true;
-                    out[s as usize].1 += 1;
-                }
-                n = node.chain_next;
+        let mut heads = [NIL; LOOKUP_BATCH];
+        for batch in hashes.chunks(LOOKUP_BATCH) {
+            // The table lookups of a batch do not depend on each other, so their cache
+            // misses overlap; each chain walk is a run of dependent loads, done after.
+            let mut found = 0;
+            for (head, &h) in heads.iter_mut().zip(batch) {
+                let Some(n) = self.head_of(h) else { break };
+                *head = n;
+                found += 1;
+            }
+            for &head in &heads[..found] {
+                self.count_chain(head, out, &mut dense);
+            }
+            if found < batch.len() {
+                break; // the first block no endpoint holds ends every match
             }
         }
         for e in out.iter_mut() {
@@ -322,6 +320,26 @@ impl State {
             e.0 = slot.id;
         }
         out.retain(|e| e.1 > 0);
+    }
+
+    /// Adds one to the count of every endpoint slot on the chain that starts at `n`.
+    fn count_chain(&self, mut n: u32, out: &mut Vec<(EndpointId, u32)>, dense: &mut bool) {
+        while n != NIL {
+            let node = &self.nodes[n as usize];
+            let s = node.slot;
+            if *dense {
+                out[s as usize].1 += 1;
+            } else if let Some(e) = out.iter_mut().find(|e| e.0.0 == u64::from(s)) {
+                e.1 += 1;
+            } else if out.len() < SPARSE_MAX {
+                out.push((EndpointId(u64::from(s)), 1));
+            } else {
+                self.densify(out);
+                *dense = true;
+                out[s as usize].1 += 1;
+            }
+            n = node.chain_next;
+        }
     }
 
     /// Switches `out` from a short list of `(slot, count)` to one counter per slot.
