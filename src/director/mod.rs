@@ -303,7 +303,10 @@ impl Director {
             }
             metrics.pick(decision.reason.as_str());
         }
-        tracing::debug!(endpoint = %decision.destination, candidates = candidates.len(), "request scheduled");
+        tracing::debug!(
+            { "x-request-id" = request.request_id, endpoint = %decision.destination, candidates = candidates.len() },
+            "request scheduled"
+        );
         Ok(decision)
     }
 

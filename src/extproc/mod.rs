@@ -23,7 +23,6 @@ use futures_util::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::Instrument;
 
 use crate::director::{Decision, Director, PickError, RoutingRequest, Usage};
 
@@ -106,9 +105,9 @@ impl<P: EndpointPicker> ExternalProcessor for ExtProcService<P> {
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(REPLY_QUEUE);
         let state = StreamState::new(Arc::clone(&self.settings));
-        // Every line logged for this request carries its id, recorded once headers arrive.
-        let span = tracing::info_span!("request", "x-request-id" = tracing::field::Empty);
-        tokio::spawn(run_stream(Arc::clone(&self.picker), state, inbound, tx).instrument(span));
+        // No per-stream span: entering and leaving it on every poll cost 7% of a 4 KB
+        // exchange's CPU. Each line logged for a request names it itself (`x-request-id`).
+        tokio::spawn(run_stream(Arc::clone(&self.picker), state, inbound, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -128,7 +127,7 @@ async fn run_stream<P: EndpointPicker>(
             Err(status) => {
                 // Envoy resets each stream once the response has ended: not worth a line.
                 if status.code() != tonic::Code::Cancelled && !state.response_finished() {
-                    tracing::debug!(%status, request_id = state.request_id(), "ext_proc stream ended with an error");
+                    tracing::debug!({ "x-request-id" = state.request_id(), %status }, "ext_proc stream ended with an error");
                 }
                 break;
             }
@@ -147,7 +146,7 @@ async fn run_stream<P: EndpointPicker>(
             Ok(Flow::Continue) => {}
             Ok(Flow::Close) => break,
             Err(status) => {
-                tracing::warn!(%status, request_id = state.request_id(), "closing ext_proc stream");
+                tracing::warn!({ "x-request-id" = state.request_id(), %status }, "closing ext_proc stream");
                 let _ = tx.send(Err(status)).await;
                 break;
             }

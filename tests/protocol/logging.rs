@@ -20,9 +20,18 @@ fn subscriber(verbosity: i32, logs: &CapturedLogs) -> impl tracing::Subscriber +
     Registry::default().with(layer_for_writer(&settings, logs.clone()).expect("layer"))
 }
 
-/// Runs `requests` through an EPP (on this test's single thread, so the thread-local
-/// subscriber sees the stream tasks) and returns the log lines.
+/// Runs `requests` through an EPP and returns the log lines, parsed.
 async fn logged(verbosity: i32, requests: Vec<Request<'static>>) -> Vec<serde_json::Value> {
+    logged_text(verbosity, requests)
+        .await
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+/// Runs `requests` through an EPP (on this test's single thread, so the thread-local
+/// subscriber sees the stream tasks) and returns the log lines as written.
+async fn logged_text(verbosity: i32, requests: Vec<Request<'static>>) -> Vec<String> {
     let logs = CapturedLogs::new();
     let _guard = tracing::subscriber::set_default(subscriber(verbosity, &logs));
     // No endpoints: every request is rejected, which is logged.
@@ -34,9 +43,6 @@ async fn logged(verbosity: i32, requests: Vec<Request<'static>>) -> Vec<serde_js
     }
     drop(epp);
     logs.lines()
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
 }
 
 #[tokio::test]
@@ -56,6 +62,21 @@ async fn request_logs_carry_the_request_id() {
     );
     assert_eq!(line["status"], 503);
     assert!(line["ts"].is_string(), "rfc3339 timestamp: {line}");
+}
+
+#[tokio::test]
+async fn debug_lines_of_a_request_carry_its_id_once() {
+    let request = Request::new(&[("x-request-id", "req-7")], b"{not json".to_vec());
+    let lines = logged_text(4, vec![request]).await;
+    let text = lines
+        .iter()
+        .find(|l| l.contains(r#""msg":"cannot parse the request body""#))
+        .unwrap_or_else(|| panic!("no parse failure logged at --v 4: {lines:?}"));
+    let line: serde_json::Value = serde_json::from_str(text).expect("JSON line");
+    assert_eq!(line["x-request-id"], "req-7");
+    assert_eq!(line["level"], "debug");
+    // One key in the written line, not a span field and an event field both.
+    assert_eq!(text.matches("x-request-id").count(), 1, "{text}");
 }
 
 #[tokio::test]

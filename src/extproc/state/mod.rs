@@ -327,7 +327,6 @@ impl StreamState {
             self.request_id = uuid::Uuid::new_v4().to_string();
             self.request_id_generated = true;
         }
-        tracing::Span::current().record("x-request-id", self.request_id.as_str());
     }
 }
 

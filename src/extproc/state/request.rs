@@ -287,7 +287,7 @@ impl StreamState {
     ) -> Result<Flow, Status> {
         let mut message = error.to_string();
         if let BodyError::InvalidJson { detail } = &error {
-            tracing::debug!(error = %detail, "cannot parse the request body");
+            tracing::debug!({ "x-request-id" = self.request_id(), error = %detail }, "cannot parse the request body");
             if self.settings.log_bodies {
                 message = format!("{message}: {}", String::from_utf8_lossy(body));
             }
@@ -321,7 +321,7 @@ impl StreamState {
         };
         self.record_error(code);
         let code = code.as_str();
-        tracing::info!(reason = %error, status, "request not routed");
+        tracing::info!({ "x-request-id" = self.request_id(), reason = %error, status }, "request not routed");
         out.push(messages::immediate(
             status,
             format!("inference gateway: {code} - {error}"),
