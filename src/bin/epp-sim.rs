@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
 
 fn report(error: &ArgsError) -> ExitCode {
     match error {
-        ArgsError::Help => print!("{}", usage()),
+        ArgsError::Help(_) => print!("{}", usage()),
         ArgsError::BadValue { .. } | ArgsError::Invalid(_) => eprintln!("epp-sim: {error}"),
         _ => eprint!("epp-sim: {error}\n\n{}", usage()),
     }

@@ -3,6 +3,7 @@
 pub mod duration;
 mod env;
 mod error;
+pub mod flag_table;
 mod flags;
 pub mod goflag;
 mod log_options;

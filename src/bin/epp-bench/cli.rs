@@ -5,49 +5,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::connect::Transport;
+pub use epp::cli::flag_table::ArgsError;
+use epp::cli::flag_table::{parse_into, usage_lines};
+
 use crate::flags::{DIRECT, FLAGS, NOOP, PROXY, RawArgs};
 use crate::load::{Arrival, Plan, Progress, Shape, StopAt};
 use crate::messages::BodyMode;
 use crate::workload::{WorkloadKind, WorkloadSpec};
-
-/// Why a command line was not accepted; [`ArgsError::exit_code`] is the process exit code.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ArgsError {
-    /// `-h`/`--help`, or no subcommand: print the usage (of this subcommand) and exit 0.
-    #[error("help requested")]
-    Help(Option<&'static str>),
-    #[error("unknown subcommand {0:?} (known: direct, proxy, noop)")]
-    UnknownCommand(String),
-    #[error("unknown flag {flag} for {command}")]
-    UnknownFlag { flag: String, command: &'static str },
-    #[error("flag --{0} needs a value")]
-    MissingValue(String),
-    #[error("unexpected argument {0:?}")]
-    Positional(String),
-    #[error("invalid value {value:?} for --{flag}: {reason}")]
-    BadValue {
-        flag: String,
-        value: String,
-        reason: String,
-    },
-    /// Values that parse but do not fit together.
-    #[error("{0}")]
-    Invalid(String),
-}
-
-impl ArgsError {
-    /// 0 for help, 2 for a malformed command line, 1 for a bad value (as `epp-sim`).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ArgsError::Help(_) => 0,
-            ArgsError::UnknownCommand(_)
-            | ArgsError::UnknownFlag { .. }
-            | ArgsError::MissingValue(_)
-            | ArgsError::Positional(_) => 2,
-            ArgsError::BadValue { .. } | ArgsError::Invalid(_) => 1,
-        }
-    }
-}
 
 /// What to run.
 #[derive(Debug)]
@@ -118,9 +82,13 @@ impl Command {
             Some(name) => COMMANDS
                 .into_iter()
                 .find(|(known, _)| *known == name)
-                .ok_or_else(|| ArgsError::UnknownCommand(name.to_owned()))?,
+                .ok_or_else(|| ArgsError::UnknownCommand {
+                    name: name.to_owned(),
+                    known: "direct, proxy, noop",
+                })?,
         };
-        let raw = parse_flags(args, name, scope)?;
+        let mut raw = RawArgs::default();
+        parse_into(args, FLAGS, scope, Some(name), &mut raw)?;
         let config = FLAGS
             .iter()
             .filter(|f| f.scope & scope != 0)
@@ -136,46 +104,6 @@ impl Command {
             })),
         }
     }
-}
-
-fn parse_flags<'a>(
-    mut args: impl Iterator<Item = &'a str>,
-    command: &'static str,
-    scope: u8,
-) -> Result<RawArgs, ArgsError> {
-    let mut raw = RawArgs::default();
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Err(ArgsError::Help(Some(command)));
-        }
-        let Some(body) = arg.strip_prefix("--") else {
-            return Err(ArgsError::Positional(arg.to_owned()));
-        };
-        let (name, inline) = match body.split_once('=') {
-            Some((name, value)) => (name, Some(value)),
-            None => (body, None),
-        };
-        let flag = FLAGS
-            .iter()
-            .find(|f| f.name == name && f.scope & scope != 0)
-            .ok_or_else(|| ArgsError::UnknownFlag {
-                flag: arg.to_owned(),
-                command,
-            })?;
-        let value = match (inline, flag.switch) {
-            (Some(value), _) => value,
-            (None, true) => "true",
-            (None, false) => args
-                .next()
-                .ok_or_else(|| ArgsError::MissingValue(name.to_owned()))?,
-        };
-        (flag.set)(&mut raw, value).map_err(|reason| ArgsError::BadValue {
-            flag: name.to_owned(),
-            value: value.to_owned(),
-            reason,
-        })?;
-    }
-    Ok(raw)
 }
 
 fn invalid(message: impl Into<String>) -> ArgsError {
@@ -345,13 +273,7 @@ pub fn usage(command: Option<&str>) -> String {
             continue;
         }
         text.push_str(&format!("\n{name} flags:\n"));
-        for f in FLAGS.iter().filter(|f| f.scope & scope != 0) {
-            let default = match (f.show)(&defaults) {
-                none if none == "none" => String::new(),
-                value => format!(" (default: {value})"),
-            };
-            text.push_str(&format!("  --{:<24} {}{default}\n", f.name, f.help));
-        }
+        text.push_str(&usage_lines(FLAGS, scope, &defaults));
     }
     text
 }
