@@ -115,6 +115,28 @@ fn match_stops_at_first_missing_hash() {
 }
 
 #[test]
+fn matches_run_across_lookup_batches_and_stop_at_any_boundary() {
+    // 100 blocks: more than three lookup batches of 32; the first unheld block is at 70,
+    // then exactly at a batch boundary (64, 32), then at 0.
+    let hs: Vec<u64> = (0..100u64).map(|i| i * 7 + 1).collect();
+    let ix = index(1000, 10_000);
+    ix.add(&hs[..70], E1);
+    ix.add(&hs[..64], E2);
+    ix.add(&hs[..32], E3);
+    assert_eq!(matched(&ix, &hs), vec![(E1, 70), (E2, 64), (E3, 32)]);
+    ix.remove_endpoint(E1);
+    assert_eq!(matched(&ix, &hs), vec![(E2, 64), (E3, 32)]);
+    ix.remove_endpoint(E2);
+    assert_eq!(matched(&ix, &hs), vec![(E3, 32)]);
+    assert_eq!(matched(&ix, &hs[32..]), vec![]);
+    // Blocks held after the first unheld one, in the same batch and in a later one, do
+    // not count.
+    ix.add(&hs[33..40], E2);
+    ix.add(&hs[70..90], E2);
+    assert_eq!(matched(&ix, &hs), vec![(E3, 32)]);
+}
+
+#[test]
 fn per_endpoint_lru() {
     // (sequence of adds to E1 with capacity 3, hashes expected present, expected absent)
     let cases: &[LruCase] = &[
