@@ -38,6 +38,23 @@ async fn wait_until_routed(stack: &Stack) -> Reply {
     }
 }
 
+/// Five pinned requests, each routed by the EPP to simulator 0.
+async fn assert_pinned_requests_routed(stack: &Stack) {
+    for n in 0..5 {
+        let reply = pinned_request(stack, n).await;
+        assert_eq!(assert_routed(&reply), stack.sims.ports[0]);
+    }
+}
+
+/// After a restart on the same port: the first success, then steady routing.
+async fn assert_routing_resumes(stack: &Stack) {
+    assert_eq!(
+        assert_routed(&wait_until_routed(stack).await),
+        stack.sims.ports[0]
+    );
+    assert_pinned_requests_routed(stack).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn epp_down_fails_closed_then_recovers() {
     let mut stack = Setup::new("full-duplex.yaml")
@@ -59,14 +76,7 @@ async fn epp_down_fails_closed_then_recovers() {
         }
 
         stack.epp.restart().await;
-        assert_eq!(
-            assert_routed(&wait_until_routed(&stack).await),
-            stack.sims.ports[0]
-        );
-        for n in 0..5 {
-            let reply = pinned_request(&stack, n).await;
-            assert_eq!(assert_routed(&reply), stack.sims.ports[0]);
-        }
+        assert_routing_resumes(&stack).await;
     })
     .await;
 }
@@ -79,10 +89,7 @@ async fn epp_down_fails_open_then_recovers() {
         .await;
     within(TEST_TIMEOUT, async {
         // The EPP answers: its pick (simulator 0) is used.
-        for n in 0..5 {
-            let reply = pinned_request(&stack, n).await;
-            assert_eq!(assert_routed(&reply), stack.sims.ports[0]);
-        }
+        assert_pinned_requests_routed(&stack).await;
 
         // The EPP is gone: the fallback route serves the pool round robin.
         stack.epp.stop();
@@ -110,14 +117,7 @@ async fn epp_down_fails_open_then_recovers() {
 
         // Back on the same port: the EPP routes again.
         stack.epp.restart().await;
-        assert_eq!(
-            assert_routed(&wait_until_routed(&stack).await),
-            stack.sims.ports[0]
-        );
-        for n in 0..5 {
-            let reply = pinned_request(&stack, n).await;
-            assert_eq!(assert_routed(&reply), stack.sims.ports[0]);
-        }
+        assert_routing_resumes(&stack).await;
     })
     .await;
 }
