@@ -10,6 +10,7 @@ pub mod director;
 pub mod discovery;
 pub mod extproc;
 pub mod health;
+pub mod listener;
 pub mod prefix;
 pub mod request;
 pub mod scheduling;

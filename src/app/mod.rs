@@ -10,8 +10,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::server::TcpIncoming;
 
 use crate::cli::{BodyModeFallback, MetricsScheme, Options};
 use crate::config::{ConfigError, DEFAULT_CONFIG, EndpointPickerConfig};
@@ -24,6 +22,7 @@ use crate::director::{Director, DirectorSettings};
 use crate::discovery::watched_file::FileError;
 use crate::extproc::{BodyMode, ExtProcService, StreamSettings};
 use crate::health::{HealthState, ext_proc_health_server, health_server};
+use crate::listener::Acceptor;
 use crate::sim::{RunningSim, SimError};
 use crate::telemetry::metrics::{self, EppMetrics, MetricSources, MetricsAuth, MetricsLimits};
 use crate::tls::{ServingTls, TlsError, TlsSettings, tls_incoming};
@@ -235,9 +234,10 @@ pub async fn start(
         let incoming = tls_incoming(ext_proc_listener, tls.acceptor());
         tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
     } else {
-        // `Server::tcp_nodelay` applies only to listeners tonic binds itself: without this,
-        // Nagle's algorithm holds small replies for the peer's delayed ACK (~40 ms).
-        let incoming = TcpIncoming::from(ext_proc_listener).with_nodelay(Some(true));
+        // `Server::tcp_nodelay` applies only to listeners tonic binds itself; the acceptor
+        // sets it, or Nagle's algorithm holds small replies for the peer's delayed ACK
+        // (~40 ms). It also backs off when descriptors run out instead of spinning.
+        let incoming = Acceptor::new(ext_proc_listener, "grpc-port").into_stream();
         tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
     };
 
@@ -247,7 +247,7 @@ pub async fn start(
         tonic::transport::Server::builder()
             .add_service(health_server(health.clone()))
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(health_listener),
+                Acceptor::new(health_listener, "grpc-health-port").into_stream(),
                 wait_for(shutdown_rx),
             ),
     );

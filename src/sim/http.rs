@@ -29,6 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::listener::Acceptor;
 use crate::sim::api::{ApiError, Endpoint, Generation};
 use crate::sim::fake::FakeMetrics;
 use crate::sim::metrics;
@@ -37,9 +38,6 @@ use crate::sim::server::{Shared, stopped};
 
 /// The identity header on every response.
 pub const SERVER_HEADER: HeaderName = HeaderName::from_static("x-sim-server");
-
-/// Pause after a failed `accept`.
-const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Largest request body accepted (bytes).
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -53,17 +51,11 @@ pub(crate) async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
+    let mut listener = Acceptor::new(listener, "sim");
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(serve_connection(stream, Arc::clone(&shared)));
-                }
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::debug!(%error, "sim: accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
+            (stream, _) = listener.accept() => {
+                connections.spawn(serve_connection(stream, Arc::clone(&shared)));
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             () = stopped(&mut stop) => break,
@@ -73,7 +65,6 @@ pub(crate) async fn serve(
 }
 
 async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
     let service = service_fn(move |request| {
         let shared = Arc::clone(&shared);
         async move { Ok::<_, Infallible>(handle(shared, request).await) }

@@ -15,13 +15,13 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
+use crate::listener::Acceptor;
+
 /// Longest time a client may take to complete the TLS handshake.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Finished handshakes waiting for the server to pick them up.
 const READY_QUEUE: usize = 64;
-/// Back-off after a failed `accept` (e.g. out of file descriptors).
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A server-side TLS connection on the ext_proc port.
 ///
@@ -133,22 +133,13 @@ async fn accept_loop(
     handshake_timeout: Duration,
     tx: mpsc::Sender<Result<TlsConnection, io::Error>>,
 ) {
+    // Backs off (and logs once) when descriptors run out, instead of spinning.
+    let mut listener = Acceptor::new(listener, "grpc-port");
     loop {
-        let accepted = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             () = tx.closed() => return,
             accepted = listener.accept() => accepted,
         };
-        let (tcp, peer) = match accepted {
-            Ok(conn) => conn,
-            Err(error) => {
-                tracing::warn!(error = %error, "Accepting an ext_proc connection failed");
-                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-                continue;
-            }
-        };
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(peer = %peer, error = %error, "Cannot set TCP_NODELAY");
-        }
         let info = TcpConnectInfo {
             local_addr: tcp.local_addr().ok(),
             remote_addr: Some(peer),

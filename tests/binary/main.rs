@@ -5,6 +5,7 @@
 mod common;
 
 mod bench_tool;
+mod descriptors;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Output, Stdio};
@@ -142,6 +143,11 @@ struct RunningBinary {
 
 impl RunningBinary {
     fn start(extra: &[&str]) -> RunningBinary {
+        RunningBinary::start_with_fd_limit(extra, None)
+    }
+
+    /// Starts the binary, under `ulimit -n fd_limit` when given.
+    fn start_with_fd_limit(extra: &[&str], fd_limit: Option<u32>) -> RunningBinary {
         let (ext_proc, health, metrics) = (free_port(), free_port(), free_port());
         let mut args = vec![
             "--endpoints".to_string(),
@@ -155,7 +161,18 @@ impl RunningBinary {
             "--zap-encoder=json".to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(EPP)
+        let mut command = match fd_limit {
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(EPP);
+                shell
+            }
+            None => Command::new(EPP),
+        };
+        let child = command
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

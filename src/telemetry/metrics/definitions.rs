@@ -347,6 +347,13 @@ pub const ENDPOINT_LAST_SCRAPE_DURATION: MetricDef = def(
     &["endpoint", "model_server_pod"],
     &[],
 );
+pub const ENDPOINT_IN_FLIGHT: MetricDef = def(
+    "inference_extension_endpoint_in_flight_requests",
+    "[ALPHA] Requests this EPP sent to the endpoint that have not finished (pick to end of stream).",
+    Kind::Gauge,
+    &["endpoint", "model_server_pod"],
+    &[],
+);
 pub const LABEL_OVERFLOW_TOTAL: MetricDef = def(
     "inference_extension_metric_label_overflow_total",
     "[ALPHA] Recordings folded into the \"other\" label value because a label cap was reached, by label set (model_pair, model, plugin).",
@@ -387,4 +394,5 @@ pub const ALL: &[&MetricDef] = &[
     &ENDPOINT_METRICS_AGE,
     &ENDPOINT_LAST_SCRAPE_DURATION,
     &LABEL_OVERFLOW_TOTAL,
+    &ENDPOINT_IN_FLIGHT,
 ];

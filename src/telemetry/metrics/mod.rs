@@ -45,6 +45,7 @@
 //! | `inference_extension_model_server_scrape_duration_seconds` | histogram | — | fed by [`EppMetrics::scrape_duration`] |
 //! | `inference_extension_endpoint_metrics_age_seconds` | gauge | endpoint, model_server_pod | age of each endpoint's metrics, `+Inf` if never scraped |
 //! | `inference_extension_endpoint_last_scrape_duration_seconds` | gauge | endpoint, model_server_pod | duration of each endpoint's last scrape |
+//! | `inference_extension_endpoint_in_flight_requests` | gauge | endpoint, model_server_pod | requests this EPP has in flight per endpoint (pick to end of stream) |
 //! | `inference_extension_metric_label_overflow_total` | counter | label_set | lookups folded into `other` (model_pair, model, plugin) |
 //!
 //! Per-endpoint series exist only as gauges: endpoints are bounded by `--max-endpoints`.

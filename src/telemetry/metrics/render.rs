@@ -156,6 +156,14 @@ impl EppMetrics {
                 seconds,
             );
         }
+        let mut in_flight = page.family(&defs::ENDPOINT_IN_FLIGHT);
+        for endpoint in endpoints.endpoints() {
+            let name = endpoint.name();
+            in_flight.sample(
+                &[endpoint.address_text(), sources::pod_name(&name)],
+                f64::from(endpoint.in_flight()),
+            );
+        }
         if let Some(stats) = &stats {
             let mut last = page.family(&defs::ENDPOINT_LAST_SCRAPE_DURATION);
             for endpoint in endpoints.endpoints() {

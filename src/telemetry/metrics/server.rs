@@ -12,6 +12,7 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+use crate::listener::Acceptor;
 use crate::telemetry::metrics::{CONTENT_TYPE, EppMetrics, MetricsAuth};
 
 const METRICS_PATH: &str = "/metrics";
@@ -25,15 +26,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let mut acceptor = Acceptor::new(listener, "metrics-port");
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let (stream, _) = tokio::select! {
+            accepted = acceptor.accept() => accepted,
             () = &mut shutdown => return,
         };
-        let Ok((stream, _)) = accepted else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
         let (metrics, auth) = (Arc::clone(&metrics), auth.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {

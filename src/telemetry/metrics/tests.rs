@@ -196,7 +196,8 @@ fn pool_and_endpoint_gauges_come_from_the_sources() {
         kv_cache_usage: Some(0.25),
         ..MetricsUpdate::default()
     });
-    add("10.0.0.2:8000", "default/vllm-1");
+    let second = add("10.0.0.2:8000", "default/vllm-1");
+    let in_flight = [second.start_request(), second.start_request()];
     let gauges = Arc::new(PoolGaugesCell::default());
     metrics.set_sources(MetricSources {
         datastore: Arc::clone(&datastore),
@@ -214,6 +215,10 @@ fn pool_and_endpoint_gauges_come_from_the_sources() {
         "inference_extension_endpoint_metrics_age_seconds{endpoint=\"10.0.0.2:8000\",model_server_pod=\"vllm-1\"} +Inf\n"
     ));
     assert!(!page.contains("inference_extension_prefix_indexer_size"));
+    assert!(page.contains(
+        "inference_extension_endpoint_in_flight_requests{endpoint=\"10.0.0.2:8000\",model_server_pod=\"vllm-1\"} 2\n"
+    ));
+    drop(in_flight);
 
     let computed =
         crate::datalayer::pool_gauges::compute(&datastore.snapshot(), Duration::from_secs(5));

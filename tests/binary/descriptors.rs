@@ -1,0 +1,88 @@
+//! Descriptor exhaustion: when `accept` fails with EMFILE every listener backs off and
+//! logs once instead of spinning, and serves again once descriptors are free.
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use super::RunningBinary;
+
+/// Descriptors the EPP may hold: enough to start, few enough to run out quickly.
+const FD_LIMIT: u32 = 64;
+/// Connections the test opens to each port: more than the limit leaves room for.
+const CONNECTIONS_PER_PORT: usize = 40;
+
+/// CPU time (user + system) the process has used, in clock ticks (1/100 s on Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("stat format")
+        .1
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after ')'.
+    let utime: u64 = fields[11].parse().expect("utime");
+    let stime: u64 = fields[12].parse().expect("stime");
+    utime + stime
+}
+
+fn flood(address: SocketAddr) -> Vec<TcpStream> {
+    (0..CONNECTIONS_PER_PORT)
+        .filter_map(|_| TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_listener_backs_off_when_descriptors_run_out_and_recovers() {
+    let mut epp = RunningBinary::start_with_fd_limit(&["--secure-serving=false"], Some(FD_LIMIT));
+    epp.wait_serving().await;
+    let pid = epp.child.id();
+
+    // Connections wait in each listen backlog; the EPP runs out of descriptors taking them.
+    let mut held = Vec::new();
+    for address in [epp.ext_proc, epp.health, epp.metrics] {
+        held.extend(flood(address));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_ticks(pid) - before;
+    // A listener retrying at once burns a whole core: ~200 ticks in 2 s.
+    assert!(
+        used < 40,
+        "the EPP used {used} ticks of CPU in 2 s while out of descriptors"
+    );
+
+    // Free the descriptors: the EPP closes its ends of the flood and serves again.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    epp.wait_serving().await;
+    assert!(Instant::now() < deadline);
+    epp::tls::install_crypto_provider();
+    let page = reqwest::get(format!("http://{}/metrics", epp.metrics))
+        .await
+        .expect("metrics port serves again")
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("inference_extension_info{"), "{page}");
+
+    let (code, logs) = epp.terminate().await;
+    assert_eq!(code, Some(0), "{logs}");
+    for listener in ["grpc-port", "grpc-health-port", "metrics-port"] {
+        let failing = logs
+            .lines()
+            .filter(|l| l.contains("cannot accept connections") && l.contains(listener))
+            .count();
+        assert!(
+            (1..=3).contains(&failing),
+            "{listener}: {failing} 'cannot accept' lines\n{logs}"
+        );
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("accepting connections again") && l.contains(listener)),
+            "{listener} did not log its recovery\n{logs}"
+        );
+    }
+}
