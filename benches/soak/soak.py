@@ -169,6 +169,11 @@ class Stats:
     def __init__(self):
         self.lock = threading.Lock()
         self.counts = {}  # (kind, outcome) -> n
+        self.examples = {}  # "kind status" -> first body of an unexpected status
+
+    def example(self, kind, status, text):
+        with self.lock:
+            self.examples.setdefault(f"{kind} {status}", text.decode("utf-8", "replace"))
 
     def add(self, kind, outcome):
         with self.lock:
@@ -197,8 +202,10 @@ def one_request(port, kind, rng, stats):
             time.sleep(rng.uniform(0, 0.2))
             stats.add(kind, "200")
             return  # close with the response still streaming
-        response.read()
+        text = response.read()
         stats.add(kind, str(response.status))
+        if response.status not in EXPECTED.get(kind, {200}):
+            stats.example(kind, response.status, text[:300])
     except (OSError, http.client.HTTPException) as error:
         stats.add(kind, "error:" + type(error).__name__)
     finally:
@@ -253,7 +260,7 @@ def total(values, name):
 
 
 def parse_access_log(path):
-    """[(start epoch, status, upstream)] from Envoy's access log (tests/envoy config)."""
+    """[(start epoch, status, destination)] from Envoy's access log (tests/envoy config)."""
     rows = []
     with open(path, errors="replace") as f:
         for line in f:
@@ -265,7 +272,11 @@ def parse_access_log(path):
                     tzinfo=datetime.timezone.utc).timestamp()
             except ValueError:
                 continue
-            upstream = re.search(r"upstream=(\S+)", line).group(1)
+            # What the EPP picked (envoy.lb metadata); Envoy leaves UPSTREAM_HOST empty when
+            # the server answered before the request body was sent, so it is the fallback.
+            upstream = re.search(r"epp=(\S+)", line).group(1)
+            if upstream == "-":
+                upstream = re.search(r"upstream=(\S+)", line).group(1)
             status = parts[3]
             rows.append((start, status, upstream))
     return rows
@@ -437,7 +448,7 @@ def main():
             "access_log_lines": len(rows), "routed_to_an_upstream": routed, "outside_pool": len(bad),
             "membership_changes": len(cluster.events) - args.servers,
             "epp_cpu_seconds": samples[-1]["cpu_s"] if samples else None, "rss": rss,
-            "leftovers_after_load": leftovers, "failures": failures,
+            "leftovers_after_load": leftovers, "unexpected_examples": stats.examples, "failures": failures,
         }
         with open(os.path.join(args.out, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
