@@ -24,7 +24,7 @@ use crate::telemetry::metrics::EppMetrics;
 use records::{DecisionRecord, DecisionRecorder};
 
 pub use admission::{SaturationThresholds, is_saturated};
-pub use subset::filter_by_subset;
+pub use subset::{MAX_SUBSET_ENTRIES, filter_by_subset};
 
 /// A request ready for routing.
 #[derive(Debug, Clone, Copy)]

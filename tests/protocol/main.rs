@@ -9,6 +9,7 @@ mod body_modes;
 mod body_text;
 mod burst;
 mod errors;
+mod hint_limits;
 mod logging;
 mod response;
 mod scenarios;
