@@ -128,7 +128,8 @@ pub enum PickError {
     /// A sheddable request while the pool is saturated. 429.
     #[error("system saturated, sheddable request dropped")]
     Shed,
-    /// The scheduler found nothing (e.g. filters removed every endpoint). 429.
+    /// The scheduler failed: filters removed every endpoint, or the profile handler
+    /// rejected the runs. 429, as v1.0.1 answers every scheduler error.
     #[error("failed to find target pod: {0}")]
     Scheduling(SchedulingError),
     /// The scheduler returned an empty result. 500.
