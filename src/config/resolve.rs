@@ -169,7 +169,12 @@ fn ensure_picker(
     if let Some(picker) = plugins.iter().find(|p| p.roles.picker.is_some()) {
         return Ok(Arc::clone(&picker.name));
     }
-    add_builtin(raw, plugins, max_score_picker::TYPE, "no picker is configured")
+    add_builtin(
+        raw,
+        plugins,
+        max_score_picker::TYPE,
+        "no picker is configured",
+    )
 }
 
 /// Adds a parameterless in-tree plugin named after its type; returns its name. A

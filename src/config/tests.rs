@@ -319,7 +319,9 @@ fn saturation_detector_section() {
 #[test]
 fn strictness_errors_name_the_field() {
     let profile = |weights: &str| {
-        format!("plugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer\nschedulingProfiles:\n- name: d\n  plugins:\n{weights}")
+        format!(
+            "plugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer\nschedulingProfiles:\n- name: d\n  plugins:\n{weights}"
+        )
     };
     let cases = [
         // A quoted weight is a string, not a number, in YAML and in JSON.
@@ -384,5 +386,8 @@ fn unquoted_weights_of_every_number_form_load() {
     let message = EndpointPickerConfig::from_text(&quoted)
         .expect_err("a JSON string weight")
         .to_string();
-    assert!(message.contains("expected a number for `weight`"), "{message}");
+    assert!(
+        message.contains("expected a number for `weight`"),
+        "{message}"
+    );
 }

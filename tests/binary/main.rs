@@ -135,10 +135,7 @@ fn validate_config_prints_the_resolved_profiles() {
         1,
         "{text}"
     );
-    assert!(
-        text.contains("expected a number for `weight`"),
-        "{text}"
-    );
+    assert!(text.contains("expected a number for `weight`"), "{text}");
 }
 
 /// A port that was free a moment ago.

@@ -25,7 +25,10 @@ async fn outcome(headers: &[(&str, &str)], body: &[u8]) -> Vec<Outcome> {
 async fn assert_routed_unchanged(body: &[u8]) {
     for outcome in outcome(&[], body).await {
         let Outcome::Routed { body: sent, .. } = &outcome else {
-            panic!("{} was not routed: {outcome:?}", String::from_utf8_lossy(body));
+            panic!(
+                "{} was not routed: {outcome:?}",
+                String::from_utf8_lossy(body)
+            );
         };
         assert_eq!(sent, body, "the model server gets the client's bytes");
     }
@@ -49,8 +52,10 @@ async fn invalid_utf8_in_a_completion_prompt_is_routed() {
 
 #[tokio::test]
 async fn invalid_utf8_in_chat_messages_is_routed() {
-    assert_routed_unchanged(b"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\xc3\"}]}")
-        .await;
+    assert_routed_unchanged(
+        b"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\xc3\"}]}",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -71,7 +76,11 @@ async fn a_rewrite_replaces_a_model_with_invalid_bytes_and_keeps_the_rest() {
 
 #[tokio::test]
 async fn what_is_not_json_is_400_saying_so() {
-    for body in [&b"no healthy upstream"[..], b"\xff\xfe", br#"{"model":"m","prompt":"\ud83d"#] {
+    for body in [
+        &b"no healthy upstream"[..],
+        b"\xff\xfe",
+        br#"{"model":"m","prompt":"\ud83d"#,
+    ] {
         for outcome in outcome(&[], body).await {
             assert_eq!(
                 outcome,

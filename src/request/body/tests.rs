@@ -193,7 +193,11 @@ fn lone_surrogates_and_invalid_utf8_are_routed_as_replacement_characters() {
     // alone refuses the body.
     let cases: [(&[u8], &str, &str); 6] = [
         (br#"{"model":"m","prompt":"hi \ud83d"}"#, "m", "hi \u{FFFD}"),
-        (b"{\"model\":\"m\",\"prompt\":\"hi \xff\"}", "m", "hi \u{FFFD}"),
+        (
+            b"{\"model\":\"m\",\"prompt\":\"hi \xff\"}",
+            "m",
+            "hi \u{FFFD}",
+        ),
         (
             br#"{"model":"m","messages":[{"role":"user","content":"\ude00!"}]}"#,
             "m",
@@ -230,7 +234,10 @@ fn the_model_span_of_a_lenient_parse_points_into_the_original_body() {
 fn lenient_parsing_keeps_the_errors_of_bodies_it_cannot_route() {
     // A lone surrogate does not hide a missing model, and text that is not JSON stays so.
     let cases: [(&[u8], BodyError); 4] = [
-        (br#"{"model":42,"prompt":"\ud83d"}"#, BodyError::MissingModel),
+        (
+            br#"{"model":42,"prompt":"\ud83d"}"#,
+            BodyError::MissingModel,
+        ),
         (br#"{"prompt":"\ud83d"}"#, BodyError::MissingModel),
         (b"\xff\xfe not json", invalid()),
         (br#"{"model":"m","prompt":"\ud83d"#, invalid()),
