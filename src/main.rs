@@ -26,7 +26,10 @@ fn main() -> ExitCode {
     let config = match app::load_config(&options) {
         Ok(config) => config,
         Err(e) => {
-            tracing::error!(error = %e, "invalid EndpointPickerConfig");
+            // `--validate-config` answers with the one plain line below, not twice.
+            if !options.validate_config {
+                tracing::error!(error = %e, "invalid EndpointPickerConfig");
+            }
             eprintln!("invalid EndpointPickerConfig: {e}");
             return ExitCode::from(1);
         }

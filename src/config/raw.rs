@@ -72,12 +72,59 @@ pub struct RawProfilePlugin {
     #[serde(default)]
     pub plugin_ref: String,
     /// Scorers only; default 1. v1.0.1 takes an integer, later versions a float: both work.
+    /// A quoted number is an error, as in v1.0.1 (`int` field).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_weight"
+        serialize_with = "serialize_weight",
+        deserialize_with = "deserialize_weight"
     )]
     pub weight: Option<f64>,
+}
+
+/// Reads a YAML/JSON number only. serde-saphyr parses any scalar for an `f64`, so a plain
+/// `Option<f64>` would take `weight: "2"` as 2.
+fn deserialize_weight<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<f64>, D::Error> {
+    deserializer.deserialize_any(WeightVisitor)
+}
+
+struct WeightVisitor;
+
+impl<'de> serde::de::Visitor<'de> for WeightVisitor {
+    type Value = Option<f64>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a number for `weight` (without quotes)")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v as f64))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v as f64))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
 }
 
 /// Writes whole weights as integers (`weight: 2`, as v1.0.1 configs are written).

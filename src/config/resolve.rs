@@ -46,8 +46,8 @@ pub fn resolve(mut raw: RawConfig) -> Result<Resolved, ConfigError> {
     default_plugin_names(&mut raw);
     let mut plugins = instantiate(&raw, &mut warnings)?;
     add_default_profile(&mut raw, &plugins);
-    add_default_handler(&mut raw, &mut plugins);
-    let picker = ensure_picker(&mut raw, &mut plugins);
+    add_default_handler(&mut raw, &mut plugins)?;
+    let picker = ensure_picker(&mut raw, &mut plugins)?;
     default_weights_and_pickers(&mut raw, &plugins, &picker);
     validate_profiles(&raw, &plugins)?;
     let profiles = build_profiles(&raw, &plugins, &mut warnings)?;
@@ -82,10 +82,13 @@ fn instantiate(
                 format!("plugin definition for '{}' is missing a type", spec.name),
             ));
         }
-        if instances.iter().any(|p| *p.name == *spec.name) {
+        if let Some(first) = instances.iter().position(|p| *p.name == *spec.name) {
             return Err(field(
                 format!("plugins[{i}].name"),
-                format!("plugin name '{}' used more than once", spec.name),
+                format!(
+                    "plugin name '{}' used more than once (also plugins[{first}]); names must be unique",
+                    spec.name
+                ),
             ));
         }
         let Some((type_name, factory)) = registry::lookup(&spec.type_name) else {
@@ -141,28 +144,60 @@ fn add_default_profile(raw: &mut RawConfig, plugins: &[PluginInstance]) {
 }
 
 /// Phase 2b: one profile and no profile handler → add `single-profile-handler`.
-fn add_default_handler(raw: &mut RawConfig, plugins: &mut Vec<PluginInstance>) {
+fn add_default_handler(
+    raw: &mut RawConfig,
+    plugins: &mut Vec<PluginInstance>,
+) -> Result<(), ConfigError> {
     let has_handler = plugins.iter().any(|p| p.roles.profile_handler.is_some());
     if raw.scheduling_profiles.len() == 1 && !has_handler {
-        add_builtin(raw, plugins, single_profile_handler::TYPE);
+        add_builtin(
+            raw,
+            plugins,
+            single_profile_handler::TYPE,
+            "there is one profile and no profile handler",
+        )?;
     }
+    Ok(())
 }
 
 /// Phase 2c: the picker for profiles that lack one: the first picker plugin in file
 /// order, else a new `max-score-picker` (maxNumOfEndpoints 1).
-fn ensure_picker(raw: &mut RawConfig, plugins: &mut Vec<PluginInstance>) -> Arc<str> {
+fn ensure_picker(
+    raw: &mut RawConfig,
+    plugins: &mut Vec<PluginInstance>,
+) -> Result<Arc<str>, ConfigError> {
     if let Some(picker) = plugins.iter().find(|p| p.roles.picker.is_some()) {
-        return Arc::clone(&picker.name);
+        return Ok(Arc::clone(&picker.name));
     }
-    add_builtin(raw, plugins, max_score_picker::TYPE)
+    add_builtin(
+        raw,
+        plugins,
+        max_score_picker::TYPE,
+        "no picker is configured",
+    )
 }
 
-/// Adds a parameterless in-tree plugin named after its type; returns its name.
+/// Adds a parameterless in-tree plugin named after its type; returns its name. A
+/// configured plugin of another type with that name would capture every reference to it.
 fn add_builtin(
     raw: &mut RawConfig,
     plugins: &mut Vec<PluginInstance>,
     type_name: &'static str,
-) -> Arc<str> {
+    reason: &str,
+) -> Result<Arc<str>, ConfigError> {
+    if let Some((i, taken)) = plugins
+        .iter()
+        .enumerate()
+        .find(|(_, p)| *p.name == *type_name)
+    {
+        return Err(field(
+            format!("plugins[{i}].name"),
+            format!(
+                "plugin name '{type_name}' (type {}) is also the name of the {type_name} plugin added because {reason}; rename it",
+                taken.type_name
+            ),
+        ));
+    }
     let name: Arc<str> = Arc::from(type_name);
     let roles = registry::lookup(type_name)
         .and_then(|(_, factory)| factory(&mut PluginContext::new(&name, None)).ok())
@@ -177,7 +212,7 @@ fn add_builtin(
         type_name: type_name.into(),
         parameters: None,
     });
-    name
+    Ok(name)
 }
 
 /// Phase 2d: scorers without a weight get 1 wherever they are listed (v1.0.1 stops at the
@@ -274,6 +309,7 @@ fn build_profiles(
         let mut filters = Vec::new();
         let mut scorers = Vec::new();
         let mut picker: Option<Named<dyn crate::scheduling::Picker>> = None;
+        let mut weight_sum = 0.0_f64;
         for (j, entry) in spec.plugins.iter().enumerate() {
             let path = format!("schedulingProfiles[{i}].plugins[{j}]");
             let Some(plugin) = plugins.iter().find(|p| *p.name == *entry.plugin_ref) else {
@@ -294,6 +330,8 @@ fn build_profiles(
             if let Some(scorer) = &plugin.roles.scorer {
                 let weight = entry.weight.unwrap_or(1.0);
                 check_weight(&path, plugin, weight, warnings)?;
+                weight_sum += weight.abs();
+                check_weight_sum(&path, &spec.name, weight_sum)?;
                 scorers.push(WeightedScorer {
                     scorer: named(plugin, Arc::clone(scorer)),
                     weight,
@@ -360,6 +398,22 @@ fn check_weight(
         warnings.push(format!("{path}.weight: scorer '{}' has a negative weight and pushes traffic away from high scores", plugin.name));
     }
     Ok(())
+}
+
+/// Scores are in [0, 1], so a profile's total is at most the sum of its weights' sizes;
+/// past f64's range every total would be infinite and the picker could not tell
+/// endpoints apart.
+fn check_weight_sum(path: &str, profile: &str, weight_sum: f64) -> Result<(), ConfigError> {
+    if weight_sum.is_finite() {
+        return Ok(());
+    }
+    Err(field(
+        format!("{path}.weight"),
+        format!(
+            "the scorer weights of profile '{profile}' add up to more than {:e}, so weighted scores overflow; use smaller weights",
+            f64::MAX
+        ),
+    ))
 }
 
 /// Exactly one profile handler, which must accept the profiles; pre-request and

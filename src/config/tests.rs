@@ -179,7 +179,7 @@ fn errors_name_the_field() {
         ),
         (
             "plugins:\n- type: queue-scorer\n- type: queue-scorer\n",
-            "plugins[1].name: plugin name 'queue-scorer' used more than once",
+            "plugins[1].name: plugin name 'queue-scorer' used more than once (also plugins[0])",
         ),
         (
             "plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: d\n  plugins:\n  - pluginRef: qs\n",
@@ -314,4 +314,80 @@ fn saturation_detector_section() {
         let message = error(&format!("plugins:\n- type: queue-scorer\n{body}"));
         assert!(message.contains(expected), "{message}");
     }
+}
+
+#[test]
+fn strictness_errors_name_the_field() {
+    let profile = |weights: &str| {
+        format!(
+            "plugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer\nschedulingProfiles:\n- name: d\n  plugins:\n{weights}"
+        )
+    };
+    let cases = [
+        // A quoted weight is a string, not a number, in YAML and in JSON.
+        (
+            profile("  - pluginRef: queue-scorer\n    weight: \"2\"\n"),
+            "expected a number for `weight`",
+        ),
+        (
+            profile("  - pluginRef: queue-scorer\n    weight: '2'\n"),
+            "expected a number for `weight`",
+        ),
+        (
+            profile("  - pluginRef: queue-scorer\n    weight: true\n"),
+            "expected a number for `weight`",
+        ),
+        // Each weight is finite, their sum is not.
+        (
+            profile("  - pluginRef: queue-scorer\n    weight: 1e308\n  - pluginRef: kv-cache-utilization-scorer\n    weight: 1e308\n"),
+            "schedulingProfiles[0].plugins[1].weight: the scorer weights of profile 'd' add up to more than 1.7976931348623157e308",
+        ),
+        (
+            profile("  - pluginRef: queue-scorer\n    weight: -1e308\n  - pluginRef: kv-cache-utilization-scorer\n    weight: 1e308\n"),
+            "schedulingProfiles[0].plugins[1].weight: the scorer weights of profile 'd' add up to more than",
+        ),
+        // A configured plugin named like a plugin the defaults add.
+        (
+            "plugins:\n- name: max-score-picker\n  type: queue-scorer\n".to_string(),
+            "plugins[0].name: plugin name 'max-score-picker' (type queue-scorer) is also the name of the max-score-picker plugin added because no picker is configured; rename it",
+        ),
+        (
+            "plugins:\n- type: max-score-picker\n- name: single-profile-handler\n  type: queue-scorer\n".to_string(),
+            "plugins[1].name: plugin name 'single-profile-handler' (type queue-scorer) is also the name of the single-profile-handler plugin added because there is one profile and no profile handler; rename it",
+        ),
+        // An unnamed plugin is named after its type, which another plugin's name took.
+        (
+            "plugins:\n- name: queue-scorer\n  type: kv-cache-utilization-scorer\n- type: queue-scorer\n".to_string(),
+            "plugins[1].name: plugin name 'queue-scorer' used more than once (also plugins[0])",
+        ),
+    ];
+    for (body, expected) in cases {
+        let message = error(&body);
+        assert!(
+            message.contains(expected),
+            "for:\n{body}\nexpected {expected:?}\ngot: {message}"
+        );
+    }
+}
+
+#[test]
+fn unquoted_weights_of_every_number_form_load() {
+    for (weight, expected) in [("2", 2.0), ("-1", -1.0), ("0.25", 0.25), ("1e3", 1000.0)] {
+        let config = load(&format!(
+            "plugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: d\n  plugins:\n  - pluginRef: queue-scorer\n    weight: {weight}\n"
+        ))
+        .unwrap_or_else(|e| panic!("weight {weight}: {e}"));
+        assert_eq!(config.scheduler.profiles()[0].scorers[0].weight, expected);
+    }
+    let json = r#"{"apiVersion":"inference.networking.x-k8s.io/v1alpha1","kind":"EndpointPickerConfig","plugins":[{"type":"queue-scorer"}],"schedulingProfiles":[{"name":"d","plugins":[{"pluginRef":"queue-scorer","weight":3}]}]}"#;
+    let config = EndpointPickerConfig::from_text(json).expect("JSON number weight");
+    assert_eq!(config.scheduler.profiles()[0].scorers[0].weight, 3.0);
+    let quoted = json.replace(r#""weight":3"#, r#""weight":"3""#);
+    let message = EndpointPickerConfig::from_text(&quoted)
+        .expect_err("a JSON string weight")
+        .to_string();
+    assert!(
+        message.contains("expected a number for `weight`"),
+        "{message}"
+    );
 }

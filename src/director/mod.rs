@@ -24,7 +24,7 @@ use crate::telemetry::metrics::EppMetrics;
 use records::{DecisionRecord, DecisionRecorder};
 
 pub use admission::{SaturationThresholds, is_saturated};
-pub use subset::filter_by_subset;
+pub use subset::{MAX_SUBSET_ENTRIES, filter_by_subset};
 
 /// A request ready for routing.
 #[derive(Debug, Clone, Copy)]
@@ -128,7 +128,8 @@ pub enum PickError {
     /// A sheddable request while the pool is saturated. 429.
     #[error("system saturated, sheddable request dropped")]
     Shed,
-    /// The scheduler found nothing (e.g. filters removed every endpoint). 429.
+    /// The scheduler failed: filters removed every endpoint, or the profile handler
+    /// rejected the runs. 429, as v1.0.1 answers every scheduler error.
     #[error("failed to find target pod: {0}")]
     Scheduling(SchedulingError),
     /// The scheduler returned an empty result. 500.

@@ -5,7 +5,8 @@
 //! completions `prompt` and chat `messages` are decoded in that one pass, their strings
 //! borrowed when they have no escapes: a 220 KB prompt is scanned once, and copied only
 //! into the chat template. `input` (the rarest source) is kept raw and decoded only when
-//! it is the prompt source.
+//! it is the prompt source. Bodies serde_json refuses only for lone surrogates or invalid
+//! UTF-8 get a second, lenient parse (`lenient`); valid bodies never pay for it.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -16,8 +17,10 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use chat::Messages;
+use lenient::Sanitized;
 
-/// Why a body cannot be routed. Both map to HTTP 400.
+/// Why a body cannot be routed. Both map to HTTP 400, with v1.0.1's messages, which say
+/// which: the body is not a JSON object, or it has no string `model`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
     /// Not JSON, or JSON that is not an object. 400 `Error unmarshaling request body`.
@@ -94,7 +97,15 @@ macro_rules! visit_as {
 /// `<|im_start|>{role}\n{content}<|im_end|>\n` per message; arrays of content parts
 /// contribute their text parts), `prompt` (a string, or an array of strings joined),
 /// then `input` (a string, strings, or Responses-style messages).
+///
+/// Lone surrogate escapes and invalid UTF-8 in strings are routed, as Go and vLLM do:
+/// they read as U+FFFD in `model` and the prompt, and the body is forwarded unchanged.
 pub fn parse_body(body: &[u8]) -> Result<ParsedBody<'_>, BodyError> {
+    parse_strict(body).or_else(|error| parse_lenient(body).unwrap_or(Err(error)))
+}
+
+/// The fast path: one borrowing pass of serde_json, which accepts only valid UTF-8.
+fn parse_strict(body: &[u8]) -> Result<ParsedBody<'_>, BodyError> {
     let fields: TopLevel<'_> =
         serde_json::from_slice(body).map_err(|e| BodyError::InvalidJson {
             detail: e.to_string(),
@@ -114,6 +125,21 @@ pub fn parse_body(body: &[u8]) -> Result<ParsedBody<'_>, BodyError> {
         model_span: start..start + raw_model.get().len(),
         prompt,
     })
+}
+
+/// After a failed strict parse: parses a copy with lone surrogates and invalid UTF-8
+/// replaced by U+FFFD, and maps the model span back to `body`. `None` when the copy
+/// would equal `body`, so the strict error is the answer.
+fn parse_lenient(body: &[u8]) -> Option<Result<ParsedBody<'static>, BodyError>> {
+    let sanitized = Sanitized::new(body)?;
+    Some(
+        parse_strict(sanitized.text.as_bytes()).map(|parsed| ParsedBody {
+            model: parsed.model,
+            model_span: sanitized.original_offset(parsed.model_span.start)
+                ..sanitized.original_offset(parsed.model_span.end),
+            prompt: parsed.prompt.map(|prompt| Cow::Owned(prompt.into_owned())),
+        }),
+    )
 }
 
 /// Replaces the `model` value of `body` with `target`, leaving every other byte alone.
@@ -186,20 +212,20 @@ impl<'de: 'a, 'a> Visitor<'de> for TopLevelVisitor<'a> {
 
 // === prompt extraction ===
 
-fn prompt_from_text_or_list(raw: &RawValue) -> Option<String> {
-    serde_json::from_str::<TextOrParts<'_>>(raw.get())
-        .ok()?
-        .into_text()
-        .map(Cow::into_owned)
-}
-
 /// Embeddings and Responses `input`: text, a list of texts, or a list of messages.
 fn prompt_from_input(raw: &RawValue) -> Option<String> {
-    prompt_from_text_or_list(raw).or_else(|| {
-        serde_json::from_str::<Messages<'_>>(raw.get())
-            .ok()?
-            .into_chat_template()
-    })
+    match prompt_from_input_json(raw.get()) {
+        Ok(prompt) => prompt,
+        // The body parsed, so only a lone surrogate escape fails this decode.
+        Err(_) => prompt_from_input_json(&Sanitized::new(raw.get().as_bytes())?.text).ok()?,
+    }
+}
+
+fn prompt_from_input_json(json: &str) -> Result<Option<String>, serde_json::Error> {
+    if let Some(text) = serde_json::from_str::<TextOrParts<'_>>(json)?.into_text() {
+        return Ok(Some(text.into_owned()));
+    }
+    Ok(serde_json::from_str::<Messages<'_>>(json)?.into_chat_template())
 }
 
 /// A string, a list of strings or `{type:"text", text}` parts, or anything else.
@@ -307,5 +333,6 @@ fn text_if_string<'de, D: de::Deserializer<'de>>(
 }
 
 mod chat;
+mod lenient;
 #[cfg(test)]
 mod tests;

@@ -52,7 +52,10 @@ pub enum SchedulingError {
     /// The primary profile found no candidate. Clients get 429 (v1.0.1).
     #[error("failed to run scheduler profile '{profile}'")]
     ProfileFailed { profile: Arc<str> },
-    /// The handler returned no usable result. Clients get 500.
+    /// The handler rejected the runs. Clients get 429, as for every scheduler error in
+    /// v1.0.1 (`InferencePoolResourceExhausted`); 500 is only for a result without
+    /// endpoints (`PickError::EmptyResult`). `single-profile-handler` raises it only when
+    /// a run count other than one reaches it, which config validation rules out.
     #[error("{0}")]
     Handler(String),
 }

@@ -123,6 +123,20 @@ fn validate_config_prints_the_resolved_profiles() {
         "{}",
         stderr(&bad)
     );
+    // One message per bad config, naming the field: a quoted weight is not a number.
+    let quoted = run(&[
+        "--validate-config",
+        "--config-text",
+        "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\nschedulingProfiles:\n- name: d\n  plugins:\n  - pluginRef: queue-scorer\n    weight: \"2\"\n",
+    ]);
+    assert_eq!(quoted.status.code(), Some(1));
+    let text = stderr(&quoted);
+    assert_eq!(
+        text.matches("invalid EndpointPickerConfig").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("expected a number for `weight`"), "{text}");
 }
 
 /// A port that was free a moment ago.

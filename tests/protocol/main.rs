@@ -6,8 +6,10 @@
 mod common;
 
 mod body_modes;
+mod body_text;
 mod burst;
 mod errors;
+mod hint_limits;
 mod logging;
 mod response;
 mod scenarios;

@@ -296,15 +296,23 @@ impl StreamState {
             .get(SUBSET_KEY)
             .and_then(|v| v.kind.as_ref())
         {
-            Some(value::Kind::ListValue(list)) => Some(
-                list.values
-                    .iter()
-                    .filter_map(|v| match &v.kind {
-                        Some(value::Kind::StringValue(s)) => Some(s.clone()),
-                        _ => None,
-                    })
-                    .collect(),
-            ),
+            Some(value::Kind::ListValue(list)) => {
+                // Bounded: a client-sized list must not cost more than a big pool does.
+                let limit = crate::director::MAX_SUBSET_ENTRIES;
+                if list.values.len() > limit {
+                    tracing::debug!({ "x-request-id" = self.request_id(), entries = list.values.len(), limit }, "subset hint cut to its limit");
+                }
+                Some(
+                    list.values
+                        .iter()
+                        .filter_map(|v| match &v.kind {
+                            Some(value::Kind::StringValue(s)) => Some(s.clone()),
+                            _ => None,
+                        })
+                        .take(limit)
+                        .collect(),
+                )
+            }
             // v1.0.1: a key that is not a list means "no hint".
             _ => None,
         };

@@ -186,3 +186,69 @@ fn escaped_chat_content_is_decoded_once_into_the_template() {
         Some("<|im_start|>user\nline\nbreak \"q\" é<|im_end|>\n")
     );
 }
+
+#[test]
+fn lone_surrogates_and_invalid_utf8_are_routed_as_replacement_characters() {
+    // (body, model, prompt): what Go's encoding/json decodes (U+FFFD), where serde_json
+    // alone refuses the body.
+    let cases: [(&[u8], &str, &str); 6] = [
+        (br#"{"model":"m","prompt":"hi \ud83d"}"#, "m", "hi \u{FFFD}"),
+        (
+            b"{\"model\":\"m\",\"prompt\":\"hi \xff\"}",
+            "m",
+            "hi \u{FFFD}",
+        ),
+        (
+            br#"{"model":"m","messages":[{"role":"user","content":"\ude00!"}]}"#,
+            "m",
+            "<|im_start|>user\n\u{FFFD}!<|im_end|>\n",
+        ),
+        (
+            b"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\xc3\"}]}",
+            "m",
+            "<|im_start|>user\na\u{FFFD}<|im_end|>\n",
+        ),
+        (br#"{"model":"\ud83d","prompt":"p"}"#, "\u{FFFD}", "p"),
+        (br#"{"model":"m","input":"x\ud83d"}"#, "m", "x\u{FFFD}"),
+    ];
+    for (body, model, prompt) in cases {
+        let parsed = parse_body(body).unwrap_or_else(|e| {
+            panic!("{e:?} for {}", String::from_utf8_lossy(body));
+        });
+        assert_eq!(parsed.model, model);
+        assert_eq!(parsed.prompt.as_deref(), Some(prompt));
+    }
+}
+
+#[test]
+fn the_model_span_of_a_lenient_parse_points_into_the_original_body() {
+    let body = b"{\"prompt\":\"\xff\xfe\",\"model\":\"m\xff\"}";
+    let parsed = parse_body(body).expect("routed");
+    assert_eq!(parsed.model, "m\u{FFFD}");
+    assert_eq!(&body[parsed.model_span.clone()], b"\"m\xff\"");
+    let rewritten = rewrite_model(body, &parsed, "t");
+    assert_eq!(rewritten, b"{\"prompt\":\"\xff\xfe\",\"model\":\"t\"}");
+}
+
+#[test]
+fn lenient_parsing_keeps_the_errors_of_bodies_it_cannot_route() {
+    // A lone surrogate does not hide a missing model, and text that is not JSON stays so.
+    let cases: [(&[u8], BodyError); 4] = [
+        (
+            br#"{"model":42,"prompt":"\ud83d"}"#,
+            BodyError::MissingModel,
+        ),
+        (br#"{"prompt":"\ud83d"}"#, BodyError::MissingModel),
+        (b"\xff\xfe not json", invalid()),
+        (br#"{"model":"m","prompt":"\ud83d"#, invalid()),
+    ];
+    for (body, expected) in cases {
+        let err = parse_body(body).expect_err("must fail");
+        assert_eq!(
+            std::mem::discriminant(&err),
+            std::mem::discriminant(&expected),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
