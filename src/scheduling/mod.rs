@@ -7,6 +7,8 @@
 //!   the scheduler clamps, replaces non-finite scores with 0, and applies weights.
 //! - The candidate list and score buffers belong to the scheduler; plugins allocate
 //!   nothing per candidate on the hot path.
+//! - Load scorers score a candidate whose load signal is stale or was never valid as
+//!   unknown ([`NEUTRAL_SCORE`]), never as idle: see [`SignalComparison`].
 //! - Changes to scoring come with a benchmark (`benches/scheduling.rs`).
 
 mod cycle_state;

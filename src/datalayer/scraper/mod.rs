@@ -315,8 +315,6 @@ impl EndpointScrape {
     }
 }
 
-/// Logs state changes (failing, recovered, optional metrics missing) once, not every
-/// 50 ms. Unusable load metrics are logged by `usability`.
 /// Fields whose absence leaves the load signals usable (logged here, once).
 const OPTIONAL_FIELDS: [MetricField; 4] = [
     MetricField::Lora,
@@ -325,6 +323,8 @@ const OPTIONAL_FIELDS: [MetricField; 4] = [
     MetricField::CacheNumBlocks,
 ];
 
+/// Logs state changes (failing, recovered, optional metrics missing) once, not every
+/// 50 ms. Unusable load metrics are logged by `usability`.
 #[derive(Debug, Default)]
 struct LogState {
     failing: Option<ScrapeFailure>,
