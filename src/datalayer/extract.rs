@@ -6,13 +6,17 @@
 //!   counts as 0 and ties go to the earlier line, so without timestamps the first
 //!   matching series wins (upstream `getLatestMetric`).
 //! - Gauges, counters and untyped samples are all read (upstream V1 reads a counter as 0).
-//! - Counts (queue, running): the value rounded down; negative and NaN read as 0, and
-//!   values are capped at `u32::MAX` so that sums over thousands of endpoints cannot overflow.
-//! - KV usage: the raw fraction, not clamped; a NaN or infinite value counts as missing,
-//!   since no scorer can use it.
+//! - Validity, one rule for every numeric signal (queue, running, KV usage, cache gauges):
+//!   a NaN, infinite or negative value is invalid. The field is then `None` and listed in
+//!   [`Extracted::invalid`]. *Difference from v1.0.1*, which reads such a count as 0 and
+//!   so makes a broken server look idle.
+//! - Counts (queue, running): the valid value rounded down and capped at `u32::MAX`, so
+//!   that sums over thousands of endpoints cannot overflow.
+//! - KV usage: the valid raw fraction, not clamped (the scorer clamps a value above 1).
 //! - LoRA and cache geometry: see [`CompiledMapping::extract`].
-//! - A configured metric absent from the page leaves its field `None` (the datastore
-//!   keeps the previous value) and is listed in [`Extracted::missing`].
+//! - A configured metric absent from the page leaves its field `None` and is listed in
+//!   [`Extracted::missing`]. The datastore keeps the previous value of a `None` field
+//!   and does not refresh its age, so it goes stale.
 
 use std::fmt;
 
@@ -52,6 +56,16 @@ impl FieldSet {
     /// Whether `field` is in the set.
     pub fn contains(self, field: MetricField) -> bool {
         self.0 & Self::bit(field) != 0
+    }
+
+    /// The fields in either set.
+    pub fn union(self, other: FieldSet) -> FieldSet {
+        FieldSet(self.0 | other.0)
+    }
+
+    /// The fields in both sets.
+    pub fn intersection(self, other: FieldSet) -> FieldSet {
+        FieldSet(self.0 & other.0)
     }
 
     /// True when no field is in the set.
@@ -94,11 +108,14 @@ impl fmt::Debug for FieldSet {
 /// What one page yielded.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Extracted {
-    /// The values found; `None` fields keep their previous value in the datastore.
+    /// The valid values found; `None` fields keep their previous value (and age) in the
+    /// datastore.
     pub update: MetricsUpdate,
-    /// Configured fields the page did not provide (or provided unusably, e.g. a NaN KV
-    /// usage); the scraper logs this once.
+    /// Configured fields the page did not provide (no matching series, or for cache info
+    /// no readable label).
     pub missing: FieldSet,
+    /// Configured fields whose selected series had a NaN, infinite or negative value.
+    pub invalid: FieldSet,
     /// The vLLM KV-usage name actually read when the configured one was absent and the
     /// other name of the rename was present; the scraper logs this once per endpoint.
     pub used_kv_fallback: Option<&'static str>,
@@ -114,6 +131,8 @@ pub struct CompiledMapping {
     indices: [Option<usize>; MetricField::ALL.len()],
     /// Index and name of the other vLLM KV name, when the rename fallback applies.
     kv_fallback: Option<(usize, &'static str)>,
+    /// The fields the mapping reads.
+    configured: FieldSet,
 }
 
 impl From<MetricMapping> for CompiledMapping {
@@ -131,8 +150,10 @@ impl CompiledMapping {
     pub fn new(mapping: MetricMapping) -> CompiledMapping {
         let mut wanted = WantedNames::new(std::iter::empty::<&str>());
         let mut indices = [None; MetricField::ALL.len()];
+        let mut configured = FieldSet::EMPTY;
         for (field, spec) in mapping.specs() {
             indices[field as usize] = Some(wanted.insert(&spec.name));
+            configured.insert(field);
         }
         let kv_fallback = mapping
             .kv_usage
@@ -149,7 +170,13 @@ impl CompiledMapping {
             wanted,
             indices,
             kv_fallback,
+            configured,
         }
+    }
+
+    /// The fields the mapping reads (those with a spec).
+    pub fn configured(&self) -> FieldSet {
+        self.configured
     }
 
     /// The mapping this was compiled from.
@@ -207,22 +234,13 @@ impl CompiledMapping {
     fn extract_samples(&self, samples: &Samples<'_>) -> Extracted {
         use MetricField as F;
         let mut out = Extracted::default();
-        let mut missing = FieldSet::EMPTY;
-        // A configured field that yielded nothing is reported; a disabled one is not.
-        let mut report = |field: MetricField, found: bool| {
-            if !found && self.mapping.spec(field).is_some() {
-                missing.insert(field);
-            }
-        };
+        let mut findings = Findings::default();
         let value_of = |field| self.select(samples, field).map(|s| s.value);
-        let update = &mut out.update;
 
-        let queue = value_of(F::Queue);
-        report(F::Queue, queue.is_some());
-        update.waiting_queue_size = queue.map(to_count);
-        let running = value_of(F::Running);
-        report(F::Running, running.is_some());
-        update.running_requests = running.map(to_count);
+        let queue = findings.check(F::Queue, value_of(F::Queue));
+        out.update.waiting_queue_size = queue.map(to_count);
+        let running = findings.check(F::Running, value_of(F::Running));
+        out.update.running_requests = running.map(to_count);
 
         let mut kv = self.select(samples, F::KvUsage);
         if kv.is_none()
@@ -231,35 +249,33 @@ impl CompiledMapping {
             kv = latest(samples, other, &[]);
             out.used_kv_fallback = kv.map(|_| name);
         }
-        update.kv_cache_usage = kv.map(|s| s.value).filter(|v| v.is_finite());
-        report(F::KvUsage, update.kv_cache_usage.is_some());
+        out.update.kv_cache_usage = findings.check(F::KvUsage, kv.map(|s| s.value));
 
         let (mut block_size, mut num_blocks) = self.cache_from_labels(samples);
-        report(F::CacheInfo, block_size.is_some() || num_blocks.is_some());
+        findings.found(F::CacheInfo, block_size.is_some() || num_blocks.is_some());
         // Gauge values (TensorRT-LLM) fill what the info labels did not give.
-        let gauge = |field| {
-            value_of(field)
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .map(to_count)
-        };
         if block_size.is_none() {
-            block_size = gauge(F::CacheBlockSize);
-            report(F::CacheBlockSize, block_size.is_some());
+            block_size = findings
+                .check(F::CacheBlockSize, value_of(F::CacheBlockSize))
+                .map(to_count);
         }
         if num_blocks.is_none() {
-            num_blocks = gauge(F::CacheNumBlocks);
-            report(F::CacheNumBlocks, num_blocks.is_some());
+            num_blocks = findings
+                .check(F::CacheNumBlocks, value_of(F::CacheNumBlocks))
+                .map(to_count);
         }
         if block_size.is_some() || num_blocks.is_some() {
-            update.cache = Some(CacheGeometry {
+            out.update.cache = Some(CacheGeometry {
                 block_size: block_size.map_or(0, |v| u32::try_from(v).unwrap_or(u32::MAX)),
                 num_blocks: num_blocks.unwrap_or(0),
             });
         }
 
-        update.lora = self.lora(samples);
-        report(F::Lora, update.lora.is_some());
-        out.missing = missing;
+        out.update.lora = self.lora(samples);
+        findings.found(F::Lora, out.update.lora.is_some());
+        // A field without a spec yields nothing and is not reported.
+        out.missing = findings.missing.intersection(self.configured);
+        out.invalid = findings.invalid;
         out
     }
 
@@ -352,9 +368,44 @@ fn latest<'s, 'a>(
     best
 }
 
-/// A count from a sample value: rounded down, negative and NaN as 0, capped at `u32::MAX`.
+/// What one extraction found wrong, per field.
+#[derive(Debug, Default)]
+struct Findings {
+    missing: FieldSet,
+    invalid: FieldSet,
+}
+
+impl Findings {
+    /// Notes `field` as missing unless `found`.
+    fn found(&mut self, field: MetricField, found: bool) {
+        if !found {
+            self.missing.insert(field);
+        }
+    }
+
+    /// The valid `value` of `field`; an absent one is noted missing, an invalid one invalid.
+    fn check(&mut self, field: MetricField, value: Option<f64>) -> Option<f64> {
+        let Some(value) = value else {
+            self.missing.insert(field);
+            return None;
+        };
+        let valid = valid(value);
+        if valid.is_none() {
+            self.invalid.insert(field);
+        }
+        valid
+    }
+}
+
+/// The validity rule of every numeric signal: a finite value that is not negative
+/// (`-0` reads as 0). NaN, infinities and negative numbers are no reading at all.
+fn valid(value: f64) -> Option<f64> {
+    (value.is_finite() && value >= 0.0).then_some(value)
+}
+
+/// A count from a valid sample value: rounded down, capped at `u32::MAX` (the cap keeps
+/// sums across endpoints far from overflow).
 fn to_count(value: f64) -> u64 {
-    // `as` saturates and maps NaN to 0; the cap keeps sums across endpoints far from overflow.
     (value as u64).min(u64::from(u32::MAX))
 }
 

@@ -7,38 +7,61 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::datastore::{Datastore, EndpointSet};
+#[cfg(doc)]
+use crate::datastore::Endpoint;
+use crate::datastore::{Datastore, EndpointSet, LoadSignal};
 
 /// One computation of the pool gauges.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PoolGauges {
-    /// Mean KV-cache usage (0..1) over endpoints with fresh metrics.
+    /// Mean KV-cache usage (0..1) over endpoints with a fresh KV usage; 0 when none has.
     pub average_kv_cache_utilization: f64,
-    /// Total waiting requests divided by the fresh endpoint count, rounded down (v1.0.1
-    /// uses integer division).
+    /// Total waiting requests divided by the count of endpoints with a fresh queue,
+    /// rounded down (v1.0.1 uses integer division); 0 when none has.
     pub average_queue_size: f64,
-    /// Endpoints whose metrics are no older than `--metrics-staleness-threshold`.
+    /// Endpoints with fresh metrics: some load signal no older than
+    /// `--metrics-staleness-threshold` ([`Endpoint::metrics_age`]).
     pub ready_endpoints: usize,
 }
 
 /// v1.0.1 `logger.go` `flushPrometheusMetricsOnce`: the gauges over fresh endpoints, or
-/// `None` when no endpoint is fresh (the previous values are then kept).
+/// `None` when no endpoint is fresh (the previous values are then kept). Each average
+/// reads only the endpoints whose value of that signal is fresh, so a stale or invalid
+/// reading does not count as a real one.
 pub fn compute(endpoints: &EndpointSet, staleness: Duration) -> Option<PoolGauges> {
-    let fresh: Vec<_> = endpoints
+    let is_fresh = |age: Option<Duration>| age.is_some_and(|age| age <= staleness);
+    let ready = endpoints
         .endpoints()
         .iter()
-        .filter(|e| e.metrics_age().is_some_and(|age| age <= staleness))
-        .collect();
-    if fresh.is_empty() {
+        .filter(|e| is_fresh(e.metrics_age()))
+        .count();
+    if ready == 0 {
         return None;
     }
-    let count = fresh.len();
-    let kv: f64 = fresh.iter().map(|e| e.kv_cache_usage()).sum();
-    let queue: u64 = fresh.iter().map(|e| e.waiting_queue_size()).sum();
+    let fresh = |signal: LoadSignal| {
+        endpoints
+            .endpoints()
+            .iter()
+            .filter(move |e| is_fresh(e.signal_age(signal)))
+    };
+    let (mut kv, mut kv_count) = (0.0, 0u32);
+    for e in fresh(LoadSignal::KvUsage) {
+        kv += e.kv_cache_usage();
+        kv_count += 1;
+    }
+    let (mut queue, mut queue_count) = (0u64, 0u64);
+    for e in fresh(LoadSignal::Queue) {
+        queue = queue.saturating_add(e.waiting_queue_size());
+        queue_count += 1;
+    }
     Some(PoolGauges {
-        average_kv_cache_utilization: kv / count as f64,
-        average_queue_size: (queue / count as u64) as f64,
-        ready_endpoints: count,
+        average_kv_cache_utilization: if kv_count == 0 {
+            0.0
+        } else {
+            kv / f64::from(kv_count)
+        },
+        average_queue_size: queue.checked_div(queue_count).unwrap_or(0) as f64,
+        ready_endpoints: ready,
     })
 }
 
@@ -99,6 +122,35 @@ mod tests {
         assert_eq!(gauges.ready_endpoints, 2);
         assert!((gauges.average_kv_cache_utilization - 0.3).abs() < 1e-12);
         assert_eq!(gauges.average_queue_size, 3.0, "7 / 2 rounds down");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_average_reads_fresh_values_of_its_signal_only() {
+        let s = store(&[
+            TestEndpoint::new("10.0.0.1:8000").queue(3).kv(0.2),
+            TestEndpoint::new("10.0.0.2:8000").queue(9).kv(0.9),
+        ]);
+        tokio::time::advance(Duration::from_secs(3)).await;
+        // The first keeps reporting both; the second only its queue (its KV went invalid),
+        // and a third never reported anything valid.
+        let snapshot = s.snapshot();
+        snapshot.endpoints()[0].store_metrics(
+            TestEndpoint::new("10.0.0.1:8000")
+                .queue(1)
+                .kv(0.4)
+                .metrics(),
+        );
+        snapshot.endpoints()[1]
+            .store_metrics(TestEndpoint::new("10.0.0.2:8000").queue(5).metrics());
+        s.upsert_endpoint(TestEndpoint::new("10.0.0.3:8000").spec())
+            .expect("add");
+        let gauges = compute(&s.snapshot(), Duration::from_secs(2)).expect("fresh");
+        assert_eq!(gauges.ready_endpoints, 2);
+        assert!(
+            (gauges.average_kv_cache_utilization - 0.4).abs() < 1e-12,
+            "{gauges:?}"
+        );
+        assert_eq!(gauges.average_queue_size, 3.0);
     }
 
     #[tokio::test(start_paused = true)]

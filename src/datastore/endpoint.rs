@@ -66,6 +66,27 @@ impl LoraState {
     }
 }
 
+/// A load metric with its own freshness: its "updated at" stamp moves only when a scrape
+/// yields a valid value for it, so a page that lacks it (or reports NaN, a negative or an
+/// infinite value) lets it go stale instead of reading as a fresh zero.
+///
+/// LoRA sets and cache geometry have no stamp: they change rarely, no rule reads their
+/// age, and they are kept as last reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoadSignal {
+    /// The waiting queue ([`Endpoint::waiting_queue_size`]).
+    Queue,
+    /// Running requests ([`Endpoint::running_requests`]).
+    Running,
+    /// KV-cache usage ([`Endpoint::kv_cache_usage`]).
+    KvUsage,
+}
+
+impl LoadSignal {
+    /// Every signal, in stamp order.
+    pub const ALL: [LoadSignal; 3] = [LoadSignal::Queue, LoadSignal::Running, LoadSignal::KvUsage];
+}
+
 /// A point-in-time copy of an endpoint's scraped metrics, as plugins and tests see it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetricsSnapshot {
@@ -79,8 +100,14 @@ pub struct MetricsSnapshot {
     pub lora: LoraState,
     /// KV-cache geometry (`vllm:cache_config_info`); `None` when never reported.
     pub cache: Option<CacheGeometry>,
-    /// When these metrics were last refreshed; `None` when never scraped.
+    /// The newest of the signal stamps below ([`Endpoint::metrics_updated_at`]).
     pub updated_at: Option<std::time::Duration>,
+    /// When a scrape last yielded a valid waiting queue; `None` when never.
+    pub queue_updated_at: Option<std::time::Duration>,
+    /// When a scrape last yielded a valid running count; `None` when never.
+    pub running_updated_at: Option<std::time::Duration>,
+    /// When a scrape last yielded a valid KV-cache usage; `None` when never.
+    pub kv_updated_at: Option<std::time::Duration>,
 }
 
 /// Live per-endpoint metrics: plain atomics for the numbers the hot path reads, an
@@ -93,8 +120,9 @@ struct LiveMetrics {
     kv_cache_usage_bits: AtomicU64,
     lora: ArcSwap<LoraState>,
     cache: ArcSwapOption<CacheGeometry>,
-    /// Nanoseconds since `clock::epoch()` of the last update, plus one; 0 = never.
-    updated_at_nanos: AtomicU64,
+    /// Per [`LoadSignal`]: nanoseconds since the clock's epoch of the last valid value,
+    /// plus one; 0 = never.
+    updated_at_nanos: [AtomicU64; LoadSignal::ALL.len()],
 }
 
 /// One endpoint of the pool: identity, labels, live metrics and in-flight count.
@@ -186,15 +214,32 @@ impl Endpoint {
         self.metrics.cache.load().as_deref().copied()
     }
 
-    /// Time since the process clock's epoch at the last metrics update; `None` if never updated.
-    pub fn metrics_updated_at(&self) -> Option<std::time::Duration> {
-        match self.metrics.updated_at_nanos.load(Ordering::Acquire) {
+    /// Time since the process clock's epoch when a scrape last yielded a valid value of
+    /// `signal`; `None` if it never did.
+    pub fn signal_updated_at(&self, signal: LoadSignal) -> Option<std::time::Duration> {
+        match self.metrics.updated_at_nanos[signal as usize].load(Ordering::Acquire) {
             0 => None,
             n => Some(std::time::Duration::from_nanos(n - 1)),
         }
     }
 
-    /// How old the metrics are now; `None` if never updated.
+    /// How old the last valid value of `signal` is now; `None` if there never was one.
+    pub fn signal_age(&self, signal: LoadSignal) -> Option<std::time::Duration> {
+        self.signal_updated_at(signal)
+            .map(|at| clock::now().saturating_sub(at))
+    }
+
+    /// The newest of the [`LoadSignal`] stamps: when a scrape last yielded any valid load
+    /// value; `None` if none ever did. Rules that read one signal should use
+    /// [`Endpoint::signal_updated_at`] instead.
+    pub fn metrics_updated_at(&self) -> Option<std::time::Duration> {
+        LoadSignal::ALL
+            .into_iter()
+            .filter_map(|s| self.signal_updated_at(s))
+            .max()
+    }
+
+    /// How old the newest valid load value is now; `None` if there never was one.
     pub fn metrics_age(&self) -> Option<std::time::Duration> {
         self.metrics_updated_at()
             .map(|at| clock::now().saturating_sub(at))
@@ -214,20 +259,35 @@ impl Endpoint {
             lora: LoraState::clone(&self.lora()),
             cache: self.cache_geometry(),
             updated_at: self.metrics_updated_at(),
+            queue_updated_at: self.signal_updated_at(LoadSignal::Queue),
+            running_updated_at: self.signal_updated_at(LoadSignal::Running),
+            kv_updated_at: self.signal_updated_at(LoadSignal::KvUsage),
         }
     }
 
-    /// Stores freshly scraped metrics and stamps them with the current time.
+    /// Stores freshly scraped metrics: each `Some` load value is stored and its signal
+    /// stamped with the current time; a `None` one keeps its value and its age.
     pub fn store_metrics(&self, update: MetricsUpdate) {
         let m = &self.metrics;
+        let now = u64::try_from(clock::now().as_nanos())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        // The value is stored before the stamp (release), so a reader that sees the stamp
+        // (acquire) sees the value too.
+        let stamp = |signal: LoadSignal| {
+            m.updated_at_nanos[signal as usize].store(now, Ordering::Release);
+        };
         if let Some(v) = update.waiting_queue_size {
             m.waiting_queue_size.store(v, Ordering::Relaxed);
+            stamp(LoadSignal::Queue);
         }
         if let Some(v) = update.running_requests {
             m.running_requests.store(v, Ordering::Relaxed);
+            stamp(LoadSignal::Running);
         }
         if let Some(v) = update.kv_cache_usage {
             m.kv_cache_usage_bits.store(v.to_bits(), Ordering::Relaxed);
+            stamp(LoadSignal::KvUsage);
         }
         // The adapter sets and cache geometry rarely change; replacing them only on change
         // saves an allocation per scrape.
@@ -240,8 +300,6 @@ impl Endpoint {
         {
             m.cache.store(Some(Arc::new(cache)));
         }
-        let nanos = u64::try_from(clock::now().as_nanos()).unwrap_or(u64::MAX - 1);
-        m.updated_at_nanos.store(nanos + 1, Ordering::Release);
     }
 
     /// Counts one request sent here; the returned guard uncounts it when dropped.
@@ -253,8 +311,10 @@ impl Endpoint {
     }
 }
 
-/// A partial metrics update: `None` fields keep their previous value (a scrape that
-/// lacks a metric must not zero it).
+/// A partial metrics update: `None` fields keep their previous value and, for the load
+/// signals, their age (a scrape that lacks a metric must neither zero it nor refresh it).
+/// The load values must be valid (finite, not negative): extraction turns anything else
+/// into `None`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetricsUpdate {
     pub waiting_queue_size: Option<u64>,

@@ -18,8 +18,8 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use parking_lot::Mutex;
 
 pub use endpoint::{
-    CacheGeometry, Endpoint, EndpointId, EndpointMeta, EndpointSpec, InFlightGuard, LoraState,
-    MetricsSnapshot, MetricsUpdate,
+    CacheGeometry, Endpoint, EndpointId, EndpointMeta, EndpointSpec, InFlightGuard, LoadSignal,
+    LoraState, MetricsSnapshot, MetricsUpdate,
 };
 
 /// The InferencePool this EPP serves, or its standalone stand-in.

@@ -213,3 +213,51 @@ fn subscribers_see_every_change() {
     assert!(store.remove_endpoint(addr("10.0.0.1:8000")));
     assert!(changes.has_changed().expect("open"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_update_without_a_signal_does_not_refresh_it() {
+    let store = Datastore::new(10);
+    let e = store
+        .upsert_endpoint(EndpointSpec::from_address(addr("10.0.0.1:8000")))
+        .expect("add");
+    // An empty page yields an empty update: nothing becomes fresh, nothing reads as idle.
+    e.store_metrics(MetricsUpdate::default());
+    assert_eq!(e.metrics_updated_at(), None);
+    assert_eq!(e.metrics_age(), None);
+
+    e.store_metrics(MetricsUpdate {
+        waiting_queue_size: Some(4),
+        kv_cache_usage: Some(0.25),
+        ..Default::default()
+    });
+    let first = e.metrics_updated_at().expect("stamped");
+    tokio::time::advance(std::time::Duration::from_secs(5)).await;
+    // Later scrapes that lack the signals (or had only invalid values) leave their age alone.
+    e.store_metrics(MetricsUpdate::default());
+    e.store_metrics(MetricsUpdate {
+        lora: Some(crate::datastore::LoraState::default()),
+        ..Default::default()
+    });
+    assert_eq!(e.metrics_updated_at(), Some(first));
+    assert_eq!(e.metrics_age(), Some(std::time::Duration::from_secs(5)));
+    assert_eq!(e.waiting_queue_size(), 4, "the last valid value is kept");
+
+    // A valid queue refreshes the queue alone; the overall age is the newest signal's.
+    e.store_metrics(MetricsUpdate {
+        waiting_queue_size: Some(6),
+        ..Default::default()
+    });
+    let zero = std::time::Duration::ZERO;
+    assert_eq!(e.signal_age(LoadSignal::Queue), Some(zero));
+    assert_eq!(
+        e.signal_age(LoadSignal::KvUsage),
+        Some(std::time::Duration::from_secs(5))
+    );
+    assert_eq!(e.signal_updated_at(LoadSignal::Running), None);
+    assert_eq!(e.metrics_age(), Some(zero));
+    let m = e.metrics_snapshot();
+    assert_eq!(
+        (m.queue_updated_at, m.kv_updated_at, m.running_updated_at),
+        (e.metrics_updated_at(), Some(first), None)
+    );
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::datastore::EndpointSet;
+use crate::datastore::{Endpoint, EndpointSet, LoadSignal};
 
 /// Saturation thresholds (v1.0.1 env `SD_QUEUE_DEPTH_THRESHOLD`,
 /// `SD_KV_CACHE_UTIL_THRESHOLD`, `SD_METRICS_STALENESS_THRESHOLD`).
@@ -29,14 +29,37 @@ impl Default for SaturationThresholds {
 /// v1.0.1 `SaturationDetector.IsSaturated`: the pool has headroom if **any** endpoint has
 /// metrics no older than the staleness threshold, a queue no deeper than the threshold and
 /// a KV-cache usage no higher than the threshold. An empty pool is saturated.
+///
+/// Freshness is judged per signal (see `has_headroom`).
 pub fn is_saturated(endpoints: &EndpointSet, thresholds: &SaturationThresholds) -> bool {
-    !endpoints.endpoints().iter().any(|endpoint| {
-        endpoint
-            .metrics_age()
-            .is_some_and(|age| age <= thresholds.metrics_staleness)
-            && endpoint.waiting_queue_size() <= thresholds.queue_depth
-            && endpoint.kv_cache_usage() <= thresholds.kv_cache_util
-    })
+    !endpoints
+        .endpoints()
+        .iter()
+        .any(|endpoint| has_headroom(endpoint, thresholds))
+}
+
+/// Whether `endpoint` shows headroom: its queue and its KV usage are each either fresh and
+/// within the threshold, or never reported (the mapping may not scrape that signal), and
+/// at least one of them is fresh. A signal that went stale (scrapes failing, or pages that
+/// now lack it or report NaN, negative or infinite values) is no evidence of headroom.
+fn has_headroom(endpoint: &Endpoint, thresholds: &SaturationThresholds) -> bool {
+    let within = |signal: LoadSignal, ok: bool| match endpoint.signal_age(signal) {
+        None => Some(true),
+        Some(age) if age <= thresholds.metrics_staleness && ok => Some(true),
+        Some(_) => None,
+    };
+    let queue = within(
+        LoadSignal::Queue,
+        endpoint.waiting_queue_size() <= thresholds.queue_depth,
+    );
+    let kv = within(
+        LoadSignal::KvUsage,
+        endpoint.kv_cache_usage() <= thresholds.kv_cache_util,
+    );
+    let any_reported = [LoadSignal::Queue, LoadSignal::KvUsage]
+        .into_iter()
+        .any(|s| endpoint.signal_updated_at(s).is_some());
+    queue.is_some() && kv.is_some() && any_reported
 }
 
 #[cfg(test)]
@@ -91,5 +114,22 @@ mod tests {
         assert!(!is_saturated(&store.snapshot(), &t));
         tokio::time::advance(Duration::from_millis(201)).await;
         assert!(is_saturated(&store.snapshot(), &t));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_signal_must_be_fresh_or_never_reported() {
+        let t = SaturationThresholds::default();
+        // A fresh, short queue but a KV usage that stopped being valid 201 ms ago.
+        let store = pool(&[TestEndpoint::new("10.0.0.1:8000").queue(0).kv(0.1)]);
+        tokio::time::advance(Duration::from_millis(201)).await;
+        let endpoint = std::sync::Arc::clone(&store.snapshot().endpoints()[0]);
+        endpoint.store_metrics(MetricsUpdate {
+            waiting_queue_size: Some(0),
+            ..MetricsUpdate::default()
+        });
+        assert!(is_saturated(&store.snapshot(), &t));
+        // A server that never reports KV usage (not mapped) is judged by its queue.
+        let queue_only = pool(&[TestEndpoint::new("10.0.0.1:8000").queue(0)]);
+        assert!(!is_saturated(&queue_only.snapshot(), &t));
     }
 }

@@ -7,6 +7,8 @@
 //!   the scheduler clamps, replaces non-finite scores with 0, and applies weights.
 //! - The candidate list and score buffers belong to the scheduler; plugins allocate
 //!   nothing per candidate on the hot path.
+//! - Load scorers score a candidate whose load signal is stale or was never valid as
+//!   unknown ([`NEUTRAL_SCORE`]), never as idle: see [`SignalComparison`].
 //! - Changes to scoring come with a benchmark (`benches/scheduling.rs`).
 
 mod cycle_state;
@@ -20,7 +22,7 @@ use std::sync::Arc;
 
 use rand::RngCore;
 
-use crate::datastore::Endpoint;
+use crate::datastore::{Endpoint, LoadSignal};
 use crate::request::RequestHeaders;
 
 pub use cycle_state::CycleState;
@@ -43,27 +45,76 @@ pub struct SchedulingRequest<'a> {
     pub headers: &'a RequestHeaders,
     /// Metrics updated at or after this instant of the process clock
     /// ([`crate::datastore::clock::now`]) are fresh: the cycle's start minus
-    /// `--metrics-staleness-threshold`. See [`SchedulingRequest::has_fresh_metrics`].
+    /// `--metrics-staleness-threshold`. See [`SignalComparison`].
     pub metrics_fresh_since: std::time::Duration,
 }
 
 impl SchedulingRequest<'_> {
-    /// Whether `endpoint`'s scraped metrics are recent enough to compare with others'.
-    ///
-    /// The stale-metrics rule of the load scorers: when some candidates have fresh
-    /// metrics, a candidate whose metrics are stale or were never scraped scores a
-    /// neutral 0.5 (it is neither chased for looking idle nor shunned); when no candidate
-    /// is fresh, every candidate is scored from its last known values, as v1.0.1 does.
+    /// Whether any load signal of `endpoint` is fresh (its newest valid value is recent
+    /// enough). The director reports a cycle without any such candidate as `stale_metrics`.
     pub fn has_fresh_metrics(&self, endpoint: &Endpoint) -> bool {
         endpoint
             .metrics_updated_at()
             .is_some_and(|at| at >= self.metrics_fresh_since)
     }
+
+    /// Whether `endpoint`'s last valid value of `signal` is recent enough to compare with
+    /// others'. A scrape that yields no valid value of a signal (absent from the page, NaN,
+    /// negative or infinite) does not refresh it; see [`SignalComparison`].
+    pub fn has_fresh_signal(&self, endpoint: &Endpoint, signal: LoadSignal) -> bool {
+        endpoint
+            .signal_updated_at(signal)
+            .is_some_and(|at| at >= self.metrics_fresh_since)
+    }
 }
 
-/// The score a load scorer gives a candidate whose metrics are stale (see
-/// [`SchedulingRequest::has_fresh_metrics`]).
+/// The score a load scorer gives a candidate whose load it does not know (see
+/// [`SignalComparison`]).
 pub const NEUTRAL_SCORE: f64 = 0.5;
+
+/// The stale-metrics rule of the load scorers, for the one signal a scorer reads (the
+/// queue scorer the queue, the KV scorer the KV usage):
+///
+/// - When some candidates have a fresh value of the signal, only those are compared; a
+///   candidate whose value is stale or was never valid scores [`NEUTRAL_SCORE`]: it is
+///   neither chased for looking idle nor shunned.
+/// - When none is fresh, the candidates with a last valid value are compared on it (as
+///   v1.0.1, which ignores staleness), and the never-scraped ones score neutral: their
+///   load is unknown, not zero. When no candidate ever had a value, all are neutral.
+///
+/// How compared candidates score is the scorer's formula; a relative one must not let a
+/// single compared value outrank the unknown ones (see `queue_scorer::min_max_inverse`).
+#[derive(Debug, Clone, Copy)]
+pub struct SignalComparison {
+    signal: LoadSignal,
+    fresh_since: std::time::Duration,
+    any_fresh: bool,
+}
+
+impl SignalComparison {
+    /// The comparison of `signal` over this cycle's candidates.
+    pub fn new(
+        request: &SchedulingRequest<'_>,
+        candidates: &[Candidate<'_>],
+        signal: LoadSignal,
+    ) -> Self {
+        SignalComparison {
+            signal,
+            fresh_since: request.metrics_fresh_since,
+            any_fresh: candidates
+                .iter()
+                .any(|e| request.has_fresh_signal(e, signal)),
+        }
+    }
+
+    /// Whether `endpoint`'s value of the signal is compared; if not, it scores
+    /// [`NEUTRAL_SCORE`].
+    pub fn compares(&self, endpoint: &Endpoint) -> bool {
+        endpoint
+            .signal_updated_at(self.signal)
+            .is_some_and(|at| !self.any_fresh || at >= self.fresh_since)
+    }
+}
 
 /// Keeps some candidates. May reorder them.
 pub trait Filter: Send + Sync {

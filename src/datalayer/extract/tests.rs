@@ -172,16 +172,18 @@ fn series_selection() {
 
 #[test]
 fn value_conversions() {
-    // (value text, queue and running count, KV usage)
-    let cases: [(&str, Option<u64>, Option<f64>); 10] = [
+    // (value text, queue and running count, KV usage); `None` = invalid, reported.
+    let cases: [(&str, Option<u64>, Option<f64>); 12] = [
         ("3", Some(3), Some(3.0)),
         ("3.99", Some(3), Some(3.99)),
         ("0.42", Some(0), Some(0.42)),
         ("1.25", Some(1), Some(1.25)),
-        ("-1", Some(0), Some(-1.0)),
-        ("NaN", Some(0), None),
-        ("+Inf", Some(u64::from(u32::MAX)), None),
-        ("-Inf", Some(0), None),
+        ("0", Some(0), Some(0.0)),
+        ("-0", Some(0), Some(0.0)),
+        ("-1", None, None),
+        ("NaN", None, None),
+        ("+Inf", None, None),
+        ("-Inf", None, None),
         ("1e20", Some(u64::from(u32::MAX)), Some(1e20)),
         (
             "4.5307858944e+010",
@@ -203,14 +205,21 @@ fn value_conversions() {
         assert_eq!(got.update.waiting_queue_size, count, "{value}");
         assert_eq!(got.update.running_requests, count, "{value}");
         assert_eq!(got.update.kv_cache_usage, kv, "{value}");
+        let signals = missing(&[
+            MetricField::Queue,
+            MetricField::Running,
+            MetricField::KvUsage,
+        ]);
+        let want_invalid = if kv.is_none() {
+            signals
+        } else {
+            FieldSet::EMPTY
+        };
+        assert_eq!(got.invalid, want_invalid, "{value}");
         assert_eq!(
             got.missing,
-            missing(if kv.is_none() {
-                &[MetricField::KvUsage]
-            } else {
-                &[]
-            }),
-            "{value}"
+            FieldSet::EMPTY,
+            "present, even if invalid: {value}"
         );
     }
 }
@@ -448,11 +457,20 @@ fn cache_geometry() {
             missing(&[]),
         ),
     ];
-    for (what, mapping, page, want, want_missing) in cases {
+    for (what, mapping, page, want, want_reported) in cases {
         let got = run(mapping, page);
         assert_eq!(got.update.cache, want, "{what}");
-        assert_eq!(got.missing, want_missing, "{what}");
+        assert_eq!(got.missing.union(got.invalid), want_reported, "{what}");
     }
+    // Unusable gauge values are reported as invalid, not missing.
+    let got = run(values("tpb", "max"), "tpb -1\nmax NaN\n");
+    assert_eq!(
+        (got.missing, got.invalid),
+        (
+            FieldSet::EMPTY,
+            missing(&[F::CacheBlockSize, F::CacheNumBlocks])
+        )
+    );
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! Scraping: one task per endpoint reads its `/metrics` page on a jittered tick, each
 //! with its own timeout and size limit, and stores what it finds on the endpoint. A slow,
-//! hung or broken endpoint delays only its own task.
+//! hung or broken endpoint delays only its own task. A page that parses but gives no
+//! valid load values refreshes nothing, so that endpoint's load goes stale (`usability`).
+
+mod usability;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +15,10 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::datalayer::extract::{CompiledMapping, Extracted};
+use crate::datalayer::presets::MetricField;
 use crate::datastore::{Datastore, Endpoint, EndpointId};
+
+pub use usability::{Unusable, UnusableReason, judge};
 
 /// How endpoints are scraped (the `--model-server-metrics-*` and refresh flags).
 #[derive(Debug, Clone)]
@@ -33,7 +39,8 @@ pub struct ScrapeSettings {
     pub port: Option<u16>,
     /// What to read from the page.
     pub mapping: Arc<CompiledMapping>,
-    /// Where scrape durations go (`inference_extension_model_server_scrape_duration_seconds`).
+    /// Where scrape durations go (`inference_extension_model_server_scrape_duration_seconds`)
+    /// and unusable pages are counted (`inference_extension_model_server_unusable_metrics_total`).
     pub metrics: Option<Arc<crate::telemetry::metrics::EppMetrics>>,
 }
 
@@ -227,6 +234,7 @@ impl EndpointScrape {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut page = Vec::new();
         let mut log = LogState::default();
+        let mut usability = usability::UsabilityLog::default();
         loop {
             ticker.tick().await;
             let started = Instant::now();
@@ -239,6 +247,12 @@ impl EndpointScrape {
             }
             log.report(&self.endpoint, &result);
             if let Ok(extracted) = result {
+                let judged = judge(&extracted, self.settings.mapping.configured());
+                if let (Some(unusable), Some(metrics)) = (judged, &self.settings.metrics) {
+                    metrics.unusable_metrics(unusable.reason);
+                }
+                usability.report(self.endpoint.address_text(), judged);
+                // Only valid values are stored and refreshed; the rest go stale.
                 self.endpoint.store_metrics(extracted.update);
             }
         }
@@ -301,7 +315,16 @@ impl EndpointScrape {
     }
 }
 
-/// Logs state changes (failing, recovered, metrics missing) once, not every 50 ms.
+/// Fields whose absence leaves the load signals usable (logged here, once).
+const OPTIONAL_FIELDS: [MetricField; 4] = [
+    MetricField::Lora,
+    MetricField::CacheInfo,
+    MetricField::CacheBlockSize,
+    MetricField::CacheNumBlocks,
+];
+
+/// Logs state changes (failing, recovered, optional metrics missing) once, not every
+/// 50 ms. Unusable load metrics are logged by `usability`.
 #[derive(Debug, Default)]
 struct LogState {
     failing: Option<ScrapeFailure>,
@@ -325,9 +348,12 @@ impl LogState {
                         "metrics scrape recovered"
                     );
                 }
-                if !extracted.missing.is_empty() && !self.reported_missing {
+                let optional = extracted
+                    .missing
+                    .intersection(OPTIONAL_FIELDS.into_iter().collect());
+                if !optional.is_empty() && !self.reported_missing {
                     self.reported_missing = true;
-                    tracing::warn!(endpoint = endpoint.address_text(), missing = ?extracted.missing, "configured metrics not found on the page");
+                    tracing::warn!(endpoint = endpoint.address_text(), missing = ?optional, "configured metrics not found on the page");
                 }
                 if let Some(name) = extracted
                     .used_kv_fallback

@@ -254,3 +254,128 @@ async fn first_scrapes_are_spread_over_the_interval() {
     eventually("all scraped", || server.requests() >= 50).await;
     drop(h);
 }
+
+/// An SGLang server scraped under the vLLM preset: a full page, none of it configured.
+const SGLANG_ONLY_PAGE: &str = "sglang:num_queue_reqs{model_name=\"m\"} 0\nsglang:num_running_reqs 0\nsglang:token_usage 0.0\n";
+const NAN_PAGE: &str = "vllm:num_requests_waiting{model_name=\"m\"} NaN\nvllm:num_requests_running{model_name=\"m\"} -1\nvllm:kv_cache_usage_perc{model_name=\"m\"} +Inf\n";
+
+/// Routes one request with the default scheduling profile and returns the destination.
+fn pick(director: &crate::director::Director) -> String {
+    let headers = crate::request::RequestHeaders::new();
+    let request = crate::director::RoutingRequest {
+        request_id: "r",
+        model: "m",
+        target_model: "m",
+        prompt: Some("hello"),
+        headers: &headers,
+        objective: None,
+        subset: None,
+        at_headers: false,
+    };
+    director.route(&request).expect("routed").destination
+}
+
+#[tokio::test]
+async fn unusable_metrics_are_stale_and_a_healthy_endpoint_wins() {
+    use crate::config::{DEFAULT_CONFIG, EndpointPickerConfig};
+    use crate::director::{Director, DirectorSettings};
+    let empty = TestServer::start(Behaviour::Page(String::new())).await;
+    let sglang = TestServer::start(Behaviour::Page(SGLANG_ONLY_PAGE.into())).await;
+    let broken = TestServer::start(Behaviour::Page(NAN_PAGE.into())).await;
+    let healthy = TestServer::start(Behaviour::Page(VLLM_PAGE.replace("} 7", "} 2"))).await;
+    let servers = [&empty, &sglang, &broken, &healthy];
+    let addresses: Vec<SocketAddr> = servers.iter().map(|s| s.address).collect();
+    let h = scrape(&addresses, settings(Engine::Vllm));
+    h.datastore.set_pool(crate::datastore::PoolInfo {
+        name: "pool".into(),
+        namespace: "default".into(),
+        target_ports: vec![8000],
+    });
+    let config = EndpointPickerConfig::from_text(DEFAULT_CONFIG).expect("default config");
+    let staleness = Duration::from_millis(300);
+    let director = Director::new(
+        Arc::clone(&h.datastore),
+        config.scheduler,
+        DirectorSettings {
+            metrics_staleness: staleness,
+            ..DirectorSettings::default()
+        },
+    );
+    eventually("every endpoint scraped 3 times", || {
+        servers.iter().all(|s| s.requests() >= 3)
+    })
+    .await;
+
+    // Empty, foreign and NaN pages are unknown load, not idle: the healthy server, with
+    // a small queue, gets every request.
+    for _ in 0..20 {
+        assert_eq!(pick(&director), healthy.address.to_string());
+    }
+
+    // The broken server recovers idle and wins; then its page goes empty, its last
+    // values age out, and the healthy server wins again.
+    broken.set(Behaviour::Page(
+        VLLM_PAGE.replace("} 7", "} 0").replace("0.25", "0"),
+    ));
+    eventually("the recovered idle server is picked", || {
+        pick(&director) == broken.address.to_string()
+    })
+    .await;
+    broken.set(Behaviour::Page(String::new()));
+    let recovered = h.endpoint(broken.address);
+    eventually("the emptied server's metrics are stale", || {
+        recovered.metrics_age().is_some_and(|age| age > staleness)
+    })
+    .await;
+    for _ in 0..20 {
+        assert_eq!(pick(&director), healthy.address.to_string());
+    }
+}
+
+#[tokio::test]
+async fn unusable_scrapes_are_counted_by_reason() {
+    use crate::telemetry::metrics::{EppMetrics, MetricsLimits};
+    let server = TestServer::start(Behaviour::Page(VLLM_PAGE.into())).await;
+    let metrics = EppMetrics::new(MetricsLimits::default());
+    let mut s = settings(Engine::Vllm);
+    s.metrics = Some(Arc::clone(&metrics));
+    let h = scrape(&[server.address], s);
+    let count = |reason: &str| -> f64 {
+        let series = format!(
+            "inference_extension_model_server_unusable_metrics_total{{reason=\"{reason}\"}} "
+        );
+        let page = metrics.render();
+        page.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing:\n{page}"))
+    };
+    eventually("a few good scrapes", || {
+        h.stats_of(server.address).scrapes.load(Ordering::Relaxed) >= 3
+    })
+    .await;
+    // Good pages count nothing; every reason is exported from the start.
+    for reason in UnusableReason::ALL {
+        assert_eq!(count(reason.as_str()), 0.0, "{reason:?}");
+    }
+    let cases = [
+        (NAN_PAGE.to_owned(), UnusableReason::InvalidValue),
+        (
+            SGLANG_ONLY_PAGE.to_owned(),
+            UnusableReason::NoConfiguredMetrics,
+        ),
+        (String::new(), UnusableReason::NoConfiguredMetrics),
+        (
+            VLLM_PAGE.replace("vllm:kv_cache_usage_perc", "other"),
+            UnusableReason::MissingMetric,
+        ),
+    ];
+    for (page, reason) in cases {
+        let before = count(reason.as_str());
+        server.set(Behaviour::Page(page));
+        eventually(&format!("{reason:?} counted"), || {
+            count(reason.as_str()) >= before + 2.0
+        })
+        .await;
+    }
+}

@@ -2,17 +2,25 @@
 
 use std::sync::Arc;
 
-use crate::datastore::Endpoint;
+use crate::datastore::{Endpoint, LoadSignal};
 use crate::scheduling::registry::{PluginContext, PluginError, PluginRoles};
-use crate::scheduling::{Candidate, CycleState, NEUTRAL_SCORE, SchedulingRequest, Scorer};
+use crate::scheduling::{
+    Candidate, CycleState, NEUTRAL_SCORE, SchedulingRequest, Scorer, SignalComparison,
+};
 
 pub const TYPE: &str = "queue-scorer";
 
 /// Min-max normalised waiting queue, as v1.0.1 `QueueScorer.Score`:
-/// `score = (max - q) / (max - min)` over the candidates, and `1.0` for all when
-/// `max == min`. Candidates with stale metrics follow the stale-metrics rule
-/// ([`SchedulingRequest::has_fresh_metrics`]): they score 0.5 and do not count in min and
-/// max, unless no candidate is fresh. No parameters.
+/// `score = (max - q) / (max - min)` over the compared candidates, and `1.0` for all when
+/// every candidate is compared and `max == min`. No parameters.
+///
+/// Candidates whose queue is stale or unknown follow the stale-metrics rule
+/// ([`SignalComparison`] on [`LoadSignal::Queue`]): they score 0.5 and do not count in
+/// min and max. Min-max needs two distinct compared queues to say anything: when the
+/// compared queues are all equal (for example a lone fresh endpoint) while others are
+/// unknown, a compared queue of 0 scores 1.0 (an idle server is at least as good as any
+/// unknown one) and any other scores 0.5, so a lone fresh but busy endpoint never takes
+/// all the traffic from endpoints whose load is unknown.
 #[derive(Debug, Default)]
 pub struct QueueScorer;
 
@@ -28,48 +36,44 @@ impl Scorer for QueueScorer {
         candidates: &[Candidate<'_>],
         scores: &mut [f64],
     ) {
-        let compared = comparable(request, candidates);
+        let compared = SignalComparison::new(request, candidates, LoadSignal::Queue);
         min_max_inverse(
             candidates,
             scores,
             |e| e.waiting_queue_size(),
-            |e| compared(e),
+            |e| compared.compares(e),
         );
     }
 }
 
-/// Which candidates a load scorer compares: those with fresh metrics, or all of them
-/// when none is fresh (the stale-metrics rule).
-pub(crate) fn comparable<'r>(
-    request: &'r SchedulingRequest<'_>,
-    candidates: &[Candidate<'_>],
-) -> impl Fn(&Endpoint) -> bool + 'r {
-    let any_fresh = candidates.iter().any(|e| request.has_fresh_metrics(e));
-    move |e| !any_fresh || request.has_fresh_metrics(e)
-}
-
 /// Writes `(max - v) / (max - min)` of `value` into `scores`, with min and max taken over
-/// the candidates `compared` accepts (1.0 when they are all equal); the others get
-/// [`NEUTRAL_SCORE`]. Shared by the load scorers.
+/// the candidates `compared` accepts; the others get [`NEUTRAL_SCORE`]. When the compared
+/// values are all equal there is no scale: each scores 1.0 if every candidate is compared
+/// (v1.0.1), else 1.0 for a value of 0 and [`NEUTRAL_SCORE`] otherwise. Shared by the
+/// load scorers.
 pub(crate) fn min_max_inverse(
     candidates: &[Candidate<'_>],
     scores: &mut [f64],
     value: impl Fn(&Endpoint) -> u64,
     compared: impl Fn(&Endpoint) -> bool,
 ) {
-    let (mut min, mut max) = (u64::MAX, 0u64);
+    let (mut min, mut max, mut count) = (u64::MAX, 0u64, 0usize);
     for endpoint in candidates.iter().filter(|e| compared(e)) {
         let v = value(endpoint);
         min = min.min(v);
         max = max.max(v);
+        count += 1;
     }
+    let all_compared = count == candidates.len();
     for (score, endpoint) in scores.iter_mut().zip(candidates) {
         *score = if !compared(endpoint) {
             NEUTRAL_SCORE
-        } else if max == min {
+        } else if max != min {
+            (max - value(endpoint).min(max)) as f64 / (max - min) as f64
+        } else if all_compared || max == 0 {
             1.0
         } else {
-            (max - value(endpoint).min(max)) as f64 / (max - min) as f64
+            NEUTRAL_SCORE
         };
     }
 }
@@ -78,7 +82,7 @@ pub(crate) fn min_max_inverse(
 mod tests {
     use super::*;
     use crate::datastore::fixtures::TestEndpoint;
-    use crate::scheduling::plugins::testing::scores;
+    use crate::scheduling::plugins::testing::{Age, aged, scores, scores_fresh_since};
 
     #[test]
     fn formula_table() {
@@ -102,6 +106,66 @@ mod tests {
                 scores(&QueueScorer, &endpoints, "m"),
                 expected,
                 "queues {queues:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stale_metrics_table() {
+        use Age::{Fresh, Never, Stale};
+        // (what, (age, queue) per endpoint, expected scores)
+        type Case = (&'static str, Vec<(Age, u64)>, Vec<f64>);
+        let cases: Vec<Case> = vec![
+            (
+                "a lone fresh busy endpoint is not preferred over unknown ones",
+                vec![(Stale, 0), (Stale, 0), (Fresh, 50)],
+                vec![0.5, 0.5, 0.5],
+            ),
+            (
+                "a lone fresh idle endpoint is",
+                vec![(Stale, 9), (Fresh, 0), (Never, 0)],
+                vec![0.5, 1.0, 0.5],
+            ),
+            (
+                "fresh endpoints with equal busy queues: no ranking among them",
+                vec![(Fresh, 7), (Fresh, 7), (Stale, 0)],
+                vec![0.5, 0.5, 0.5],
+            ),
+            (
+                "two distinct fresh queues are min-max scored",
+                vec![(Fresh, 2), (Stale, 0), (Fresh, 10), (Fresh, 6)],
+                vec![1.0, 0.5, 0.0, 0.5],
+            ),
+            (
+                "all fresh and equal: 1.0 each, as v1.0.1",
+                vec![(Fresh, 7), (Fresh, 7)],
+                vec![1.0, 1.0],
+            ),
+            (
+                "none fresh: last known values, never-scraped neutral",
+                vec![(Stale, 4), (Stale, 0), (Never, 0)],
+                vec![0.0, 1.0, 0.5],
+            ),
+            (
+                "nothing known: all neutral",
+                vec![(Never, 0), (Never, 0)],
+                vec![0.5, 0.5],
+            ),
+        ];
+        for (what, ages, expected) in cases {
+            let endpoints = ages
+                .iter()
+                .enumerate()
+                .map(|(i, &(age, q))| {
+                    let e = TestEndpoint::new(&format!("10.0.0.{}:8000", i + 1));
+                    (age, e.queue(q).kv(0.1))
+                })
+                .collect();
+            let (endpoints, fresh_since) = aged(endpoints).await;
+            assert_eq!(
+                scores_fresh_since(&QueueScorer, &endpoints, "m", fresh_since),
+                expected,
+                "{what}"
             );
         }
     }

@@ -22,8 +22,19 @@ pub(crate) fn candidates(endpoints: &[Arc<Endpoint>]) -> Vec<Candidate<'_>> {
 
 /// Runs `scorer` over `endpoints` for `model` and returns the raw scores.
 pub(crate) fn scores(scorer: &dyn Scorer, endpoints: &[Arc<Endpoint>], model: &str) -> Vec<f64> {
+    scores_fresh_since(scorer, endpoints, model, std::time::Duration::ZERO)
+}
+
+/// As [`scores`], with metrics older than `fresh_since` (process clock) stale.
+pub(crate) fn scores_fresh_since(
+    scorer: &dyn Scorer,
+    endpoints: &[Arc<Endpoint>],
+    model: &str,
+    fresh_since: std::time::Duration,
+) -> Vec<f64> {
     let headers = RequestHeaders::new();
-    let req = request(&headers, model);
+    let mut req = request(&headers, model);
+    req.metrics_fresh_since = fresh_since;
     let mut out = vec![0.0; endpoints.len()];
     scorer.score(
         &req,
@@ -32,4 +43,42 @@ pub(crate) fn scores(scorer: &dyn Scorer, endpoints: &[Arc<Endpoint>], model: &s
         &mut out,
     );
     out
+}
+
+/// How fresh a test endpoint's metrics are, for the stale-metrics rule.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Age {
+    /// Scraped just now.
+    Fresh,
+    /// Scraped long before the staleness threshold.
+    Stale,
+    /// Never scraped.
+    Never,
+}
+
+/// Builds endpoints of these ages (stale ones first, then the clock moves 10 s, then the
+/// fresh ones) and returns them with the cycle's `metrics_fresh_since` (threshold 2 s).
+/// Needs a paused tokio clock.
+pub(crate) async fn aged(
+    endpoints: Vec<(Age, crate::datastore::fixtures::TestEndpoint)>,
+) -> (Vec<Arc<Endpoint>>, std::time::Duration) {
+    use crate::datastore::fixtures::TestEndpoint;
+    let mut built: Vec<Option<Arc<Endpoint>>> = vec![None; endpoints.len()];
+    for (slot, (age, e)) in built.iter_mut().zip(&endpoints) {
+        match age {
+            Age::Stale => *slot = Some(e.clone().build()),
+            // The same address without any metrics.
+            Age::Never => *slot = Some(TestEndpoint::new(&e.spec().address.to_string()).build()),
+            Age::Fresh => {}
+        }
+    }
+    tokio::time::advance(std::time::Duration::from_secs(10)).await;
+    for (slot, (age, e)) in built.iter_mut().zip(&endpoints) {
+        if let Age::Fresh = age {
+            *slot = Some(e.clone().build());
+        }
+    }
+    let fresh_since =
+        crate::datastore::clock::now().saturating_sub(std::time::Duration::from_secs(2));
+    (built.into_iter().flatten().collect(), fresh_since)
 }

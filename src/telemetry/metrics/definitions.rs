@@ -362,6 +362,14 @@ pub const LABEL_OVERFLOW_TOTAL: MetricDef = def(
     &[],
 );
 
+pub const UNUSABLE_METRICS_TOTAL: MetricDef = def(
+    "inference_extension_model_server_unusable_metrics_total",
+    "[ALPHA] Scrapes of model-server metrics pages that parsed but gave no valid queue, running or KV-usage value, by reason (invalid_value, no_configured_metrics, missing_metric).",
+    Kind::Counter,
+    &["reason"],
+    &[],
+);
+
 /// Every family, for checks that dashboards and docs name only real metrics.
 #[cfg(test)]
 pub const ALL: &[&MetricDef] = &[
@@ -395,4 +403,5 @@ pub const ALL: &[&MetricDef] = &[
     &ENDPOINT_LAST_SCRAPE_DURATION,
     &LABEL_OVERFLOW_TOTAL,
     &ENDPOINT_IN_FLIGHT,
+    &UNUSABLE_METRICS_TOTAL,
 ];

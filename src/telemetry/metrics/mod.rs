@@ -47,6 +47,7 @@
 //! | `inference_extension_endpoint_last_scrape_duration_seconds` | gauge | endpoint, model_server_pod | duration of each endpoint's last scrape |
 //! | `inference_extension_endpoint_in_flight_requests` | gauge | endpoint, model_server_pod | requests this EPP has in flight per endpoint (pick to end of stream) |
 //! | `inference_extension_metric_label_overflow_total` | counter | label_set | lookups folded into `other` (model_pair, model, plugin) |
+//! | `inference_extension_model_server_unusable_metrics_total` | counter | reason | scrapes whose load metrics were unusable: invalid_value, no_configured_metrics, missing_metric |
 //!
 //! Per-endpoint series exist only as gauges: endpoints are bounded by `--max-endpoints`.
 //! `endpoint` is `ip:port`; `model_server_pod` is the pod name (the endpoint name without its
@@ -92,6 +93,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 
+use crate::datalayer::scraper::UnusableReason;
 use crate::telemetry::metrics::definitions::{
     PHASE_BUCKETS, PREFIX_HIT_BYTES_BUCKETS, PREFIX_HIT_RATIO_BUCKETS, SCHEDULER_BUCKETS,
     SCRAPE_BUCKETS,
@@ -153,6 +155,8 @@ pub struct EppMetrics {
     sources: ArcSwapOption<MetricSources>,
     /// Keeps the scrape counters monotonic when endpoints (and their stats) go away.
     scrape_totals: Mutex<ScrapeTotals>,
+    /// Per `UnusableReason`, in `UnusableReason::ALL` order.
+    unusable_metrics: [Counter; UnusableReason::ALL.len()],
 }
 
 impl EppMetrics {
@@ -175,6 +179,7 @@ impl EppMetrics {
             build: ArcSwapOption::empty(),
             sources: ArcSwapOption::empty(),
             scrape_totals: Mutex::new(ScrapeTotals::default()),
+            unusable_metrics: std::array::from_fn(|_| Counter::default()),
         })
     }
 
@@ -272,6 +277,12 @@ impl EppMetrics {
     /// last duration).
     pub fn scrape_duration(&self, seconds: f64) {
         self.scrape_duration.observe(seconds);
+    }
+
+    /// `inference_extension_model_server_unusable_metrics_total{reason}` +1: one scrape
+    /// that parsed but left some load signal without a valid value.
+    pub fn unusable_metrics(&self, reason: UnusableReason) {
+        self.unusable_metrics[reason as usize].inc();
     }
 }
 

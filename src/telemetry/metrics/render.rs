@@ -118,6 +118,11 @@ impl EppMetrics {
         ] {
             overflow.sample(&[label_set], count as f64);
         }
+        let mut unusable = page.family(&defs::UNUSABLE_METRICS_TOTAL);
+        for reason in crate::datalayer::scraper::UnusableReason::ALL {
+            let count = self.unusable_metrics[reason as usize].get();
+            unusable.sample(&[reason.as_str()], count as f64);
+        }
     }
 
     fn render_sources(&self, page: &mut Exposition, sources: &MetricSources) {
