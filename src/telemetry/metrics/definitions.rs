@@ -354,6 +354,20 @@ pub const LABEL_OVERFLOW_TOTAL: MetricDef = def(
     &["label_set"],
     &[],
 );
+pub const BUFFERED_REQUEST_BYTES: MetricDef = def(
+    "inference_extension_buffered_request_bytes",
+    "[ALPHA] Request-body bytes buffered across all ext_proc streams (bounded by --max-buffered-request-bytes).",
+    Kind::Gauge,
+    &[],
+    &[],
+);
+pub const BUFFER_BUDGET_REJECTIONS: MetricDef = def(
+    "inference_extension_buffer_budget_rejections_total",
+    "[ALPHA] Requests answered 503 because buffering their body would pass --max-buffered-request-bytes.",
+    Kind::Counter,
+    &[],
+    &[],
+);
 
 /// Every family, for checks that dashboards and docs name only real metrics.
 #[cfg(test)]
@@ -387,4 +401,6 @@ pub const ALL: &[&MetricDef] = &[
     &ENDPOINT_METRICS_AGE,
     &ENDPOINT_LAST_SCRAPE_DURATION,
     &LABEL_OVERFLOW_TOTAL,
+    &BUFFERED_REQUEST_BYTES,
+    &BUFFER_BUDGET_REJECTIONS,
 ];

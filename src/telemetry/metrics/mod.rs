@@ -46,6 +46,8 @@
 //! | `inference_extension_endpoint_metrics_age_seconds` | gauge | endpoint, model_server_pod | age of each endpoint's metrics, `+Inf` if never scraped |
 //! | `inference_extension_endpoint_last_scrape_duration_seconds` | gauge | endpoint, model_server_pod | duration of each endpoint's last scrape |
 //! | `inference_extension_metric_label_overflow_total` | counter | label_set | lookups folded into `other` (model_pair, model, plugin) |
+//! | `inference_extension_buffered_request_bytes` | gauge | — | request-body bytes buffered by all streams |
+//! | `inference_extension_buffer_budget_rejections_total` | counter | — | 503s for `--max-buffered-request-bytes` |
 //!
 //! Per-endpoint series exist only as gauges: endpoints are bounded by `--max-endpoints`.
 //! `endpoint` is `ip:port`; `model_server_pod` is the pod name (the endpoint name without its
@@ -152,6 +154,10 @@ pub struct EppMetrics {
     sources: ArcSwapOption<MetricSources>,
     /// Keeps the scrape counters monotonic when endpoints (and their stats) go away.
     scrape_totals: Mutex<ScrapeTotals>,
+    /// `inference_extension_buffered_request_bytes`.
+    buffered_bytes: IntGauge,
+    /// `inference_extension_buffer_budget_rejections_total`.
+    budget_rejections: Counter,
 }
 
 impl EppMetrics {
@@ -174,6 +180,8 @@ impl EppMetrics {
             build: ArcSwapOption::empty(),
             sources: ArcSwapOption::empty(),
             scrape_totals: Mutex::new(ScrapeTotals::default()),
+            buffered_bytes: IntGauge::default(),
+            budget_rejections: Counter::default(),
         })
     }
 
@@ -271,6 +279,18 @@ impl EppMetrics {
     /// last duration).
     pub fn scrape_duration(&self, seconds: f64) {
         self.scrape_duration.observe(seconds);
+    }
+
+    // === request-body buffer budget ===
+
+    /// `inference_extension_buffered_request_bytes` changed by `delta` bytes.
+    pub fn buffered_request_bytes(&self, delta: i64) {
+        self.buffered_bytes.add(delta);
+    }
+
+    /// `inference_extension_buffer_budget_rejections_total` +1.
+    pub fn buffer_budget_rejected(&self) {
+        self.budget_rejections.inc();
     }
 }
 

@@ -118,6 +118,10 @@ impl EppMetrics {
         ] {
             overflow.sample(&[label_set], count as f64);
         }
+        page.family(&defs::BUFFERED_REQUEST_BYTES)
+            .sample(&[], self.buffered_bytes.get() as f64);
+        page.family(&defs::BUFFER_BUDGET_REJECTIONS)
+            .sample(&[], self.budget_rejections.get() as f64);
     }
 
     fn render_sources(&self, page: &mut Exposition, sources: &MetricSources) {
