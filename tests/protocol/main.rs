@@ -6,6 +6,7 @@
 mod common;
 
 mod body_modes;
+mod buffering;
 mod burst;
 mod errors;
 mod logging;
