@@ -149,10 +149,19 @@ mod tests {
         lease.grow(7).expect("fits");
         assert!(lease.grow(4).is_err());
         let page = metrics.render();
-        assert!(page.contains("\ninference_extension_buffered_request_bytes 7\n"), "{page}");
-        assert!(page.contains("\ninference_extension_buffer_budget_rejections_total 1\n"), "{page}");
+        assert!(
+            page.contains("\ninference_extension_buffered_request_bytes 7\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains("\ninference_extension_buffer_budget_rejections_total 1\n"),
+            "{page}"
+        );
         drop(lease);
         let page = metrics.render();
-        assert!(page.contains("\ninference_extension_buffered_request_bytes 0\n"), "{page}");
+        assert!(
+            page.contains("\ninference_extension_buffered_request_bytes 0\n"),
+            "{page}"
+        );
     }
 }

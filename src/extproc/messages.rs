@@ -198,6 +198,8 @@ pub fn split_streamed(
 pub fn payload_too_large(limit: usize) -> ProcessingResponse {
     immediate(
         413,
-        format!("inference gateway: PayloadTooLarge - request body exceeds the limit of {limit} bytes"),
+        format!(
+            "inference gateway: PayloadTooLarge - request body exceeds the limit of {limit} bytes"
+        ),
     )
 }

@@ -7,6 +7,11 @@
 //! - No lock is held across an `.await`; scheduling is synchronous and short.
 //! - This module never scores or picks: it talks to an [`EndpointPicker`].
 //! - Prompts and bodies are never logged at the default level.
+//! - A request body is held in one buffer per stream, counted against the process-wide
+//!   [`BufferBudget`] (`--max-buffered-request-bytes`) and given back when the body is
+//!   handed on or the stream ends, whatever the reason.
+//! - The service ends a stream with OK only after the gateway ended it: a message it
+//!   cannot read ends the stream with an error status, so fail-closed still applies.
 
 mod budget;
 pub mod messages;

@@ -4,6 +4,7 @@ mod body;
 mod headers;
 
 pub use body::{
-    BodyError, BodyPrefix, ParsedBody, parse_body, parse_body_prefix, replace_model_value, rewrite_model,
+    BodyError, BodyPrefix, ParsedBody, parse_body, parse_body_prefix, replace_model_value,
+    rewrite_model,
 };
 pub use headers::RequestHeaders;

@@ -118,7 +118,14 @@ impl Setup {
         let mut vars = vec![("EPP_PORT", epp.grpc_port.to_string())];
         let names = ["SIM_PORT_1", "SIM_PORT_2", "SIM_PORT_3"];
         vars.extend(names.into_iter().zip(sims.ports.iter().map(u16::to_string)));
-        let envoy = Envoy::start(dir.path(), self.envoy_config, &vars, &self.envoy_edits, &http).await;
+        let envoy = Envoy::start(
+            dir.path(),
+            self.envoy_config,
+            &vars,
+            &self.envoy_edits,
+            &http,
+        )
+        .await;
         Stack {
             envoy,
             epp,

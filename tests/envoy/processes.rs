@@ -312,7 +312,10 @@ impl Envoy {
         let path = dir.join("envoy.yaml");
         let mut text = render(config, &all);
         for (from, to) in edits {
-            assert!(text.contains(from.as_str()), "{config}: no {from:?} to edit");
+            assert!(
+                text.contains(from.as_str()),
+                "{config}: no {from:?} to edit"
+            );
             text = text.replace(from.as_str(), to);
         }
         std::fs::write(&path, text).expect("write the Envoy config");

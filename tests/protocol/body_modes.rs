@@ -224,7 +224,10 @@ async fn buffered_partial_cut_body_gets_the_model_rewrite() {
         replaced_body(&reply),
         Some(br#"{"model":"other","prompt":"a long prompt that goes o"#.to_vec())
     );
-    assert_eq!(set_header(&reply, "content-length"), Some("1004".to_owned()));
+    assert_eq!(
+        set_header(&reply, "content-length"),
+        Some("1004".to_owned())
+    );
     // Without a declared length none is set; a model cut off cannot be rewritten.
     let reply = send_cut_body(&epp, &headers[..1], part).await;
     assert_eq!(set_header(&reply, "content-length"), None);

@@ -60,9 +60,13 @@ async fn one_byte_chunks_are_replayed_in_62000_byte_chunks() {
     let mut stream = full_duplex_stream(&epp).await;
     // 130,062 messages of one byte each.
     for byte in &body[..body.len() - 1] {
-        stream.send(request_body(std::slice::from_ref(byte), false)).await;
+        stream
+            .send(request_body(std::slice::from_ref(byte), false))
+            .await;
     }
-    stream.send(request_body(&body[body.len() - 1..], true)).await;
+    stream
+        .send(request_body(&body[body.len() - 1..], true))
+        .await;
     assert_eq!(kind(&stream.reply().await), "request_headers");
     // ceil(130,062 / 62,000) = 3 replies, not one per chunk.
     let mut replayed = Vec::new();
@@ -124,7 +128,10 @@ async fn budget_is_shared_by_streams_and_exact_at_the_limit() {
     assert_buffered(&epp, 0.0).await;
     // The whole budget is free again: a body of exactly the budget is routed.
     let mut c = full_duplex_stream(&epp).await;
-    let body = completion_body("m", &"p".repeat(budget as usize - completion_body("m", "").len()));
+    let body = completion_body(
+        "m",
+        &"p".repeat(budget as usize - completion_body("m", "").len()),
+    );
     assert_eq!(body.len() as u64, budget);
     let replies = c.exchange(request_body(&body, true), 2).await;
     assert_eq!(kind(&replies[0]), "request_headers");
@@ -137,10 +144,16 @@ async fn budget_applies_to_buffered_bodies() {
     let epp = epp_with_budget(100).await;
     let mut stream = epp.stream().await;
     stream
-        .exchange(with_modes(request_headers(&[], false), BUFFERED, BUFFERED), 1)
+        .exchange(
+            with_modes(request_headers(&[], false), BUFFERED, BUFFERED),
+            1,
+        )
         .await;
     let reply = stream
-        .exchange(request_body(&completion_body("m", &"p".repeat(100)), true), 1)
+        .exchange(
+            request_body(&completion_body("m", &"p".repeat(100)), true),
+            1,
+        )
         .await
         .remove(0);
     assert_eq!(immediate(&reply).map(|r| r.0), Some(503));
@@ -167,9 +180,13 @@ async fn one_byte_chunk_memory() {
     let before = peak_kib();
     let mut stream = full_duplex_stream(&epp).await;
     for byte in &body[..body.len() - 1] {
-        stream.send(request_body(std::slice::from_ref(byte), false)).await;
+        stream
+            .send(request_body(std::slice::from_ref(byte), false))
+            .await;
     }
-    stream.send(request_body(&body[body.len() - 1..], true)).await;
+    stream
+        .send(request_body(&body[body.len() - 1..], true))
+        .await;
     let mut replies = 0;
     assert_eq!(kind(&stream.reply().await), "request_headers");
     loop {

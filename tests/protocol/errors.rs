@@ -382,7 +382,10 @@ async fn message_over_the_decode_limit_after_routing_ends_with_resource_exhauste
     .await;
     assert!(matches!(outcome, Outcome::Routed { .. }));
     stream
-        .exchange(response_headers(&[("content-type", "text/plain")], false), 1)
+        .exchange(
+            response_headers(&[("content-type", "text/plain")], false),
+            1,
+        )
         .await;
     // The request is already on its way: no 413, just the error status.
     stream

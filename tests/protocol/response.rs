@@ -141,7 +141,10 @@ async fn response_trailers_end_the_response_not_its_body() {
         .await;
     // Envoy sends the body without end-of-stream when trailers follow; the echo keeps it.
     for chunk in [&b"{\"usage\":"[..], b"{}}"] {
-        let reply = stream.exchange(response_body(chunk, false), 1).await.remove(0);
+        let reply = stream
+            .exchange(response_body(chunk, false), 1)
+            .await
+            .remove(0);
         assert_eq!(streamed(&reply), Some((chunk.to_vec(), false)));
     }
     let reply = stream.exchange(response_trailers(), 1).await.remove(0);

@@ -294,10 +294,7 @@ impl StreamState {
                 self.settings.max_request_body_bytes,
             ));
         }
-        Status::resource_exhausted(format!(
-            "ext_proc message too large: {}",
-            error.message()
-        ))
+        Status::resource_exhausted(format!("ext_proc message too large: {}", error.message()))
     }
 
     // === inputs ===

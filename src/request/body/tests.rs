@@ -196,10 +196,22 @@ const PREFIXES: &[(&str, Option<&str>, Option<&str>)] = &[
     // Cut inside the model's value: it is not known.
     (r#"{"model":"my-mo"#, None, None),
     // Chat clients often send messages first: a cut inside them leaves nothing.
-    (r#"{"messages":[{"role":"user","content":"hi"}],"mod"#, None, Some("<|im_start|>user\nhi<|im_end|>\n")),
-    (r#"{"messages":[{"role":"user","content":"hi"},{"role":"assistant","con"#, None, None),
+    (
+        r#"{"messages":[{"role":"user","content":"hi"}],"mod"#,
+        None,
+        Some("<|im_start|>user\nhi<|im_end|>\n"),
+    ),
+    (
+        r#"{"messages":[{"role":"user","content":"hi"},{"role":"assistant","con"#,
+        None,
+        None,
+    ),
     // Both fields complete; the cut is in a later field.
-    (r#"{"model":"m","prompt":"p","max_tokens":1"#, Some("m"), Some("p")),
+    (
+        r#"{"model":"m","prompt":"p","max_tokens":1"#,
+        Some("m"),
+        Some("p"),
+    ),
     // Not JSON, or not an object.
     ("no healthy upstream", None, None),
     ("[1,2", None, None),
