@@ -20,7 +20,7 @@ use crate::datastore::{Datastore, DatastoreError};
 use crate::director::records::DecisionRecorder;
 use crate::director::{Director, DirectorSettings};
 use crate::discovery::watched_file::FileError;
-use crate::extproc::{BodyMode, ExtProcService, StreamSettings};
+use crate::extproc::{BodyMode, BufferBudget, ExtProcService, StreamSettings};
 use crate::health::{HealthState, ext_proc_health_server, health_server};
 use crate::listener::Acceptor;
 use crate::sim::{RunningSim, SimError};
@@ -329,6 +329,10 @@ fn stream_settings(options: &Options, metrics: &Arc<EppMetrics>) -> StreamSettin
         },
         log_bodies: options.log.verbosity >= crate::telemetry::logging::DEBUG,
         metrics: Arc::clone(metrics),
+        buffer_budget: BufferBudget::new(
+            usize::try_from(options.max_buffered_request_bytes).unwrap_or(usize::MAX),
+            Arc::clone(metrics),
+        ),
     }
 }
 

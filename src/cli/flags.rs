@@ -106,6 +106,9 @@ pub(super) static FLAGS: &[FlagDef<Options>] = &[
         "Validate the configuration and exit; no endpoint source is needed."),
     flag!("max-request-body-bytes", Int, max_request_body_bytes, positive::<u64>,
         "Largest request body, in bytes, buffered to pick an endpoint."),
+    flag!("max-buffered-request-bytes", Int, max_buffered_request_bytes, positive::<u64>, concat!(
+        "Request-body bytes all ext_proc streams may buffer together; a request that would ",
+        "pass it gets 503.")),
     flag!("request-body-mode-fallback", String, body_mode_fallback, body_mode, concat!(
         "Body mode assumed when the gateway does not announce one in the ext_proc ",
         "protocol_config ('full-duplex-streamed' or 'buffered').")),

@@ -129,6 +129,9 @@ pub struct Options {
     pub validate_config: bool,
     /// `--max-request-body-bytes`: largest request body buffered, > 0 (default 64 MiB).
     pub max_request_body_bytes: u64,
+    /// `--max-buffered-request-bytes`: request-body bytes buffered by all streams together,
+    /// > 0 (default 1 GiB); past it a request gets 503.
+    pub max_buffered_request_bytes: u64,
     /// `--request-body-mode-fallback`: body mode assumed when ext_proc protocol_config has none.
     pub body_mode_fallback: BodyModeFallback,
     /// `--max-endpoints`: most endpoints the datastore accepts, > 0.
@@ -210,6 +213,7 @@ impl Default for Options {
             endpoints_file: None,
             validate_config: false,
             max_request_body_bytes: 64 << 20,
+            max_buffered_request_bytes: 1 << 30,
             body_mode_fallback: BodyModeFallback::FullDuplexStreamed,
             max_endpoints: 10_000,
             model_server_metrics_timeout: Duration::from_secs(1),

@@ -178,12 +178,28 @@ pub fn immediate(status: u16, body: String) -> ProcessingResponse {
 }
 
 /// Splits `body` into streamed chunks of at most [`BODY_CHUNK_LIMIT`] bytes, the last
-/// marked end-of-stream (an empty body gives one empty end-of-stream chunk).
-pub fn split_streamed(body: &[u8]) -> impl Iterator<Item = CommonResponse> + '_ {
+/// marked end-of-stream when `end_of_stream` (an empty body gives one empty chunk).
+pub fn split_streamed(
+    body: &[u8],
+    end_of_stream: bool,
+) -> impl Iterator<Item = CommonResponse> + '_ {
     let count = body.len().div_ceil(BODY_CHUNK_LIMIT).max(1);
     (0..count).map(move |i| {
         let start = i * BODY_CHUNK_LIMIT;
         let end = (start + BODY_CHUNK_LIMIT).min(body.len());
-        streamed_chunk(body[start.min(end)..end].to_vec(), i + 1 == count)
+        streamed_chunk(
+            body[start.min(end)..end].to_vec(),
+            end_of_stream && i + 1 == count,
+        )
     })
+}
+
+/// 413 for a request body over `--max-request-body-bytes` (`limit`).
+pub fn payload_too_large(limit: usize) -> ProcessingResponse {
+    immediate(
+        413,
+        format!(
+            "inference gateway: PayloadTooLarge - request body exceeds the limit of {limit} bytes"
+        ),
+    )
 }

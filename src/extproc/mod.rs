@@ -7,7 +7,13 @@
 //! - No lock is held across an `.await`; scheduling is synchronous and short.
 //! - This module never scores or picks: it talks to an [`EndpointPicker`].
 //! - Prompts and bodies are never logged at the default level.
+//! - A request body is held in one buffer per stream, counted against the process-wide
+//!   [`BufferBudget`] (`--max-buffered-request-bytes`) and given back when the body is
+//!   handed on or the stream ends, whatever the reason.
+//! - The service ends a stream with OK only after the gateway ended it: a message it
+//!   cannot read ends the stream with an error status, so fail-closed still applies.
 
+mod budget;
 pub mod messages;
 mod state;
 mod usage;
@@ -26,6 +32,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::director::{Decision, Director, PickError, RoutingRequest, Usage};
 
+pub use budget::{BudgetExhausted, BudgetLease, BufferBudget, DEFAULT_BUFFER_BUDGET};
 pub use state::{
     BodyMode, FAIRNESS_HEADER, Flow, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER, REQUEST_ID_HEADER,
     StreamSettings, StreamState,
@@ -125,10 +132,19 @@ async fn run_stream<P: EndpointPicker>(
             Ok(Some(message)) => message,
             Ok(None) => break,
             Err(status) => {
-                // Envoy resets each stream once the response has ended: not worth a line.
-                if status.code() != tonic::Code::Cancelled && !state.response_finished() {
-                    tracing::debug!({ "x-request-id" = state.request_id(), %status }, "ext_proc stream ended with an error");
+                // Envoy resets each stream once the response has ended: not worth a line,
+                // and nobody is left to answer.
+                if status.code() == tonic::Code::Cancelled || state.response_finished() {
+                    break;
                 }
+                tracing::warn!({ "x-request-id" = state.request_id(), %status }, "cannot read an ext_proc message");
+                let ending = state.on_unreadable_message(&status, &mut replies);
+                for reply in replies.drain(..) {
+                    if tx.send(Ok(reply)).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = tx.send(Err(ending)).await;
                 break;
             }
         };

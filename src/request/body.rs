@@ -13,7 +13,7 @@ use std::fmt;
 use std::ops::Range;
 
 use serde::Deserialize;
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use chat::Messages;
@@ -106,24 +106,20 @@ pub fn parse_body(body: &[u8]) -> Result<ParsedBody<'_>, BodyError> {
 
 /// The fast path: one borrowing pass of serde_json, which accepts only valid UTF-8.
 fn parse_strict(body: &[u8]) -> Result<ParsedBody<'_>, BodyError> {
-    let fields: TopLevel<'_> =
-        serde_json::from_slice(body).map_err(|e| BodyError::InvalidJson {
+    let mut fields = TopLevel::default();
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    TopLevelSeed(&mut fields)
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end())
+        .map_err(|e| BodyError::InvalidJson {
             detail: e.to_string(),
         })?;
     let raw_model = fields.model.ok_or(BodyError::MissingModel)?;
-    let model: Cow<'_, str> =
-        serde_json::from_str(raw_model.get()).map_err(|_| BodyError::MissingModel)?;
-    let start = offset_in(body, raw_model.get().as_bytes());
-    let prompt = fields
-        .messages
-        .and_then(Messages::into_chat_template)
-        .map(Cow::Owned)
-        .or_else(|| fields.prompt.and_then(TextOrParts::into_text))
-        .or_else(|| fields.input.and_then(prompt_from_input).map(Cow::Owned));
+    let (model, model_span) = read_model(body, raw_model).ok_or(BodyError::MissingModel)?;
     Ok(ParsedBody {
-        model: model.into_owned(),
-        model_span: start..start + raw_model.get().len(),
-        prompt,
+        model,
+        model_span,
+        prompt: fields.prompt_text(),
     })
 }
 
@@ -142,10 +138,47 @@ fn parse_lenient(body: &[u8]) -> Option<Result<ParsedBody<'static>, BodyError>> 
     )
 }
 
+/// What could be read from the first bytes of a body whose end never arrived (Envoy's
+/// BUFFERED_PARTIAL mode when the body is larger than its buffer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyPrefix<'a> {
+    /// `model` and its byte range, when its value ended before the cut.
+    pub model: Option<(String, Range<usize>)>,
+    /// The prompt, when its field (`messages`, `prompt` or `input`) ended before the cut.
+    /// `None` when the cut falls inside it: the request is then routed by load alone.
+    pub prompt: Option<Cow<'a, str>>,
+}
+
+/// Reads the top-level fields that end before `prefix` is cut off; never fails (a prefix
+/// that is not JSON yields nothing). The fields are read as [`parse_body`] reads them.
+pub fn parse_body_prefix(prefix: &[u8]) -> BodyPrefix<'_> {
+    let mut fields = TopLevel::default();
+    let mut deserializer = serde_json::Deserializer::from_slice(prefix);
+    // The error is the cut itself (or bad JSON after it); what was read before it stays.
+    let _ = TopLevelSeed(&mut fields).deserialize(&mut deserializer);
+    BodyPrefix {
+        model: fields.model.and_then(|raw| read_model(prefix, raw)),
+        prompt: fields.prompt_text(),
+    }
+}
+
+/// The `model` string and the byte range of its JSON value in `body`.
+fn read_model(body: &[u8], raw: &RawValue) -> Option<(String, Range<usize>)> {
+    let model: Cow<'_, str> = serde_json::from_str(raw.get()).ok()?;
+    let start = offset_in(body, raw.get().as_bytes());
+    Some((model.into_owned(), start..start + raw.get().len()))
+}
+
 /// Replaces the `model` value of `body` with `target`, leaving every other byte alone.
 pub fn rewrite_model(body: &[u8], parsed: &ParsedBody<'_>, target: &str) -> Vec<u8> {
+    replace_model_value(body, parsed.model_span.clone(), target)
+}
+
+/// Replaces the JSON value at `span` (the `model` value's range, as [`ParsedBody`] and
+/// [`BodyPrefix`] give it) with the string `target`, leaving every other byte alone.
+pub fn replace_model_value(body: &[u8], span: Range<usize>, target: &str) -> Vec<u8> {
     let quoted = serde_json::Value::String(target.to_owned()).to_string();
-    let span = &parsed.model_span;
+    let span = &span;
     let mut out = Vec::with_capacity(body.len() - span.len() + quoted.len());
     out.extend_from_slice(&body[..span.start]);
     out.extend_from_slice(quoted.as_bytes());
@@ -170,23 +203,38 @@ struct TopLevel<'a> {
     input: Option<&'a RawValue>,
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for TopLevel<'a> {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(TopLevelVisitor(std::marker::PhantomData))
+impl<'a> TopLevel<'a> {
+    /// The prompt by the order of preference of [`parse_body`].
+    fn prompt_text(self) -> Option<Cow<'a, str>> {
+        self.messages
+            .and_then(Messages::into_chat_template)
+            .map(Cow::Owned)
+            .or_else(|| self.prompt.and_then(TextOrParts::into_text))
+            .or_else(|| self.input.and_then(prompt_from_input).map(Cow::Owned))
     }
 }
 
-struct TopLevelVisitor<'a>(std::marker::PhantomData<&'a ()>);
+/// Reads the top-level object into a [`TopLevel`] the caller owns, so the fields read
+/// before an error (the cut of a partial body) survive it.
+struct TopLevelSeed<'s, 'a>(&'s mut TopLevel<'a>);
 
-impl<'de: 'a, 'a> Visitor<'de> for TopLevelVisitor<'a> {
-    type Value = TopLevel<'a>;
+impl<'de: 'a, 'a> DeserializeSeed<'de> for TopLevelSeed<'_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for TopLevelSeed<'_, 'a> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = TopLevel::default();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let fields = self.0;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             let slot = match key.as_ref() {
                 "model" => &mut fields.model,
@@ -206,7 +254,7 @@ impl<'de: 'a, 'a> Visitor<'de> for TopLevelVisitor<'a> {
             };
             *slot = Some(map.next_value()?);
         }
-        Ok(fields)
+        Ok(())
     }
 }
 

@@ -3,5 +3,8 @@
 mod body;
 mod headers;
 
-pub use body::{BodyError, ParsedBody, parse_body, rewrite_model};
+pub use body::{
+    BodyError, BodyPrefix, ParsedBody, parse_body, parse_body_prefix, replace_model_value,
+    rewrite_model,
+};
 pub use headers::RequestHeaders;

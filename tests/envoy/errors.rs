@@ -63,3 +63,44 @@ async fn bodyless_oversized_and_invalid_requests() {
     })
     .await;
 }
+
+/// A BUFFERED body over the EPP's gRPC decode limit (`--max-request-body-bytes` + 1 MiB)
+/// arrives as one message the EPP cannot read. It must not end the ext_proc stream with
+/// OK (Envoy would forward the request unrouted): the client gets 413 and no model server
+/// sees the request, under `failure_mode_allow: false`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_message_over_the_decode_limit_is_refused_not_forwarded() {
+    let stack = Setup::new("buffered.yaml")
+        // Envoy's buffer (4 MiB) holds more than the EPP decodes (1 KiB + 1 MiB).
+        .envoy_edit(
+            "per_connection_buffer_limit_bytes: 32768",
+            "per_connection_buffer_limit_bytes: 4194304",
+        )
+        .epp_args(&["--max-request-body-bytes", "1024"])
+        .start()
+        .await;
+    within(TEST_TIMEOUT, async {
+        let over = completion(&"y".repeat(1_500_000), 1);
+        let reply = stack
+            .http
+            .post(&stack.url("/v1/completions"), &over, &[])
+            .await;
+        assert_eq!(reply.status, 413, "{}", reply.describe());
+        assert!(
+            reply
+                .text()
+                .starts_with("inference gateway: PayloadTooLarge"),
+            "{}",
+            reply.describe()
+        );
+        assert_eq!(reply.served_by(), None, "{}", reply.describe());
+        // The stack still routes a small request.
+        assert_routed(
+            &stack
+                .http
+                .post(&stack.url("/v1/completions"), &completion("hi", 1), &[])
+                .await,
+        );
+    })
+    .await;
+}

@@ -37,6 +37,7 @@ pub struct Setup {
     plugins: String,
     epp_args: Vec<String>,
     tls: bool,
+    envoy_edits: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -59,6 +60,7 @@ impl Setup {
             plugins: "default-plugins.yaml".to_owned(),
             epp_args: Vec::new(),
             tls: false,
+            envoy_edits: Vec::new(),
         }
     }
 
@@ -82,6 +84,13 @@ impl Setup {
     /// The EPP's plugins config, a file in `plugins-config/`.
     pub fn plugins(mut self, file: &str) -> Setup {
         self.plugins = file.to_owned();
+        self
+    }
+
+    /// Replaces `from` (which must occur) with `to` in the Envoy config, for a variant of
+    /// a config file that one test needs.
+    pub fn envoy_edit(mut self, from: &str, to: &str) -> Setup {
+        self.envoy_edits.push((from.to_owned(), to.to_owned()));
         self
     }
 
@@ -109,7 +118,14 @@ impl Setup {
         let mut vars = vec![("EPP_PORT", epp.grpc_port.to_string())];
         let names = ["SIM_PORT_1", "SIM_PORT_2", "SIM_PORT_3"];
         vars.extend(names.into_iter().zip(sims.ports.iter().map(u16::to_string)));
-        let envoy = Envoy::start(dir.path(), self.envoy_config, &vars, &http).await;
+        let envoy = Envoy::start(
+            dir.path(),
+            self.envoy_config,
+            &vars,
+            &self.envoy_edits,
+            &http,
+        )
+        .await;
         Stack {
             envoy,
             epp,

@@ -294,7 +294,15 @@ pub struct Envoy {
 }
 
 impl Envoy {
-    pub async fn start(dir: &Path, config: &str, vars: &[(&str, String)], http: &Http) -> Envoy {
+    /// Starts Envoy on the config file `config` with its placeholders filled from `vars`,
+    /// then each `edits` pair (text, replacement) applied.
+    pub async fn start(
+        dir: &Path,
+        config: &str,
+        vars: &[(&str, String)],
+        edits: &[(String, String)],
+        http: &Http,
+    ) -> Envoy {
         let (admin_port, listen_port) = (free_port(), free_port());
         let mut all = vec![
             ("ADMIN_PORT", admin_port.to_string()),
@@ -302,7 +310,15 @@ impl Envoy {
         ];
         all.extend(vars.iter().cloned());
         let path = dir.join("envoy.yaml");
-        std::fs::write(&path, render(config, &all)).expect("write the Envoy config");
+        let mut text = render(config, &all);
+        for (from, to) in edits {
+            assert!(
+                text.contains(from.as_str()),
+                "{config}: no {from:?} to edit"
+            );
+            text = text.replace(from.as_str(), to);
+        }
+        std::fs::write(&path, text).expect("write the Envoy config");
         let access_log = dir.join("access.log");
         let mut command = Command::new(envoy_binary());
         command

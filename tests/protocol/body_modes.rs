@@ -92,11 +92,55 @@ async fn full_duplex_request_trailers_end_the_body() {
     stream.expect_silence().await;
     let replies = stream.exchange(request_trailers(), 3).await;
     assert_eq!(destination(&replies[0]), PODS[1]);
+    // The trailers follow the body: the body reply must not claim end-of-stream.
     assert_eq!(
         streamed(&replies[1]),
-        Some((completion_body("m", "p"), true))
+        Some((completion_body("m", "p"), false))
     );
     assert_eq!(kind(&replies[2]), "request_trailers");
+}
+
+#[tokio::test]
+async fn with_trailers_no_replayed_or_rewritten_chunk_claims_end_of_stream() {
+    let epp = epp_with(HERMETIC_CONFIG).await;
+    let body = completion_body("m", &"p".repeat(150_000));
+    for rewrite in [None, Some("other")] {
+        let headers: Vec<(&str, &str)> = rewrite
+            .map(|model| ("x-gateway-model-name-rewrite", model))
+            .into_iter()
+            .collect();
+        let mut stream = epp.stream().await;
+        stream
+            .send(with_modes(
+                request_headers(&headers, false),
+                FULL_DUPLEX,
+                FULL_DUPLEX,
+            ))
+            .await;
+        for chunk in body.chunks(10_000) {
+            stream.send(request_body(chunk, false)).await;
+        }
+        stream.send(request_trailers()).await;
+        assert_eq!(kind(&stream.reply().await), "request_headers");
+        let mut sent = Vec::new();
+        let mut chunks = 0;
+        let trailers = loop {
+            let reply = stream.reply().await;
+            let Some((chunk, end)) = streamed(&reply) else {
+                break reply;
+            };
+            assert!(!end, "{rewrite:?}: chunk {chunks} claims end-of-stream");
+            sent.extend_from_slice(&chunk);
+            chunks += 1;
+        };
+        assert_eq!(kind(&trailers), "request_trailers", "{rewrite:?}");
+        assert_eq!(chunks, sent.len().div_ceil(62_000), "{rewrite:?}");
+        let expected = match rewrite {
+            None => body.clone(),
+            Some(model) => completion_body(model, &"p".repeat(150_000)),
+        };
+        assert!(sent == expected, "{rewrite:?}: the body arrives whole");
+    }
 }
 
 #[tokio::test]
@@ -111,6 +155,106 @@ async fn buffered_partial_routes_on_what_arrived() {
         .await
         .remove(0);
     assert_eq!(destination(&reply), PODS[1]);
+}
+
+const BUFFERED_PARTIAL: i32 = 3;
+
+/// Sends the first `part` of a body larger than the gateway's buffer, as Envoy does in
+/// BUFFERED_PARTIAL mode (`end_of_stream: false`), and returns the body reply.
+async fn send_cut_body(
+    epp: &TestEpp,
+    headers: &[(&str, &str)],
+    part: &[u8],
+) -> envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse {
+    let mut stream = epp.stream().await;
+    let first = with_modes(
+        request_headers(headers, false),
+        BUFFERED_PARTIAL,
+        BUFFERED_PARTIAL,
+    );
+    assert_eq!(kind(&stream.exchange(first, 1).await[0]), "request_headers");
+    stream
+        .exchange(request_body(part, false), 1)
+        .await
+        .remove(0)
+}
+
+#[tokio::test]
+async fn buffered_partial_cut_body_is_routed_never_400() {
+    let epp = epp_with(HERMETIC_CONFIG).await;
+    let cuts: [&[u8]; 4] = [
+        // Cut inside the prompt: the model is read.
+        br#"{"max_tokens":100,"model":"m","prompt":"a long prompt that goes o"#,
+        // Cut inside the model: no model.
+        br#"{"model":"my-mo"#,
+        // Chat clients send messages first: cut inside them, neither is known.
+        br#"{"messages":[{"role":"user","content":"a long quest"#,
+        // Not even JSON so far.
+        b"{",
+    ];
+    for part in cuts {
+        let reply = send_cut_body(&epp, &[], part).await;
+        assert_eq!(immediate(&reply), None, "{}", String::from_utf8_lossy(part));
+        assert_eq!(kind(&reply), "request_body");
+        // By load: the least loaded endpoint; the part passes unchanged.
+        assert_eq!(destination(&reply), PODS[1]);
+        assert_eq!(replaced_body(&reply), None);
+    }
+    // A model read from the cut body is counted as that model.
+    let page = epp.running.metrics.render();
+    assert!(
+        page.contains(
+            "inference_model_request_total{model_name=\"m\",target_model_name=\"m\"} 1\n"
+        ),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn buffered_partial_cut_body_gets_the_model_rewrite() {
+    let epp = epp_with(HERMETIC_CONFIG).await;
+    let part = br#"{"model":"m","prompt":"a long prompt that goes o"#;
+    // The whole body would be 1000 bytes; the rewrite adds 4.
+    let headers = [
+        ("x-gateway-model-name-rewrite", "other"),
+        ("content-length", "1000"),
+    ];
+    let reply = send_cut_body(&epp, &headers, part).await;
+    assert_eq!(
+        replaced_body(&reply),
+        Some(br#"{"model":"other","prompt":"a long prompt that goes o"#.to_vec())
+    );
+    assert_eq!(
+        set_header(&reply, "content-length"),
+        Some("1004".to_owned())
+    );
+    // Without a declared length none is set; a model cut off cannot be rewritten.
+    let reply = send_cut_body(&epp, &headers[..1], part).await;
+    assert_eq!(set_header(&reply, "content-length"), None);
+    assert!(replaced_body(&reply).is_some());
+    let reply = send_cut_body(&epp, &headers, br#"{"prompt":"abc"#).await;
+    assert_eq!(replaced_body(&reply), None);
+    assert_eq!(set_header(&reply, "content-length"), None);
+    assert_eq!(destination(&reply), PODS[1]);
+}
+
+#[tokio::test]
+async fn whole_bodies_still_need_valid_json() {
+    // Only a cut body is read leniently: BUFFERED and FULL_DUPLEX keep v1.0.1's 400.
+    let epp = epp_with(HERMETIC_CONFIG).await;
+    for mode in MODES {
+        let mut stream = epp.stream().await;
+        let outcome = send_request(
+            &mut stream,
+            mode,
+            &Request::new(&[], br#"{"model":"m","prompt":"cut"#.to_vec()),
+        )
+        .await;
+        assert!(
+            matches!(outcome, Outcome::Rejected(400, _)),
+            "{mode:?}: {outcome:?}"
+        );
+    }
 }
 
 #[tokio::test]

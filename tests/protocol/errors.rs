@@ -327,3 +327,125 @@ async fn sheddable_requests_are_shed_only_when_saturated() {
     .await;
     assert!(matches!(outcome, Outcome::Routed { .. }));
 }
+
+// === messages the service cannot read ===
+//
+// A stream that ends with status OK and no reply looks like "processing done" to a
+// gateway, which may then forward the request unrouted (bypassing fail-closed): these
+// must end with an error status.
+
+#[tokio::test]
+async fn message_over_the_decode_limit_gets_413_and_resource_exhausted() {
+    // The decode limit is the body limit + 1 MiB.
+    let epp =
+        TestEpp::start_with(&PODS, HERMETIC_CONFIG, |o| o.max_request_body_bytes = 1000).await;
+    for mode in MODES {
+        let mut stream = epp.stream().await;
+        let first = with_modes(request_headers(&[], false), mode.proto(), mode.proto());
+        match mode {
+            Mode::Buffered => drop(stream.exchange(first, 1).await),
+            Mode::FullDuplex => stream.send(first).await,
+        }
+        stream
+            .send(request_body(&vec![b'x'; (1 << 20) + 2000], true))
+            .await;
+        let reply = stream.reply().await;
+        assert_eq!(
+            immediate(&reply),
+            Some((
+                413,
+                "inference gateway: PayloadTooLarge - request body exceeds the limit of 1000 bytes"
+                    .to_owned()
+            )),
+            "{mode:?}"
+        );
+        match stream.end().await {
+            Next::Error(status) => {
+                assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status}")
+            }
+            other => panic!("{mode:?}: expected RESOURCE_EXHAUSTED, got {other:?}"),
+        }
+    }
+    assert_drained(&epp).await;
+}
+
+#[tokio::test]
+async fn message_over_the_decode_limit_after_routing_ends_with_resource_exhausted() {
+    let epp =
+        TestEpp::start_with(&PODS, HERMETIC_CONFIG, |o| o.max_request_body_bytes = 1000).await;
+    let mut stream = epp.stream().await;
+    let outcome = send_request(
+        &mut stream,
+        Mode::FullDuplex,
+        &Request::new(&[], completion_body("m", "p")),
+    )
+    .await;
+    assert!(matches!(outcome, Outcome::Routed { .. }));
+    stream
+        .exchange(
+            response_headers(&[("content-type", "text/plain")], false),
+            1,
+        )
+        .await;
+    // The request is already on its way: no 413, just the error status.
+    stream
+        .send(response_body(&vec![b'x'; (1 << 20) + 2000], true))
+        .await;
+    assert!(
+        matches!(stream.end().await, Next::Error(s) if s.code() == tonic::Code::ResourceExhausted)
+    );
+    assert_drained(&epp).await;
+}
+
+/// A message with field 2 (`request_headers`, a message) sent as a varint: valid gRPC
+/// framing, invalid protobuf for `ProcessingRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct NotAProcessingRequest {
+    #[prost(uint64, tag = "2")]
+    request_headers_as_a_number: u64,
+}
+
+#[tokio::test]
+async fn undecodable_message_ends_with_invalid_argument() {
+    use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
+
+    let epp = epp().await;
+    let url = format!("http://127.0.0.1:{}", epp.running.ext_proc_address.port());
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let codec = tonic_prost::ProstCodec::<NotAProcessingRequest, ProcessingResponse>::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/envoy.service.ext_proc.v3.ExternalProcessor/Process",
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(NotAProcessingRequest {
+        request_headers_as_a_number: 7,
+    })
+    .await
+    .expect("queued");
+    let mut replies = grpc
+        .streaming(
+            tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx)),
+            path,
+            codec,
+        )
+        .await
+        .expect("stream opens")
+        .into_inner();
+    let ended = tokio::time::timeout(crate::common::REPLY_TIMEOUT, replies.message())
+        .await
+        .expect("the stream ends in time");
+    match ended {
+        Err(status) => {
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status}");
+            assert!(status.message().contains("cannot decode"), "{status}");
+        }
+        Ok(other) => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+    }
+    drop(tx);
+}

@@ -7,6 +7,7 @@ mod common;
 
 mod body_modes;
 mod body_text;
+mod buffering;
 mod burst;
 mod errors;
 mod hint_limits;

@@ -130,6 +130,30 @@ async fn trailers_are_answered() {
 }
 
 #[tokio::test]
+async fn response_trailers_end_the_response_not_its_body() {
+    let epp = epp().await;
+    let mut stream = routed_stream(&epp, Mode::FullDuplex).await;
+    stream
+        .exchange(
+            response_headers(&[("content-type", "application/json")], false),
+            1,
+        )
+        .await;
+    // Envoy sends the body without end-of-stream when trailers follow; the echo keeps it.
+    for chunk in [&b"{\"usage\":"[..], b"{}}"] {
+        let reply = stream
+            .exchange(response_body(chunk, false), 1)
+            .await
+            .remove(0);
+        assert_eq!(streamed(&reply), Some((chunk.to_vec(), false)));
+    }
+    let reply = stream.exchange(response_trailers(), 1).await.remove(0);
+    assert_eq!(kind(&reply), "response_trailers");
+    stream.close_send();
+    assert!(matches!(stream.end().await, Next::Closed));
+}
+
+#[tokio::test]
 async fn buffered_response_body_gets_no_mutation() {
     let epp = epp().await;
     let mut stream = routed_stream(&epp, Mode::Buffered).await;

@@ -33,6 +33,7 @@ fn every_flag_default() {
             "vllm:gpu_cache_usage_perc",
         ),
         ("lora-info-metric", "vllm:lora_requests_info"),
+        ("max-buffered-request-bytes", "1073741824"),
         ("max-endpoints", "10000"),
         ("max-request-body-bytes", "67108864"),
         ("metrics-endpoint-auth", "true"),

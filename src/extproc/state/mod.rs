@@ -18,6 +18,7 @@ use tonic::Status;
 
 use crate::director::Decision;
 use crate::extproc::EndpointPicker;
+use crate::extproc::budget::{BudgetLease, BufferBudget, DEFAULT_BUFFER_BUDGET};
 use crate::extproc::messages::{DESTINATION_ENDPOINT, SUBSET_KEY, SUBSET_NAMESPACE};
 use crate::extproc::usage::UsageScanner;
 use crate::request::RequestHeaders;
@@ -76,15 +77,19 @@ pub struct StreamSettings {
     pub log_bodies: bool,
     /// Where request, response and phase metrics go.
     pub metrics: Arc<EppMetrics>,
+    /// Request-body bytes all streams may buffer together; past it a request gets 503.
+    pub buffer_budget: Arc<BufferBudget>,
 }
 
 impl Default for StreamSettings {
     fn default() -> Self {
+        let metrics = EppMetrics::new(MetricsLimits::default());
         StreamSettings {
             max_request_body_bytes: 64 << 20,
             fallback_body_mode: BodyMode::FullDuplexStreamed,
             log_bodies: false,
-            metrics: EppMetrics::new(MetricsLimits::default()),
+            buffer_budget: BufferBudget::new(DEFAULT_BUFFER_BUDGET, Arc::clone(&metrics)),
+            metrics,
         }
     }
 }
@@ -127,8 +132,11 @@ pub struct StreamState {
     /// Client-sent `x-gateway-destination-endpoint*` headers other than the one we set.
     client_routing_headers: Vec<String>,
     subset: Option<Vec<String>>,
-    body_chunks: Vec<Vec<u8>>,
-    body_len: usize,
+    /// The request body so far, one growing buffer (chunks are appended, never kept).
+    body: Vec<u8>,
+    /// This stream's share of the buffer budget: `body.len()` bytes until the body is
+    /// handed on; given back when the stream ends for any reason.
+    body_lease: BudgetLease,
     decision: Option<Decision>,
     model: String,
     target_model: String,
@@ -174,8 +182,8 @@ impl StreamState {
             request_id_generated: false,
             client_routing_headers: Vec::new(),
             subset: None,
-            body_chunks: Vec::new(),
-            body_len: 0,
+            body: Vec::new(),
+            body_lease: settings.buffer_budget.lease(),
             decision: None,
             model: String::new(),
             target_model: String::new(),
@@ -258,6 +266,35 @@ impl StreamState {
                 self.on_response_trailers(picker, out)
             }
         }
+    }
+
+    /// An inbound message that could not be read: over the decode limit
+    /// (`--max-request-body-bytes` + 1 MiB) or not a `ProcessingRequest`. Returns the
+    /// status that ends the stream.
+    ///
+    /// Never OK: a gateway may read an OK end as "processing done" and forward the request
+    /// unrouted, bypassing fail-closed. A too-large message first gets a 413 while the
+    /// request is not routed yet (an immediate response is valid then), as a large body
+    /// within the decode limit does.
+    pub fn on_unreadable_message(
+        &mut self,
+        error: &Status,
+        out: &mut Vec<ProcessingResponse>,
+    ) -> Status {
+        if error.code() != tonic::Code::OutOfRange {
+            return Status::invalid_argument(format!(
+                "cannot decode the ext_proc message: {}",
+                error.message()
+            ));
+        }
+        if self.request_phase != RequestPhase::Done {
+            self.request_phase = RequestPhase::Done;
+            self.record_error(ErrorCode::PayloadTooLarge);
+            out.push(crate::extproc::messages::payload_too_large(
+                self.settings.max_request_body_bytes,
+            ));
+        }
+        Status::resource_exhausted(format!("ext_proc message too large: {}", error.message()))
     }
 
     // === inputs ===

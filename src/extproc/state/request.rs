@@ -3,6 +3,8 @@
 use envoy_types::pb::envoy::service::ext_proc::v3::{
     CommonResponse, HttpBody, HttpHeaders, ProcessingResponse,
 };
+use std::borrow::Cow;
+use std::ops::Range;
 use std::time::Instant;
 
 use tonic::Status;
@@ -13,8 +15,9 @@ use super::{
 };
 use crate::director::{Decision, PickError, RoutingRequest};
 use crate::extproc::EndpointPicker;
-use crate::extproc::messages::{self, DESTINATION_ENDPOINT};
-use crate::request::{BodyError, parse_body, rewrite_model};
+use crate::extproc::budget::BudgetExhausted;
+use crate::extproc::messages::{self, BODY_CHUNK_LIMIT, DESTINATION_ENDPOINT};
+use crate::request::{BodyError, parse_body, parse_body_prefix, replace_model_value};
 use crate::telemetry::metrics::{ErrorCode, Phase};
 
 impl StreamState {
@@ -84,25 +87,42 @@ impl StreamState {
         if self.telemetry.body_started_at.is_none() {
             self.telemetry.body_started_at = Some(Instant::now());
         }
-        self.body_len += body.body.len();
-        if self.body_len > self.settings.max_request_body_bytes {
+        if self.body.len().saturating_add(body.body.len()) > self.settings.max_request_body_bytes {
             let limit = self.settings.max_request_body_bytes;
-            self.body_chunks.clear();
+            self.drop_body();
             self.record_error(ErrorCode::PayloadTooLarge);
-            out.push(messages::immediate(
-                413,
-                format!("inference gateway: PayloadTooLarge - request body exceeds the limit of {limit} bytes"),
-            ));
+            out.push(messages::payload_too_large(limit));
             return Ok(Flow::Close);
         }
-        if !body.body.is_empty() {
-            self.body_chunks.push(body.body);
+        if let Err(exhausted) = self.body_lease.grow(body.body.len()) {
+            return self.fail_budget(exhausted, out);
         }
-        let complete = body.end_of_stream || self.request_mode() != BodyMode::FullDuplexStreamed;
-        if complete {
-            return self.complete_request_body(picker, out);
+        self.append_body(body.body);
+        let end = match (self.request_mode(), body.end_of_stream) {
+            (_, true) => BodyEnd::EndOfStream,
+            (BodyMode::FullDuplexStreamed, false) => return Ok(Flow::Continue),
+            // The gateway's buffer filled up before the body ended.
+            (BodyMode::BufferedPartial, false) => BodyEnd::Cut,
+            // BUFFERED: the whole body, trailers follow.
+            (_, false) => BodyEnd::Trailers,
+        };
+        self.complete_request_body(picker, out, end)
+    }
+
+    /// Appends a chunk to the body: the first one becomes the buffer (a BUFFERED body,
+    /// one message, is never copied), later ones are copied into it once.
+    fn append_body(&mut self, chunk: Vec<u8>) {
+        if self.body.is_empty() {
+            self.body = chunk;
+        } else {
+            self.body.extend_from_slice(&chunk);
         }
-        Ok(Flow::Continue)
+    }
+
+    /// Frees the body and gives its bytes back to the budget.
+    fn drop_body(&mut self) {
+        self.body = Vec::new();
+        self.body_lease.release();
     }
 
     pub(super) fn on_request_trailers(
@@ -117,7 +137,7 @@ impl StreamState {
         }
         if self.request_phase == RequestPhase::Body && self.request_mode().routes_on_body() {
             // FULL_DUPLEX_STREAMED with trailers: the body ends without an end-of-stream chunk.
-            if self.complete_request_body(picker, out)? == Flow::Close {
+            if self.complete_request_body(picker, out, BodyEnd::Trailers)? == Flow::Close {
                 return Ok(Flow::Close);
             }
         }
@@ -126,11 +146,12 @@ impl StreamState {
         Ok(Flow::Continue)
     }
 
-    /// Parses the whole body, routes, and queues the routing replies.
+    /// Reads the body, routes, and queues the routing replies.
     fn complete_request_body(
         &mut self,
         picker: &dyn EndpointPicker,
         out: &mut Vec<ProcessingResponse>,
+        end: BodyEnd,
     ) -> Result<Flow, Status> {
         self.request_phase = RequestPhase::Done;
         let parse_started = Instant::now();
@@ -138,28 +159,21 @@ impl StreamState {
             let waited = parse_started.saturating_duration_since(started);
             self.metrics().phase(Phase::BodyWait, waited.as_secs_f64());
         }
-        let chunks = std::mem::take(&mut self.body_chunks);
-        let joined;
-        let body: &[u8] = match chunks.as_slice() {
-            [] => &[],
-            [one] => one,
-            many => {
-                joined = many.concat();
-                &joined
-            }
+        // The lease keeps counting these bytes until they are queued as replies.
+        let body = std::mem::take(&mut self.body);
+        let read = match read_body(&body, end) {
+            Ok(read) => read,
+            Err(e) => return self.fail_body(e, &body, out),
         };
-        let parsed = match parse_body(body) {
-            Ok(parsed) => parsed,
-            Err(e) => return self.fail_body(e, body, out),
-        };
-        self.model.clone_from(&parsed.model);
-        self.target_model = self.rewrite_target().unwrap_or(&parsed.model).to_owned();
+        let model = read.model.as_ref().map_or("", |(model, _)| model.as_str());
+        self.model = model.to_owned();
+        self.target_model = self.rewrite_target().unwrap_or(model).to_owned();
         let schedule_started = Instant::now();
         self.metrics().phase(
             Phase::Parse,
             (schedule_started - parse_started).as_secs_f64(),
         );
-        let picked = self.pick(picker, parsed.prompt.as_deref(), false);
+        let picked = self.pick(picker, read.prompt.as_deref(), false);
         let respond_started = Instant::now();
         self.metrics().phase(
             Phase::Schedule,
@@ -169,10 +183,17 @@ impl StreamState {
             Ok(decision) => decision,
             Err(e) => return self.fail_pick(e, out),
         };
-        let rewritten = (self.target_model != parsed.model)
-            .then(|| rewrite_model(body, &parsed, &self.target_model));
+        let rewritten = match &read.model {
+            Some((model, span)) if self.target_model != *model => {
+                Some(replace_model_value(&body, span.clone(), &self.target_model))
+            }
+            _ => None,
+        };
+        drop(read);
         let sent_len = rewritten.as_ref().map_or(body.len(), Vec::len);
-        self.queue_routing_replies(&decision, body.len(), chunks, rewritten, out);
+        let buffered_length = self.buffered_content_length(&body, rewritten.as_deref(), end);
+        self.queue_routing_replies(&decision, body, rewritten, buffered_length, end, out);
+        self.body_lease.release();
         self.decision = Some(decision);
         let model = self.metrics().model(&self.model, &self.target_model);
         model.request_total();
@@ -184,35 +205,49 @@ impl StreamState {
         Ok(Flow::Continue)
     }
 
+    /// The `content-length` of a BUFFERED reply: set only when the body was rewritten.
+    /// For a cut body it is the declared length changed by the rewrite (unknown without
+    /// a declared length: the gateway then streams the rest chunked).
+    fn buffered_content_length(
+        &self,
+        body: &[u8],
+        rewritten: Option<&[u8]>,
+        end: BodyEnd,
+    ) -> Option<usize> {
+        let new = rewritten?;
+        if end != BodyEnd::Cut {
+            return Some(new.len());
+        }
+        let declared: usize = self.headers.get("content-length")?.trim().parse().ok()?;
+        declared.checked_add(new.len())?.checked_sub(body.len())
+    }
+
     /// FULL_DUPLEX_STREAMED: the held headers reply (destination, length, metadata), then
-    /// the body, replayed or rewritten. BUFFERED: one body reply carrying all of it.
+    /// the body, replayed or rewritten, in chunks of at most [`BODY_CHUNK_LIMIT`] bytes.
+    /// BUFFERED and BUFFERED_PARTIAL: one body reply carrying all of it.
     fn queue_routing_replies(
         &self,
         decision: &Decision,
-        body_len: usize,
-        chunks: Vec<Vec<u8>>,
+        body: Vec<u8>,
         rewritten: Option<Vec<u8>>,
+        buffered_length: Option<usize>,
+        end: BodyEnd,
         out: &mut Vec<ProcessingResponse>,
     ) {
         let metadata = Some(messages::destination_metadata(&decision.destination));
         if self.request_mode() != BodyMode::FullDuplexStreamed {
-            let length = rewritten.as_ref().map(Vec::len);
-            let mut common = self.routing_common(decision, length);
+            let mut common = self.routing_common(decision, buffered_length);
             common.body_mutation = rewritten.map(messages::replaced_body);
             out.push(messages::request_body(Some(common), metadata));
             return;
         }
-        let length = rewritten.as_ref().map_or(body_len, Vec::len);
+        let sent = rewritten.unwrap_or(body);
         out.push(messages::request_headers(
-            Some(self.routing_common(decision, Some(length))),
+            Some(self.routing_common(decision, Some(sent.len()))),
             metadata,
         ));
-        match rewritten {
-            Some(new_body) => out.extend(
-                messages::split_streamed(&new_body).map(|c| messages::request_body(Some(c), None)),
-            ),
-            None => replay_chunks(chunks, out),
-        }
+        // With trailers to come, the trailers reply ends the stream, not the body.
+        replay(sent, end == BodyEnd::EndOfStream, out);
     }
 
     /// STREAMED / NONE request bodies: pick at headers time, by load alone.
@@ -279,6 +314,24 @@ impl StreamState {
 
     // === errors ===
 
+    /// 503 when buffering this body would take all streams past
+    /// `--max-buffered-request-bytes`.
+    fn fail_budget(
+        &mut self,
+        exhausted: BudgetExhausted,
+        out: &mut Vec<ProcessingResponse>,
+    ) -> Result<Flow, Status> {
+        self.drop_body();
+        self.record_error(ErrorCode::ServiceUnavailable);
+        tracing::warn!({ "x-request-id" = self.request_id(), limit = exhausted.limit }, "request not routed: request body buffer budget exhausted");
+        out.push(messages::immediate(
+            503,
+            "inference gateway: ServiceUnavailable - request body buffer budget exhausted"
+                .to_owned(),
+        ));
+        Ok(Flow::Close)
+    }
+
     fn fail_body(
         &mut self,
         error: BodyError,
@@ -330,20 +383,59 @@ impl StreamState {
     }
 }
 
-/// Sends the original body chunks back unchanged, the last one marked end-of-stream.
-fn replay_chunks(chunks: Vec<Vec<u8>>, out: &mut Vec<ProcessingResponse>) {
-    if chunks.is_empty() {
+/// How the request body ended: decides how it is read and how its replay ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyEnd {
+    /// A body message with `end_of_stream`: the replay ends the stream.
+    EndOfStream,
+    /// Trailers follow (or are here): the replay must not claim end-of-stream; the
+    /// trailers reply ends it.
+    Trailers,
+    /// BUFFERED_PARTIAL sent the first part of a body larger than the gateway's buffer;
+    /// the rest goes straight to the destination. Routed on what the part holds.
+    Cut,
+}
+
+/// What routing reads from a body: its model (with the byte range of its JSON value,
+/// for the rewrite) and prompt. `None` = not in the body (or not in the part that came).
+struct ReadBody<'a> {
+    model: Option<(String, Range<usize>)>,
+    prompt: Option<Cow<'a, str>>,
+}
+
+/// A whole body must parse (else 400, as v1.0.1). A cut body is never refused: it is
+/// routed on the `model` and prompt fields that ended before the cut, by load alone when
+/// the prompt did not (see [`parse_body_prefix`]).
+fn read_body(body: &[u8], end: BodyEnd) -> Result<ReadBody<'_>, BodyError> {
+    match parse_body(body) {
+        Ok(parsed) => Ok(ReadBody {
+            model: Some((parsed.model, parsed.model_span)),
+            prompt: parsed.prompt,
+        }),
+        Err(_) if end == BodyEnd::Cut => {
+            let prefix = parse_body_prefix(body);
+            Ok(ReadBody {
+                model: prefix.model,
+                prompt: prefix.prompt,
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Sends `body` back as streamed chunks of at most [`BODY_CHUNK_LIMIT`] bytes, however it
+/// arrived (Envoy accepts any chunking in FULL_DUPLEX_STREAMED); the last one is marked
+/// end-of-stream when `end_of_stream`. A body that fits one chunk is moved, not copied.
+fn replay(body: Vec<u8>, end_of_stream: bool, out: &mut Vec<ProcessingResponse>) {
+    if body.len() <= BODY_CHUNK_LIMIT {
         out.push(messages::request_body(
-            Some(messages::streamed_chunk(Vec::new(), true)),
+            Some(messages::streamed_chunk(body, end_of_stream)),
             None,
         ));
         return;
     }
-    let last = chunks.len() - 1;
-    for (i, chunk) in chunks.into_iter().enumerate() {
-        out.push(messages::request_body(
-            Some(messages::streamed_chunk(chunk, i == last)),
-            None,
-        ));
-    }
+    out.extend(
+        messages::split_streamed(&body, end_of_stream)
+            .map(|chunk| messages::request_body(Some(chunk), None)),
+    );
 }

@@ -252,3 +252,63 @@ fn lenient_parsing_keeps_the_errors_of_bodies_it_cannot_route() {
         );
     }
 }
+
+// === prefixes of bodies cut by the gateway (BUFFERED_PARTIAL) ===
+
+/// (body prefix, model read, prompt read)
+const PREFIXES: &[(&str, Option<&str>, Option<&str>)] = &[
+    // The model ends before the cut; the prompt does not.
+    (r#"{"model":"m","prompt":"hello wor"#, Some("m"), None),
+    // Cut inside the model's value: it is not known.
+    (r#"{"model":"my-mo"#, None, None),
+    // Chat clients often send messages first: a cut inside them leaves nothing.
+    (
+        r#"{"messages":[{"role":"user","content":"hi"}],"mod"#,
+        None,
+        Some("<|im_start|>user\nhi<|im_end|>\n"),
+    ),
+    (
+        r#"{"messages":[{"role":"user","content":"hi"},{"role":"assistant","con"#,
+        None,
+        None,
+    ),
+    // Both fields complete; the cut is in a later field.
+    (
+        r#"{"model":"m","prompt":"p","max_tokens":1"#,
+        Some("m"),
+        Some("p"),
+    ),
+    // Not JSON, or not an object.
+    ("no healthy upstream", None, None),
+    ("[1,2", None, None),
+    ("", None, None),
+];
+
+#[test]
+fn prefix_reads_the_fields_that_ended_before_the_cut() {
+    for (prefix, model, prompt) in PREFIXES {
+        let read = parse_body_prefix(prefix.as_bytes());
+        assert_eq!(
+            read.model.as_ref().map(|(m, _)| m.as_str()),
+            *model,
+            "{prefix}"
+        );
+        assert_eq!(read.prompt.as_deref(), *prompt, "{prefix}");
+    }
+}
+
+#[test]
+fn prefix_model_span_points_at_the_value() {
+    let prefix = br#"{"model":"m","prompt":"abc"#;
+    let (_, span) = parse_body_prefix(prefix).model.expect("model read");
+    assert_eq!(&prefix[span], br#""m""#);
+}
+
+#[test]
+fn whole_body_reads_the_same_as_a_prefix() {
+    let body = br#"{"model":"m","prompt":"p"}"#;
+    let read = parse_body_prefix(body);
+    let parsed = parse_body(body).expect("valid");
+    assert_eq!(read.model, Some((parsed.model, parsed.model_span)));
+    assert_eq!(read.prompt, parsed.prompt);
+}

@@ -361,6 +361,20 @@ pub const LABEL_OVERFLOW_TOTAL: MetricDef = def(
     &["label_set"],
     &[],
 );
+pub const BUFFERED_REQUEST_BYTES: MetricDef = def(
+    "inference_extension_buffered_request_bytes",
+    "[ALPHA] Request-body bytes buffered across all ext_proc streams (bounded by --max-buffered-request-bytes).",
+    Kind::Gauge,
+    &[],
+    &[],
+);
+pub const BUFFER_BUDGET_REJECTIONS: MetricDef = def(
+    "inference_extension_buffer_budget_rejections_total",
+    "[ALPHA] Requests answered 503 because buffering their body would pass --max-buffered-request-bytes.",
+    Kind::Counter,
+    &[],
+    &[],
+);
 
 pub const UNUSABLE_METRICS_TOTAL: MetricDef = def(
     "inference_extension_model_server_unusable_metrics_total",
@@ -404,4 +418,6 @@ pub const ALL: &[&MetricDef] = &[
     &LABEL_OVERFLOW_TOTAL,
     &ENDPOINT_IN_FLIGHT,
     &UNUSABLE_METRICS_TOTAL,
+    &BUFFERED_REQUEST_BYTES,
+    &BUFFER_BUDGET_REJECTIONS,
 ];

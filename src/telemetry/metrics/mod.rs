@@ -48,6 +48,8 @@
 //! | `inference_extension_endpoint_in_flight_requests` | gauge | endpoint, model_server_pod | requests this EPP has in flight per endpoint (pick to end of stream) |
 //! | `inference_extension_metric_label_overflow_total` | counter | label_set | lookups folded into `other` (model_pair, model, plugin) |
 //! | `inference_extension_model_server_unusable_metrics_total` | counter | reason | scrapes whose load metrics were unusable: invalid_value, no_configured_metrics, missing_metric |
+//! | `inference_extension_buffered_request_bytes` | gauge | — | request-body bytes buffered by all streams |
+//! | `inference_extension_buffer_budget_rejections_total` | counter | — | 503s for `--max-buffered-request-bytes` |
 //!
 //! Per-endpoint series exist only as gauges: endpoints are bounded by `--max-endpoints`.
 //! `endpoint` is `ip:port`; `model_server_pod` is the pod name (the endpoint name without its
@@ -157,6 +159,10 @@ pub struct EppMetrics {
     scrape_totals: Mutex<ScrapeTotals>,
     /// Per `UnusableReason`, in `UnusableReason::ALL` order.
     unusable_metrics: [Counter; UnusableReason::ALL.len()],
+    /// `inference_extension_buffered_request_bytes`.
+    buffered_bytes: IntGauge,
+    /// `inference_extension_buffer_budget_rejections_total`.
+    budget_rejections: Counter,
 }
 
 impl EppMetrics {
@@ -180,6 +186,8 @@ impl EppMetrics {
             sources: ArcSwapOption::empty(),
             scrape_totals: Mutex::new(ScrapeTotals::default()),
             unusable_metrics: std::array::from_fn(|_| Counter::default()),
+            buffered_bytes: IntGauge::default(),
+            budget_rejections: Counter::default(),
         })
     }
 
@@ -283,6 +291,18 @@ impl EppMetrics {
     /// that parsed but left some load signal without a valid value.
     pub fn unusable_metrics(&self, reason: UnusableReason) {
         self.unusable_metrics[reason as usize].inc();
+    }
+
+    // === request-body buffer budget ===
+
+    /// `inference_extension_buffered_request_bytes` changed by `delta` bytes.
+    pub fn buffered_request_bytes(&self, delta: i64) {
+        self.buffered_bytes.add(delta);
+    }
+
+    /// `inference_extension_buffer_budget_rejections_total` +1.
+    pub fn buffer_budget_rejected(&self) {
+        self.budget_rejections.inc();
     }
 }
 

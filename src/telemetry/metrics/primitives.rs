@@ -32,6 +32,10 @@ impl IntGauge {
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    pub fn add(&self, delta: i64) {
+        self.0.fetch_add(delta, Ordering::Relaxed);
+    }
 }
 
 /// A classic Prometheus histogram with fixed upper bounds.

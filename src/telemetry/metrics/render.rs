@@ -123,6 +123,10 @@ impl EppMetrics {
             let count = self.unusable_metrics[reason as usize].get();
             unusable.sample(&[reason.as_str()], count as f64);
         }
+        page.family(&defs::BUFFERED_REQUEST_BYTES)
+            .sample(&[], self.buffered_bytes.get() as f64);
+        page.family(&defs::BUFFER_BUDGET_REJECTIONS)
+            .sample(&[], self.budget_rejections.get() as f64);
     }
 
     fn render_sources(&self, page: &mut Exposition, sources: &MetricSources) {
