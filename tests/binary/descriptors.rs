@@ -8,8 +8,6 @@ use super::RunningBinary;
 
 /// Descriptors the EPP may hold: enough to start, few enough to run out quickly.
 const FD_LIMIT: u32 = 64;
-/// Connections the test opens to each port: more than the limit leaves room for.
-const CONNECTIONS_PER_PORT: usize = 40;
 
 /// CPU time (user + system) the process has used, in clock ticks (1/100 s on Linux).
 fn cpu_ticks(pid: u32) -> u64 {
@@ -27,8 +25,8 @@ fn cpu_ticks(pid: u32) -> u64 {
     utime + stime
 }
 
-fn flood(address: SocketAddr) -> Vec<TcpStream> {
-    (0..CONNECTIONS_PER_PORT)
+fn flood(address: SocketAddr, connections: usize) -> Vec<TcpStream> {
+    (0..connections)
         .filter_map(|_| TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok())
         .collect()
 }
@@ -39,10 +37,12 @@ async fn every_listener_backs_off_when_descriptors_run_out_and_recovers() {
     epp.wait_serving().await;
     let pid = epp.child.id();
 
-    // Connections wait in each listen backlog; the EPP runs out of descriptors taking them.
-    let mut held = Vec::new();
+    // The metrics port takes connections until the EPP is out of descriptors; then a few
+    // more wait in every listen backlog, so each listener meets EMFILE.
+    let mut held = flood(epp.metrics, FD_LIMIT as usize + 8);
+    tokio::time::sleep(Duration::from_millis(300)).await;
     for address in [epp.ext_proc, epp.health, epp.metrics] {
-        held.extend(flood(address));
+        held.extend(flood(address, 4));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = cpu_ticks(pid);
@@ -75,8 +75,10 @@ async fn every_listener_backs_off_when_descriptors_run_out_and_recovers() {
             .lines()
             .filter(|l| l.contains("cannot accept connections") && l.contains(listener))
             .count();
+        // Once per outage: a descriptor freed for a moment may end one and start another,
+        // but never a line per attempt.
         assert!(
-            (1..=3).contains(&failing),
+            (1..=5).contains(&failing),
             "{listener}: {failing} 'cannot accept' lines\n{logs}"
         );
         assert!(
