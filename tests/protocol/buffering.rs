@@ -201,3 +201,73 @@ async fn one_byte_chunk_memory() {
         after - before
     );
 }
+
+/// The same through the `epp` binary: its VmHWM before and after a 300 KB body in 1-byte
+/// chunks. Run by hand: `cargo test --test protocol one_byte_chunk_memory_of_the_binary --
+/// --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, not a check: run by hand"]
+async fn one_byte_chunk_memory_of_the_binary() {
+    fn free_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    }
+    fn peak_kib(pid: u32) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+    let port = free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_epp"))
+        .args(["--endpoints", "127.0.0.1:9", "--secure-serving=false"])
+        .args(["--grpc-port", &port.to_string()])
+        .args(["--grpc-health-port", &free_port().to_string()])
+        .args(["--metrics-port", &free_port().to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("epp starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let client = loop {
+        match envoy_types::pb::envoy::service::ext_proc::v3::external_processor_client::ExternalProcessorClient::connect(url.clone()).await {
+            Ok(client) => break client,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    };
+    let body = completion_body("m", &"x".repeat(300_000 - completion_body("m", "").len()));
+    let mut stream = ExtProcStream::open(client).await;
+    stream
+        .send(with_modes(
+            request_headers(&[], false),
+            FULL_DUPLEX,
+            FULL_DUPLEX,
+        ))
+        .await;
+    let before = peak_kib(child.id());
+    for byte in &body[..body.len() - 1] {
+        stream
+            .send(request_body(std::slice::from_ref(byte), false))
+            .await;
+    }
+    stream
+        .send(request_body(&body[body.len() - 1..], true))
+        .await;
+    let reply = stream.reply().await;
+    let mut replies = 0;
+    while immediate(&reply).is_none() {
+        replies += 1;
+        if streamed(&stream.reply().await).expect("chunk").1 {
+            break;
+        }
+    }
+    let after = peak_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    println!(
+        "epp binary, 300,000-byte body in 1-byte chunks: VmHWM {before} kB -> {after} kB (+{} kB), {replies} body replies",
+        after - before
+    );
+}
