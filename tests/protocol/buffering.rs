@@ -53,20 +53,26 @@ async fn full_duplex_stream(epp: &TestEpp) -> ExtProcStream {
     stream
 }
 
+/// Sends `body` as one request-body message per byte, the last marked end-of-stream.
+async fn send_one_byte_at_a_time(stream: &mut ExtProcStream, body: &[u8]) {
+    let (last, rest) = body.split_last().expect("a body");
+    for byte in rest {
+        stream
+            .send(request_body(std::slice::from_ref(byte), false))
+            .await;
+    }
+    stream
+        .send(request_body(std::slice::from_ref(last), true))
+        .await;
+}
+
 #[tokio::test]
 async fn one_byte_chunks_are_replayed_in_62000_byte_chunks() {
     let epp = epp_with_budget(1 << 30).await;
     let body = completion_body("m", &"ab".repeat(65_000));
     let mut stream = full_duplex_stream(&epp).await;
     // 130,062 messages of one byte each.
-    for byte in &body[..body.len() - 1] {
-        stream
-            .send(request_body(std::slice::from_ref(byte), false))
-            .await;
-    }
-    stream
-        .send(request_body(&body[body.len() - 1..], true))
-        .await;
+    send_one_byte_at_a_time(&mut stream, &body).await;
     assert_eq!(kind(&stream.reply().await), "request_headers");
     // ceil(130,062 / 62,000) = 3 replies, not one per chunk.
     let mut replayed = Vec::new();
@@ -160,49 +166,8 @@ async fn budget_applies_to_buffered_bodies() {
     assert_buffered(&epp, 0.0).await;
 }
 
-/// Peak memory for a 300 KB body in 1-byte chunks, through the real gRPC service in this
-/// process (the client sends one message at a time, so its own memory stays flat). Prints
-/// the growth of VmHWM; run by hand: `cargo test --test protocol one_byte_chunk_memory --
-/// --ignored --nocapture`.
-#[tokio::test]
-#[ignore = "a measurement, not a check: run by hand"]
-async fn one_byte_chunk_memory() {
-    fn peak_kib() -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM")
-    }
-    let epp = epp_with_budget(1 << 30).await;
-    let body = completion_body("m", &"x".repeat(300_000 - completion_body("m", "").len()));
-    let before = peak_kib();
-    let mut stream = full_duplex_stream(&epp).await;
-    for byte in &body[..body.len() - 1] {
-        stream
-            .send(request_body(std::slice::from_ref(byte), false))
-            .await;
-    }
-    stream
-        .send(request_body(&body[body.len() - 1..], true))
-        .await;
-    let mut replies = 0;
-    assert_eq!(kind(&stream.reply().await), "request_headers");
-    loop {
-        replies += 1;
-        if streamed(&stream.reply().await).expect("chunk").1 {
-            break;
-        }
-    }
-    let after = peak_kib();
-    println!(
-        "300,000-byte body in 1-byte chunks: VmHWM {before} kB -> {after} kB (+{} kB), {replies} body replies",
-        after - before
-    );
-}
-
-/// The same through the `epp` binary, as a check: its peak RSS (VmHWM) grows by less than
+/// Peak memory of the `epp` binary, as a check (its own process, so the test client's
+/// memory does not count): its peak RSS (VmHWM) grows by less than
 /// 8 MiB for a 300 KB body in 1-byte chunks (measured: +1.4 MiB; before one growing buffer,
 /// +102 MiB and 300,000 replies), and the body goes back in ceil(300,000 / 62,000) = 5
 /// replies. `--nocapture` prints the figures.
@@ -247,14 +212,7 @@ async fn one_byte_chunk_memory_of_the_binary() {
         ))
         .await;
     let before = peak_kib(child.id());
-    for byte in &body[..body.len() - 1] {
-        stream
-            .send(request_body(std::slice::from_ref(byte), false))
-            .await;
-    }
-    stream
-        .send(request_body(&body[body.len() - 1..], true))
-        .await;
+    send_one_byte_at_a_time(&mut stream, &body).await;
     let reply = stream.reply().await;
     let mut replies = 0;
     while immediate(&reply).is_none() {
