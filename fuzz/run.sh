@@ -56,7 +56,7 @@ summary=()
 for t in "${TARGETS[@]}"; do
     corpus=corpus/$t
     mkdir -p "$corpus" "artifacts/$t"
-    for f in $(fixtures "$t"); do cp -n "$f" "$corpus/" ; done
+    for f in $(fixtures "$t"); do [ -e "$corpus/$(basename "$f")" ] || cp "$f" "$corpus/"; done
     log=logs/$t.log
     echo "== $t: ${SECONDS_EACH}s (runs cap $RUNS)"
     set +e
