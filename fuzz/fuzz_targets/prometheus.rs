@@ -37,12 +37,15 @@ fuzz_target!(|page: &[u8]| {
             continue;
         };
         let update = &extracted.update;
+        // Non-finite and negative readings are invalid, never values (issue 11, item 1).
         if let Some(kv) = update.kv_cache_usage {
-            // Known defect being fixed on another branch: NaN, infinite or negative KV
-            // usage is passed through. Remove the gate once that lands.
-            if std::env::var_os("EPP_FUZZ_STRICT_KV").is_some() {
-                assert!(kv.is_finite() && kv >= 0.0, "KV usage {kv} extracted");
-            }
+            assert!(kv.is_finite() && kv >= 0.0, "KV usage {kv} extracted");
+        }
+        for field in [MetricField::Queue, MetricField::Running, MetricField::KvUsage] {
+            assert!(
+                !(extracted.invalid.contains(field) && extracted.missing.contains(field)),
+                "{field:?} both invalid and missing"
+            );
         }
         let missing = extracted.missing;
         assert!(!(update.waiting_queue_size.is_some() && missing.contains(MetricField::Queue)));
