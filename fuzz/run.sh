@@ -61,7 +61,9 @@ for t in "${TARGETS[@]}"; do
     echo "== $t: ${SECONDS_EACH}s (runs cap $RUNS)"
     set +e
     # shellcheck disable=SC2046
-    "$TARGET_DIR/$TRIPLE/release/$t" "$corpus" "seeds/$t" \
+    seeds=()
+    [ -d "seeds/$t" ] && seeds=("seeds/$t")
+    "$TARGET_DIR/$TRIPLE/release/$t" "$corpus" "${seeds[@]}" \
         $(options "$t") \
         -max_total_time="$SECONDS_EACH" -runs="$RUNS" \
         -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \

@@ -230,6 +230,23 @@ fn the_model_span_of_a_lenient_parse_points_into_the_original_body() {
     assert_eq!(rewritten, b"{\"prompt\":\"\xff\xfe\",\"model\":\"t\"}");
 }
 
+/// Found by the `body_parser` fuzz target: an escape before an invalid byte in `model`.
+#[test]
+fn an_escaped_model_with_an_invalid_byte_keeps_its_span() {
+    let body = b"{\"model\":\"\\re\x99k\"}";
+    let parsed = parse_body(body).expect("routed");
+    assert_eq!(parsed.model, "\re\u{FFFD}k");
+    let span = &body[parsed.model_span.clone()];
+    assert_eq!(span, b"\"\\re\x99k\"");
+    let mut alone = b"{\"model\":".to_vec();
+    alone.extend_from_slice(span);
+    alone.push(b'}');
+    assert_eq!(
+        parse_body(&alone).expect("the span alone").model,
+        parsed.model
+    );
+}
+
 #[test]
 fn lenient_parsing_keeps_the_errors_of_bodies_it_cannot_route() {
     // A lone surrogate does not hide a missing model, and text that is not JSON stays so.
