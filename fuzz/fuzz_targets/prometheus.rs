@@ -41,7 +41,11 @@ fuzz_target!(|page: &[u8]| {
         if let Some(kv) = update.kv_cache_usage {
             assert!(kv.is_finite() && kv >= 0.0, "KV usage {kv} extracted");
         }
-        for field in [MetricField::Queue, MetricField::Running, MetricField::KvUsage] {
+        for field in [
+            MetricField::Queue,
+            MetricField::Running,
+            MetricField::KvUsage,
+        ] {
             assert!(
                 !(extracted.invalid.contains(field) && extracted.missing.contains(field)),
                 "{field:?} both invalid and missing"
