@@ -5,6 +5,8 @@
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]          (default 60 s each, all targets)
 #   FUZZ_RUNS=10000000 fuzz/run.sh 3600 config  (stop at 10 M executions or 1 h)
+#   FUZZ_SEED=1 FUZZ_RUNS=100000 FUZZ_CORPUS=/tmp/c fuzz/run.sh 300   (CI: the same inputs
+#       every run, from the seeds alone, so a green build stays green)
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). Builds on the stable toolchain
 # with `--sanitizer none` (see fuzz/README.md). Corpora grow in fuzz/corpus/<target>/
@@ -20,6 +22,8 @@ ALL_TARGETS=(body_parser prometheus config extproc_stream)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 RUNS=${FUZZ_RUNS:--1}
+SEED=${FUZZ_SEED:-0}   # 0: libFuzzer picks one
+CORPUS_ROOT=${FUZZ_CORPUS:-corpus}
 TRIPLE=x86_64-unknown-linux-gnu
 TARGET_DIR=${FUZZ_TARGET_DIR:-$FUZZ_DIR/target}
 
@@ -54,7 +58,7 @@ mkdir -p logs
 failed=0
 summary=()
 for t in "${TARGETS[@]}"; do
-    corpus=corpus/$t
+    corpus=$CORPUS_ROOT/$t
     mkdir -p "$corpus" "artifacts/$t"
     for f in $(fixtures "$t"); do [ -e "$corpus/$(basename "$f")" ] || cp "$f" "$corpus/"; done
     log=logs/$t.log
@@ -65,7 +69,7 @@ for t in "${TARGETS[@]}"; do
     [ -d "seeds/$t" ] && seeds=("seeds/$t")
     "$TARGET_DIR/$TRIPLE/release/$t" "$corpus" "${seeds[@]}" \
         $(options "$t") \
-        -max_total_time="$SECONDS_EACH" -runs="$RUNS" \
+        -max_total_time="$SECONDS_EACH" -runs="$RUNS" -seed="$SEED" \
         -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="artifacts/$t/" >"$log" 2>&1
     rc=$?
