@@ -5,25 +5,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use super::RunningBinary;
+use super::proc::cpu_ticks;
 
 /// Descriptors the EPP may hold: enough to start, few enough to run out quickly.
 const FD_LIMIT: u32 = 64;
-
-/// CPU time (user + system) the process has used, in clock ticks (1/100 s on Linux).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .expect("stat format")
-        .1
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after ')'.
-    let utime: u64 = fields[11].parse().expect("utime");
-    let stime: u64 = fields[12].parse().expect("stime");
-    utime + stime
-}
 
 fn flood(address: SocketAddr, connections: usize) -> Vec<TcpStream> {
     (0..connections)

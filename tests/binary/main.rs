@@ -6,6 +6,8 @@ mod common;
 
 mod bench_tool;
 mod descriptors;
+mod memory;
+mod proc;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Output, Stdio};
