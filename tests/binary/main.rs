@@ -380,13 +380,7 @@ async fn sigterm_stops_readiness_and_lets_open_streams_finish() {
         .expect("connect");
     // A request is routed; its response is still streaming when SIGTERM arrives.
     let mut stream = ExtProcStream::open(client).await;
-    stream
-        .send(with_modes(
-            request_headers(&[], false),
-            FULL_DUPLEX,
-            FULL_DUPLEX,
-        ))
-        .await;
+    stream.start_full_duplex().await;
     stream
         .exchange(request_body(&completion_body("m", "p"), true), 2)
         .await;

@@ -24,13 +24,7 @@ async fn a_300_kb_body_in_one_byte_chunks_costs_a_few_mib_and_five_replies() {
         &"x".repeat(BODY_BYTES - completion_body("m", "").len()),
     );
     let mut stream = ExtProcStream::open(client).await;
-    stream
-        .send(with_modes(
-            request_headers(&[], false),
-            FULL_DUPLEX,
-            FULL_DUPLEX,
-        ))
-        .await;
+    stream.start_full_duplex().await;
     let pid = epp.child.id();
     let before = peak_rss_kib(pid);
     let (last, rest) = body.split_last().expect("a body");

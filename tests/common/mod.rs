@@ -147,6 +147,17 @@ impl ExtProcStream {
         tx.send(message).await.expect("send to ext_proc");
     }
 
+    /// Sends request headers (no client headers, a body to follow) that ask for
+    /// FULL_DUPLEX_STREAMED in both directions, as the upstream Envoy config does.
+    pub async fn start_full_duplex(&mut self) {
+        self.send(messages::with_modes(
+            messages::request_headers(&[], false),
+            messages::FULL_DUPLEX,
+            messages::FULL_DUPLEX,
+        ))
+        .await;
+    }
+
     /// Ends the client side of the stream (as Envoy does when the exchange is over).
     pub fn close_send(&mut self) {
         self.tx = None;

@@ -79,13 +79,7 @@ async fn streamed_mode_routes_at_headers_and_passes_chunks() {
 async fn full_duplex_request_trailers_end_the_body() {
     let epp = epp_with(HERMETIC_CONFIG).await;
     let mut stream = epp.stream().await;
-    stream
-        .send(with_modes(
-            request_headers(&[], false),
-            FULL_DUPLEX,
-            FULL_DUPLEX,
-        ))
-        .await;
+    stream.start_full_duplex().await;
     stream
         .send(request_body(&completion_body("m", "p"), false))
         .await;

@@ -43,13 +43,7 @@ async fn assert_buffered(epp: &TestEpp, bytes: f64) {
 
 async fn full_duplex_stream(epp: &TestEpp) -> ExtProcStream {
     let mut stream = epp.stream().await;
-    stream
-        .send(with_modes(
-            request_headers(&[], false),
-            FULL_DUPLEX,
-            FULL_DUPLEX,
-        ))
-        .await;
+    stream.start_full_duplex().await;
     stream
 }
 

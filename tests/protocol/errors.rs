@@ -104,13 +104,7 @@ async fn stream_cut_midway_releases_the_in_flight_count() {
     }
     // A stream cut during the body never picks anything.
     let mut stream = epp.stream().await;
-    stream
-        .send(with_modes(
-            request_headers(&[], false),
-            FULL_DUPLEX,
-            FULL_DUPLEX,
-        ))
-        .await;
+    stream.start_full_duplex().await;
     stream.send(request_body(b"{\"model\":", false)).await;
     drop(stream);
     assert_drained(&epp).await;
@@ -136,13 +130,7 @@ async fn body_over_the_limit_is_413() {
     }
     // The limit counts the whole body, across chunks; the 413 comes as soon as it is crossed.
     let mut stream = epp.stream().await;
-    stream
-        .send(with_modes(
-            request_headers(&[], false),
-            FULL_DUPLEX,
-            FULL_DUPLEX,
-        ))
-        .await;
+    stream.start_full_duplex().await;
     stream.send(request_body(&[b'x'; 600], false)).await;
     stream.expect_silence().await;
     stream.send(request_body(&[b'x'; 600], false)).await;
@@ -222,13 +210,7 @@ fn check_overridden(reply: &envoy_types::pb::envoy::service::ext_proc::v3::Proce
 async fn request_id_is_generated_when_absent() {
     let epp = epp().await;
     let mut stream = epp.stream().await;
-    stream
-        .send(with_modes(
-            request_headers(&[], false),
-            FULL_DUPLEX,
-            FULL_DUPLEX,
-        ))
-        .await;
+    stream.start_full_duplex().await;
     let reply = stream
         .exchange(request_body(&completion_body("m", "p"), true), 2)
         .await
@@ -243,13 +225,7 @@ async fn pool_not_synced_is_a_grpc_error() {
     let epp = epp().await;
     epp.datastore().clear();
     let mut stream = epp.stream().await;
-    stream
-        .send(with_modes(
-            request_headers(&[], false),
-            FULL_DUPLEX,
-            FULL_DUPLEX,
-        ))
-        .await;
+    stream.start_full_duplex().await;
     stream
         .send(request_body(&completion_body("m", "p"), true))
         .await;
