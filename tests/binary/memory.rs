@@ -27,15 +27,7 @@ async fn a_300_kb_body_in_one_byte_chunks_costs_a_few_mib_and_five_replies() {
     stream.start_full_duplex().await;
     let pid = epp.child.id();
     let before = peak_rss_kib(pid);
-    let (last, rest) = body.split_last().expect("a body");
-    for byte in rest {
-        stream
-            .send(request_body(std::slice::from_ref(byte), false))
-            .await;
-    }
-    stream
-        .send(request_body(std::slice::from_ref(last), true))
-        .await;
+    stream.send_body_byte_by_byte(&body).await;
     let routed_to = destination(&stream.reply().await);
     assert!(routed_to.starts_with("127.0.0.1:1800"), "{routed_to}");
     let mut replies = 0;

@@ -158,6 +158,17 @@ impl ExtProcStream {
         .await;
     }
 
+    /// Sends `body` as one request-body message per byte, the last marked end-of-stream.
+    pub async fn send_body_byte_by_byte(&mut self, body: &[u8]) {
+        let (last, rest) = body.split_last().expect("a body");
+        for byte in rest {
+            self.send(messages::request_body(std::slice::from_ref(byte), false))
+                .await;
+        }
+        self.send(messages::request_body(std::slice::from_ref(last), true))
+            .await;
+    }
+
     /// Ends the client side of the stream (as Envoy does when the exchange is over).
     pub fn close_send(&mut self) {
         self.tx = None;

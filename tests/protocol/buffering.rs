@@ -47,26 +47,13 @@ async fn full_duplex_stream(epp: &TestEpp) -> ExtProcStream {
     stream
 }
 
-/// Sends `body` as one request-body message per byte, the last marked end-of-stream.
-async fn send_one_byte_at_a_time(stream: &mut ExtProcStream, body: &[u8]) {
-    let (last, rest) = body.split_last().expect("a body");
-    for byte in rest {
-        stream
-            .send(request_body(std::slice::from_ref(byte), false))
-            .await;
-    }
-    stream
-        .send(request_body(std::slice::from_ref(last), true))
-        .await;
-}
-
 #[tokio::test]
 async fn one_byte_chunks_are_replayed_in_62000_byte_chunks() {
     let epp = epp_with_budget(1 << 30).await;
     let body = completion_body("m", &"ab".repeat(65_000));
     let mut stream = full_duplex_stream(&epp).await;
     // 130,062 messages of one byte each.
-    send_one_byte_at_a_time(&mut stream, &body).await;
+    stream.send_body_byte_by_byte(&body).await;
     assert_eq!(kind(&stream.reply().await), "request_headers");
     // ceil(130,062 / 62,000) = 3 replies, not one per chunk.
     let mut replayed = Vec::new();
