@@ -3,7 +3,7 @@
 //! The 220 KB size is the long-prompt case users report as slow in the Go EPP.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use epp::request::parse_body;
+use epp_core::request::parse_body;
 
 fn text(size: usize) -> String {
     "The quick brown fox jumps over the lazy dog. ".repeat(size / 45 + 1)[..size].to_string()

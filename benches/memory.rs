@@ -20,7 +20,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
 };
 use epp::app;
 use epp::cli::{EndpointSource, Options};
-use epp::config::{DEFAULT_CONFIG, EndpointPickerConfig};
+use epp_core::config::{DEFAULT_CONFIG, EndpointPickerConfig};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;

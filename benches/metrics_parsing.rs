@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use epp::datalayer::extract::CompiledMapping;
-use epp::datalayer::presets::MetricMapping;
+use epp_datalayer::extract::CompiledMapping;
+use epp_datalayer::presets::MetricMapping;
 use prometheus_parse::{Sample, Scrape, Value};
 
 const PAGE: &[u8] = include_bytes!("../tests/fixtures/vllm-metrics.txt");

@@ -9,8 +9,8 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use epp::datastore::EndpointId;
-use epp::prefix::{PrefixIndex, PrefixIndexLimits, hash_prompt};
+use epp_core::datastore::EndpointId;
+use epp_core::prefix::{PrefixIndex, PrefixIndexLimits, hash_prompt};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 

@@ -11,11 +11,11 @@
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use epp::config::{DEFAULT_CONFIG, EndpointPickerConfig};
-use epp::datastore::fixtures::TestEndpoint;
-use epp::datastore::{Datastore, PoolInfo};
-use epp::director::{Director, DirectorSettings, RoutingRequest};
-use epp::request::RequestHeaders;
+use epp_core::config::{DEFAULT_CONFIG, EndpointPickerConfig};
+use epp_core::datastore::fixtures::TestEndpoint;
+use epp_core::datastore::{Datastore, PoolInfo};
+use epp_core::director::{Director, DirectorSettings, RoutingRequest};
+use epp_core::request::RequestHeaders;
 
 fn director(endpoints: usize) -> Director {
     let config = EndpointPickerConfig::from_text(DEFAULT_CONFIG).expect("default config");

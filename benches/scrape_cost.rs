@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use epp::datalayer::extract::CompiledMapping;
-use epp::datalayer::presets::{Engine, MetricMapping};
-use epp::datalayer::scraper::{ScrapeSettings, Scraper};
-use epp::datastore::{Datastore, EndpointSpec};
+use epp_core::datastore::{Datastore, EndpointSpec};
+use epp_datalayer::extract::CompiledMapping;
+use epp_datalayer::presets::{Engine, MetricMapping};
+use epp_datalayer::scraper::{ScrapeSettings, Scraper};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use epp::app::{self, DRAIN_TIMEOUT};
 use epp::cli::{self, Options, ProcessEnv};
-use epp::config::EndpointPickerConfig;
-use epp::telemetry::logging::{self, LogSettings};
+use epp_core::config::EndpointPickerConfig;
+use epp_core::telemetry::logging::{self, LogSettings};
 
 fn main() -> ExitCode {
     let options = match cli::parse(std::env::args().skip(1), &ProcessEnv) {
@@ -126,7 +126,7 @@ fn write_stdout(text: &str) -> ExitCode {
 /// `--print-crds`: the CRDs generated from the resource types, as one YAML stream.
 fn print_crds() -> ExitCode {
     let mut out = String::new();
-    for crd in epp::discovery::kube::resources::crds() {
+    for crd in epp_discovery::kube::resources::crds() {
         match serde_saphyr::to_string(&crd) {
             Ok(yaml) => out.push_str(&format!("---\n{}\n", yaml.trim_end())),
             Err(e) => {

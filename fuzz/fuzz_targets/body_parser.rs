@@ -22,7 +22,7 @@ const LENIENT: [&str; 4] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let parsed = epp::request::parse_body(data);
+    let parsed = epp_core::request::parse_body(data);
     // What a general JSON parser thinks of the same bytes (duplicate keys keep the last).
     let value: Option<Value> = match serde_json::from_slice(data) {
         Ok(value) => Some(value),
@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         // converting them (as Go's decoder accepts such fields), so here only the parser's
         // own checks apply.
         Err(e) if LENIENT.iter().any(|m| e.to_string().contains(m)) => {
-            if let Ok(parsed) = epp::request::parse_body(data) {
+            if let Ok(parsed) = epp_core::request::parse_body(data) {
                 check_span_and_rewrite(data, &parsed);
             }
             return;
@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
 
 /// The span holds the model as a JSON string, and the rewritten body (returned) parses
 /// with the target as model and the same prompt.
-fn check_span_and_rewrite(data: &[u8], parsed: &epp::request::ParsedBody<'_>) -> Vec<u8> {
+fn check_span_and_rewrite(data: &[u8], parsed: &epp_core::request::ParsedBody<'_>) -> Vec<u8> {
     let span = parsed.model_span.clone();
     assert!(
         span.start < span.end && span.end <= data.len(),
@@ -89,15 +89,15 @@ fn check_span_and_rewrite(data: &[u8], parsed: &epp::request::ParsedBody<'_>) ->
             let mut alone = b"{\"model\":".to_vec();
             alone.extend_from_slice(raw);
             alone.push(b'}');
-            let again = epp::request::parse_body(&alone).expect("the span alone parses");
+            let again = epp_core::request::parse_body(&alone).expect("the span alone parses");
             assert_eq!(again.model, parsed.model, "span does not hold the model");
         }
     }
 
     let target = TARGETS[data.len() % TARGETS.len()];
-    let rewritten = epp::request::rewrite_model(data, parsed, target);
+    let rewritten = epp_core::request::rewrite_model(data, parsed, target);
     // The rewritten body parses again, with the target as model.
-    let again = epp::request::parse_body(&rewritten).expect("rewritten body parses");
+    let again = epp_core::request::parse_body(&rewritten).expect("rewritten body parses");
     assert_eq!(again.model, target);
     assert_eq!(
         again.prompt, parsed.prompt,

@@ -8,11 +8,11 @@
 
 use std::sync::Arc;
 
-use epp::config::EndpointPickerConfig;
-use epp::datastore::fixtures::TestEndpoint;
-use epp::datastore::{Datastore, PoolInfo};
-use epp::director::{Director, DirectorSettings, RoutingRequest};
-use epp::request::RequestHeaders;
+use epp_core::config::EndpointPickerConfig;
+use epp_core::datastore::fixtures::TestEndpoint;
+use epp_core::datastore::{Datastore, PoolInfo};
+use epp_core::director::{Director, DirectorSettings, RoutingRequest};
+use epp_core::request::RequestHeaders;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

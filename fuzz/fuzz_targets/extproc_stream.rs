@@ -19,13 +19,13 @@ use envoy_types::pb::envoy::service::ext_proc::v3::{
     processing_request,
 };
 use envoy_types::pb::google::protobuf::{ListValue, Struct, Value, value};
-use epp::config::{DEFAULT_CONFIG, EndpointPickerConfig};
-use epp::datastore::fixtures::TestEndpoint;
-use epp::datastore::{Datastore, Objective, PoolInfo};
-use epp::director::{Director, DirectorSettings};
-use epp::extproc::messages::{SUBSET_KEY, SUBSET_NAMESPACE};
-use epp::extproc::{Flow, StreamSettings, StreamState};
-use epp::telemetry::metrics::{EppMetrics, MetricsLimits};
+use epp_core::config::{DEFAULT_CONFIG, EndpointPickerConfig};
+use epp_core::datastore::fixtures::TestEndpoint;
+use epp_core::datastore::{Datastore, Objective, PoolInfo};
+use epp_core::director::{Director, DirectorSettings};
+use epp_extproc::messages::{SUBSET_KEY, SUBSET_NAMESPACE};
+use epp_extproc::{Flow, StreamSettings, StreamState};
+use epp_core::telemetry::metrics::{EppMetrics, MetricsLimits};
 use libfuzzer_sys::fuzz_target;
 
 const ENDPOINTS: [&str; 3] = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"];

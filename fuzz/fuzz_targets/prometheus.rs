@@ -8,9 +8,9 @@
 
 use std::sync::OnceLock;
 
-use epp::datalayer::extract::CompiledMapping;
-use epp::datalayer::presets::{Engine, MetricField, MetricMapping};
-use epp::datalayer::text_format::{self, WantedNames};
+use epp_datalayer::extract::CompiledMapping;
+use epp_datalayer::presets::{Engine, MetricField, MetricMapping};
+use epp_datalayer::text_format::{self, WantedNames};
 use libfuzzer_sys::fuzz_target;
 
 fn mappings() -> &'static [CompiledMapping] {

@@ -12,20 +12,22 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cli::{BodyModeFallback, MetricsScheme, Options};
-use crate::config::{ConfigError, DEFAULT_CONFIG, EndpointPickerConfig};
-use crate::datalayer::extract::CompiledMapping;
-use crate::datalayer::pool_gauges::{self, PoolGaugesCell};
-use crate::datalayer::scraper::{ScrapeSettings, ScrapeStatsMap, Scraper};
-use crate::datastore::{Datastore, DatastoreError};
-use crate::director::records::DecisionRecorder;
-use crate::director::{Director, DirectorSettings};
-use crate::discovery::watched_file::FileError;
-use crate::extproc::{BodyMode, BufferBudget, ExtProcService, StreamSettings};
-use crate::health::{HealthState, ext_proc_health_server, health_server};
-use crate::listener::Acceptor;
-use crate::sim::{RunningSim, SimError};
-use crate::telemetry::metrics::{self, EppMetrics, MetricSources, MetricsAuth, MetricsLimits};
-use crate::tls::{ServingTls, TlsError, TlsSettings, tls_incoming};
+use epp_core::config::{ConfigError, DEFAULT_CONFIG, EndpointPickerConfig};
+use epp_core::datastore::{Datastore, DatastoreError};
+use epp_core::director::records::DecisionRecorder;
+use epp_core::director::{Director, DirectorSettings};
+use epp_core::telemetry::metrics::{EppMetrics, MetricsLimits};
+use epp_datalayer::extract::CompiledMapping;
+use epp_datalayer::pool_gauges::{self, PoolGaugesCell};
+use epp_datalayer::scraper::{ScrapeSettings, ScrapeStatsMap, Scraper};
+use epp_discovery::watched_file::FileError;
+use epp_extproc::{BodyMode, BufferBudget, ExtProcService, StreamSettings};
+use epp_net::health::{HealthState, ext_proc_health_server, health_server};
+use epp_net::listener::Acceptor;
+use epp_sim::{RunningSim, SimError};
+
+use crate::metrics::{self, MetricSources, MetricsAuth, SourcesCollector};
+use epp_net::tls::{ServingTls, TlsError, TlsSettings, tls_incoming};
 
 /// How long in-flight streams may take to finish after SIGTERM (the upstream chart
 /// gives the pod 130 s).
@@ -162,7 +164,10 @@ pub async fn start(
     for observer in config.endpoint_observers() {
         datastore.add_observer(observer);
     }
-    let health = HealthState::new(options.ha_enable_leader_election);
+    let health = HealthState::new(
+        options.ha_enable_leader_election,
+        datastore.subscribe_synced(),
+    );
     health.set_leader(!options.ha_enable_leader_election);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let metrics = EppMetrics::new(MetricsLimits::default());
@@ -196,12 +201,15 @@ pub async fn start(
         Some(recorder) => director.with_records(recorder),
         None => director,
     };
-    metrics.set_sources(MetricSources {
-        datastore: Arc::clone(&datastore),
-        pool_gauges: Arc::clone(&pool_gauges),
-        scrape_stats: Some(scrape_stats.clone()),
-        prefix_indexes: config.prefix_indexes(),
-    });
+    SourcesCollector::register(
+        &metrics,
+        MetricSources {
+            datastore: Arc::clone(&datastore),
+            pool_gauges: Arc::clone(&pool_gauges),
+            scrape_stats: Some(scrape_stats.clone()),
+            prefix_indexes: config.prefix_indexes(),
+        },
+    );
     let metrics_listener = bind("metrics-port", options.metrics_port).await?;
     let metrics_address = local_address(&metrics_listener, "metrics-port")?;
     // As v1.0.1 in a cluster: /metrics needs a token allowed to read it. Standalone
@@ -327,7 +335,7 @@ fn stream_settings(options: &Options, metrics: &Arc<EppMetrics>) -> StreamSettin
             BodyModeFallback::FullDuplexStreamed => BodyMode::FullDuplexStreamed,
             BodyModeFallback::Buffered => BodyMode::Buffered,
         },
-        log_bodies: options.log.verbosity >= crate::telemetry::logging::DEBUG,
+        log_bodies: options.log.verbosity >= epp_core::telemetry::logging::DEBUG,
         metrics: Arc::clone(metrics),
         buffer_budget: BufferBudget::new(
             usize::try_from(options.max_buffered_request_bytes).unwrap_or(usize::MAX),

@@ -10,13 +10,13 @@ use tokio::task::JoinHandle;
 
 use crate::app::StartError;
 use crate::cli::{EndpointSource, Options};
-use crate::datastore::Datastore;
-use crate::discovery::kube::leader::{self, LeaderElector};
-use crate::discovery::kube::{self as kube_discovery, PoolRef};
-use crate::discovery::objectives_file::{ObjectivesFile, ObjectivesFileWatcher};
-use crate::discovery::static_endpoints::{self, EndpointsFile, EndpointsFileWatcher};
-use crate::health::HealthState;
-use crate::sim::{self, RunningSim};
+use epp_core::datastore::Datastore;
+use epp_discovery::kube::leader::{self, LeaderElector};
+use epp_discovery::kube::{self as kube_discovery, PoolRef};
+use epp_discovery::objectives_file::{ObjectivesFile, ObjectivesFileWatcher};
+use epp_discovery::static_endpoints::{self, EndpointsFile, EndpointsFileWatcher};
+use epp_net::health::HealthState;
+use epp_sim::{self, RunningSim};
 
 /// How often `--endpoints-file` and `--objectives-file` are checked for changes.
 const FILE_POLL: Duration = Duration::from_secs(1);
@@ -71,12 +71,12 @@ pub(super) async fn start(
         let watcher = ObjectivesFileWatcher::load(path, ObjectivesFile(Arc::clone(datastore)))?;
         sources.tasks.push(tokio::spawn(watcher.watch(FILE_POLL)));
     }
-    health.set_synced(datastore.pool_synced());
+    datastore.set_synced(datastore.pool_synced());
     Ok(sources)
 }
 
 async fn start_simulated(options: &Options, count: usize) -> Result<Vec<RunningSim>, StartError> {
-    let sims = sim::start_many(
+    let sims = epp_sim::start_many(
         options.simulator_config.clone(),
         IpAddr::from([127, 0, 0, 1]),
         0,
@@ -107,7 +107,6 @@ async fn start_kubernetes(
         client.clone(),
         pool,
         Arc::clone(datastore),
-        health.clone(),
     ));
     if options.ha_enable_leader_election {
         let elector = LeaderElector::new(
@@ -118,7 +117,13 @@ async fn start_kubernetes(
             options.lease_timings,
         );
         tracing::info!(identity = elector.identity(), "leader election enabled");
-        sources.elector = Some(tokio::spawn(elector.run(health.clone(), shutdown.clone())));
+        sources.elector = Some(tokio::spawn(elector.run(
+            {
+                let health = health.clone();
+                move |leading| health.set_leader(leading)
+            },
+            shutdown.clone(),
+        )));
     }
     Ok(())
 }

@@ -1,11 +1,11 @@
 //! `epp-sim`: N simulated vLLM servers in one process, until SIGTERM or SIGINT.
 //!
-//! Flags: `epp-sim --help` (the table lives in `epp::sim::args`). Exit codes: 0 after a
+//! Flags: `epp-sim --help` (the table lives in `epp_sim::args`). Exit codes: 0 after a
 //! signal or `--help`, 2 on a malformed command line, 1 on a bad value or a failed bind.
 
 use std::process::ExitCode;
 
-use epp::sim::{ArgsError, SimArgs, start_many, usage};
+use epp_sim::{ArgsError, SimArgs, start_many, usage};
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -2,11 +2,11 @@
 
 use std::collections::HashMap;
 
-pub use crate::director::SaturationThresholds;
+pub use epp_core::director::SaturationThresholds;
 
 use crate::cli::Options;
-use crate::cli::duration::parse_go_duration;
-use crate::cli::goflag::{Show, parse_bool};
+use epp_flags::duration::parse_go_duration;
+use epp_flags::goflag::{Show, parse_bool};
 
 /// Environment variable lookup, a trait so tests can inject values.
 pub trait Env {

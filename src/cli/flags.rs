@@ -5,14 +5,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::duration::{DurationError, parse_go_duration};
-use crate::cli::goflag::{FlagDef, SetError, Show, flag, parse_bool, parse_int};
 use crate::cli::{
     BodyModeFallback, LogEncoder, MetricsScheme, Options, POOL_GROUPS, StacktraceLevel,
     TimeEncoding, ZapLevel,
 };
-use crate::datalayer::metric_spec::MetricSpec;
-use crate::datalayer::presets::Engine;
+use epp_datalayer::metric_spec::MetricSpec;
+use epp_datalayer::presets::Engine;
+use epp_flags::duration::{DurationError, parse_go_duration};
+use epp_flags::goflag::{FlagDef, SetError, flag, parse_bool, parse_int};
 
 /// Every flag of the EPP, one row each: name, kind, `Options` field, value parser, help.
 ///
@@ -139,18 +139,6 @@ pub(super) static FLAGS: &[FlagDef<Options>] = &[
         "(exclusive with --pool-name, --endpoints and --endpoints-file).")),
 ];
 
-impl Show for Engine {
-    fn show(&self) -> String {
-        self.as_str().to_owned()
-    }
-}
-
-impl Show for MetricSpec {
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
 // Value parsers used by the flag table. Each returns the typed value or a reason saying what is
 // allowed; the caller prefixes `invalid value "v" for flag -name: `.
 
@@ -203,7 +191,7 @@ fn verbosity(value: &str) -> Result<i32, String> {
 fn engine(value: &str) -> Result<Engine, String> {
     value
         .parse()
-        .map_err(|e: crate::datalayer::presets::UnknownEngine| e.to_string())
+        .map_err(|e: epp_datalayer::presets::UnknownEngine| e.to_string())
 }
 
 /// `--simulate-endpoints`: 0 (off) to 256.

@@ -1,6 +1,8 @@
 //! Logging options: `-v` and `-zap-*` as given, their value types and the effective settings.
 
-use crate::cli::goflag::{Show, spelled_enum};
+use epp_flags::goflag::{Show, spelled_enum};
+
+pub use epp_core::telemetry::logging::{LogEncoder, TimeEncoding};
 
 /// Logging flags (`-v`, `-zap-*`) as given, plus the effective settings derived from them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,31 +64,9 @@ impl Default for LogOptions {
 }
 
 spelled_enum!(
-    /// Log line format (`-zap-encoder`).
-    LogEncoder { Json = "json", Console = "console", }
-);
-spelled_enum!(
     /// Minimum level that gets a stacktrace (`-zap-stacktrace-level`; `warn` is only a default).
     StacktraceLevel { Info = "info", Warn = "warn", Error = "error", Panic = "panic", }
 );
-spelled_enum!(
-    /// Timestamp format (`-zap-time-encoding`).
-    TimeEncoding {
-        /// Seconds since the epoch, as a float.
-        Epoch = "epoch",
-        /// Milliseconds since the epoch.
-        Millis = "millis",
-        /// Nanoseconds since the epoch.
-        Nanos = "nano",
-        /// ISO 8601 with millisecond precision.
-        Iso8601 = "iso8601",
-        /// RFC 3339 with second precision.
-        Rfc3339 = "rfc3339",
-        /// RFC 3339 with nanosecond precision.
-        Rfc3339Nano = "rfc3339nano",
-    }
-);
-
 /// A `-zap-log-level` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ZapLevel {

@@ -1,11 +1,8 @@
 //! Command-line flags and environment settings of the EPP, parsed with Go `flag` semantics.
 
-pub mod duration;
 mod env;
 mod error;
-pub mod flag_table;
 mod flags;
-pub mod goflag;
 mod log_options;
 
 #[cfg(test)]
@@ -15,12 +12,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use epp_flags::goflag;
+
 use crate::cli::flags::FLAGS;
-use crate::cli::goflag::{ParseError, Parsed, parse_bool, spelled_enum};
-use crate::datalayer::metric_spec::MetricSpec;
-use crate::datalayer::presets::{Engine, MetricMapping};
-use crate::discovery::kube::leader::LeaseTimings;
-use crate::sim::{SimArgs, SimConfig};
+use epp_datalayer::metric_spec::MetricSpec;
+use epp_datalayer::presets::{Engine, MetricMapping};
+use epp_discovery::kube::leader::LeaseTimings;
+use epp_flags::goflag::{ParseError, Parsed, parse_bool, spelled_enum};
+use epp_sim::{SimArgs, SimConfig};
 
 pub use crate::cli::env::{Env, ProcessEnv, SaturationThresholds};
 pub use crate::cli::error::CliError;

@@ -97,11 +97,11 @@ async fn direct_mode_over_tls_against_the_epp_binary_and_a_tls_noop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_mode_streams_from_a_simulated_server() {
-    let config = epp::sim::SimConfig {
+    let config = epp_sim::SimConfig {
         time_scale: 0.01,
         ..Default::default()
     };
-    let sim = epp::sim::start(config, "127.0.0.1:0".parse().expect("address"))
+    let sim = epp_sim::start(config, "127.0.0.1:0".parse().expect("address"))
         .await
         .expect("sim starts");
     let report = bench(args(&format!(

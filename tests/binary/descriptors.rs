@@ -44,7 +44,7 @@ async fn every_listener_backs_off_when_descriptors_run_out_and_recovers() {
     let deadline = Instant::now() + Duration::from_secs(10);
     epp.wait_serving().await;
     assert!(Instant::now() < deadline);
-    epp::tls::install_crypto_provider();
+    epp_net::tls::install_crypto_provider();
     let page = reqwest::get(format!("http://{}/metrics", epp.metrics))
         .await
         .expect("metrics port serves again")

@@ -14,9 +14,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_client::ExternalProcessorClient;
-use epp::health::ServingStatus;
-use epp::health::pb::HealthCheckRequest;
-use epp::health::pb::health_client::HealthClient;
+use epp_net::health::ServingStatus;
+use epp_net::health::pb::HealthCheckRequest;
+use epp_net::health::pb::health_client::HealthClient;
 
 use common::messages::*;
 use common::tls_client::tls_channel;
@@ -327,7 +327,7 @@ async fn serves_plaintext_when_asked() {
         .expect("in time");
     assert!(destination.starts_with("127.0.0.1:1800"), "{destination}");
     // Standalone: /metrics is open on --metrics-port and counts the request just routed.
-    epp::tls::install_crypto_provider();
+    epp_net::tls::install_crypto_provider();
     let page = reqwest::get(format!("http://{}/metrics", epp.metrics))
         .await
         .expect("scrape /metrics")

@@ -14,8 +14,8 @@ use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_client::Ex
 use envoy_types::pb::envoy::service::ext_proc::v3::{ProcessingRequest, ProcessingResponse};
 use epp::app::{self, RunningEpp};
 use epp::cli::{EndpointSource, Options};
-use epp::config::EndpointPickerConfig;
-use epp::datastore::{Datastore, MetricsUpdate, Objective};
+use epp_core::config::EndpointPickerConfig;
+use epp_core::datastore::{Datastore, MetricsUpdate, Objective};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
@@ -229,7 +229,7 @@ pub fn metrics(queue: u64, kv: f64, active: &[&str]) -> MetricsUpdate {
     MetricsUpdate {
         waiting_queue_size: Some(queue),
         kv_cache_usage: Some(kv),
-        lora: Some(epp::datastore::LoraState {
+        lora: Some(epp_core::datastore::LoraState {
             active: active.iter().map(|s| s.to_string()).collect(),
             waiting: Vec::new(),
             max_active: 0,

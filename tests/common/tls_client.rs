@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use epp::tls::client::{InsecureTlsDial, SeenCertificate};
+use epp_net::tls::client::{InsecureTlsDial, SeenCertificate};
 use tonic::transport::{Channel, Endpoint};
 
 /// Connects over TLS with ALPN h2, trusting any certificate.

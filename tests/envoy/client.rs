@@ -37,7 +37,7 @@ pub struct Reply {
 
 impl Http {
     pub fn new() -> Http {
-        epp::tls::install_crypto_provider();
+        epp_net::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(REQUEST_TIMEOUT)

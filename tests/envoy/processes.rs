@@ -9,9 +9,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use epp::health::ServingStatus;
-use epp::health::pb::HealthCheckRequest;
-use epp::health::pb::health_client::HealthClient;
+use epp_net::health::ServingStatus;
+use epp_net::health::pb::HealthCheckRequest;
+use epp_net::health::pb::health_client::HealthClient;
 
 use crate::client::Http;
 use crate::harness::{POLL, STARTUP_TIMEOUT};

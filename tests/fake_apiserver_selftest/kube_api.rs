@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use epp::discovery::kube::resources::{v1, v1alpha2};
+use epp_discovery::kube::resources::{v1, v1alpha2};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};

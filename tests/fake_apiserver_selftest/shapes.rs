@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::watcher;
 
-use epp::discovery::kube::resources::v1::InferencePool;
+use epp_discovery::kube::resources::v1::InferencePool;
 
 use crate::fake_apiserver::{FakeApiServer, FakePod, Gvr, Verb, lease};
 use crate::{T, within};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use epp::cli::{EndpointSource, Options};
-use epp::health::ServingStatus;
+use epp_net::health::ServingStatus;
 
 use crate::common::TestEpp;
 use crate::fake_apiserver::FakeApiServer;

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use epp::discovery::kube::leader::{LeaseTimings, lease_name};
-use epp::health::ServingStatus;
+use epp_discovery::kube::leader::{LeaseTimings, lease_name};
+use epp_net::health::ServingStatus;
 
 use crate::fake_apiserver::{FakeApiServer, Gvr, inference_pool_v1};
 use crate::harness::KubeEpp;

@@ -1,7 +1,7 @@
 //! InferenceObjectives: priority from the named objective, shedding when saturated, and
 //! a missing CRD that must not keep the EPP unready.
 
-use epp::datastore::MetricsUpdate;
+use epp_core::datastore::MetricsUpdate;
 
 use crate::common::TestEpp;
 use crate::common::driver::{Mode, Outcome, Request, send_request};

@@ -17,7 +17,7 @@ use fake_apiserver::{FakeApiServer, inference_pool_v1};
 
 /// GETs `/metrics` with an optional bearer token; returns the status and the body.
 async fn scrape(epp: &TestEpp, token: Option<&str>) -> (u16, String) {
-    epp::tls::install_crypto_provider();
+    epp_net::tls::install_crypto_provider();
     let url = format!(
         "http://127.0.0.1:{}/metrics",
         epp.running.metrics_address.port()

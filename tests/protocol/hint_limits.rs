@@ -1,7 +1,7 @@
 //! Client-sized routing hints are bounded (issue 11, item 9): a subset hint is read up to
 //! `MAX_SUBSET_ENTRIES` entries; past that, entries are ignored, never routed to.
 
-use epp::director::MAX_SUBSET_ENTRIES;
+use epp_core::director::MAX_SUBSET_ENTRIES;
 
 use crate::common::driver::{MODES, Outcome, Request, send_request};
 use crate::common::messages::completion_body;

@@ -2,7 +2,7 @@
 //! the default verbosity.
 
 use epp::cli::{LogEncoder, TimeEncoding};
-use epp::telemetry::logging::{CapturedLogs, LogSettings, layer_for_writer};
+use epp_core::telemetry::logging::{CapturedLogs, LogSettings, layer_for_writer};
 use tracing_subscriber::Registry;
 use tracing_subscriber::layer::SubscriberExt;
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use epp::sim::FakeMetrics;
+use epp_sim::FakeMetrics;
 
 use crate::common::TestEpp;
 use crate::common::driver::{Mode, Request, send_request};
@@ -16,7 +16,7 @@ async fn simulated(count: usize, simulator_args: &str) -> TestEpp {
     TestEpp::start_with(&[], CONFIG, move |o| {
         o.endpoint_source = epp::cli::EndpointSource::Simulated(count);
         o.simulate_endpoints = count;
-        o.simulator_config = epp::sim::SimArgs::parse(&args.split_whitespace().collect::<Vec<_>>())
+        o.simulator_config = epp_sim::SimArgs::parse(&args.split_whitespace().collect::<Vec<_>>())
             .expect("simulator args")
             .config;
         o.refresh_metrics_interval = Duration::from_millis(20);
@@ -123,7 +123,7 @@ async fn real_queueing_on_one_server_steers_traffic_away() {
     // One sequence at a time and slow decode: a few direct requests build a real queue.
     let epp = simulated(2, "--max-num-seqs 1 --step-base-ms 20").await;
     let busy = epp.running.simulated[0].address();
-    epp::tls::install_crypto_provider();
+    epp_net::tls::install_crypto_provider();
     let client = reqwest::Client::new();
     let mut load = Vec::new();
     for _ in 0..4 {

@@ -9,7 +9,7 @@ mod values;
 use std::collections::HashMap;
 
 use crate::cli::{CliError, Options, parse};
-use crate::datalayer::metric_spec::MetricSpec;
+use epp_datalayer::metric_spec::MetricSpec;
 
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|a| (*a).to_owned()).collect()

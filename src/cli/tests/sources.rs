@@ -95,8 +95,8 @@ fn config_file_and_text_are_exclusive() {
 
 #[test]
 fn engine_presets_and_explicit_metric_flags() {
-    use crate::datalayer::presets::{Engine, MetricMapping};
-    let name = |spec: &Option<crate::datalayer::metric_spec::MetricSpec>| {
+    use epp_datalayer::presets::{Engine, MetricMapping};
+    let name = |spec: &Option<epp_datalayer::metric_spec::MetricSpec>| {
         spec.as_ref().map(|s| s.to_string())
     };
 

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::cli::goflag::{parse_bool, parse_int};
 use crate::cli::{CliError, EndpointSource, LogEncoder};
+use epp_flags::goflag::{parse_bool, parse_int};
 
 use super::{err, ok};
 

@@ -1,7 +1,8 @@
 //! The flag table, `-h` and usage errors: exit codes and Go-format usage text.
 
 use crate::cli::flags::FLAGS;
-use crate::cli::{CliError, Options, goflag, usage};
+use crate::cli::{CliError, Options, usage};
+use epp_flags::goflag;
 
 use super::err;
 

@@ -1,0 +1,255 @@
+//! Reads token `usage` from responses as they pass through, in bounded memory.
+//!
+//! SSE: every `data:` line that mentions `"usage"` is decoded, in any chunk (v1.0.1 only
+//! looked at the chunk holding `[DONE]`); the last usage seen wins. JSON: the tail of the
+//! body is kept and the last top-level-looking `"usage":` object in it is decoded.
+
+use serde::Deserialize;
+
+use epp_core::director::Usage;
+
+/// Longest SSE line kept across chunks; longer lines are skipped.
+const MAX_LINE: usize = 1 << 20;
+/// Bytes of a JSON body's end that are kept to find `usage` (it comes last in OpenAI
+/// responses, after the choices).
+const JSON_TAIL: usize = 64 << 10;
+
+/// Accumulates what is needed to find `usage` in one response.
+#[derive(Debug, Default)]
+pub struct UsageScanner {
+    streaming: bool,
+    /// SSE: the unfinished last line. JSON: the body's last bytes.
+    buffer: Vec<u8>,
+    /// SSE: the current line is longer than [`MAX_LINE`] and is being skipped.
+    skipping_line: bool,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    usage: Option<UsageFields>,
+}
+
+#[derive(Deserialize)]
+struct UsageFields {
+    #[serde(default)]
+    prompt_tokens: Option<f64>,
+    #[serde(default)]
+    completion_tokens: Option<f64>,
+    #[serde(default)]
+    total_tokens: Option<f64>,
+}
+
+impl UsageFields {
+    fn to_usage(&self) -> Usage {
+        let count = |v: Option<f64>| {
+            v.filter(|x| x.is_finite() && *x >= 0.0)
+                .map_or(0, |x| x as u64)
+        };
+        Usage {
+            prompt_tokens: count(self.prompt_tokens),
+            completion_tokens: count(self.completion_tokens),
+            total_tokens: count(self.total_tokens),
+        }
+    }
+}
+
+impl UsageScanner {
+    /// `streaming`: the response is `text/event-stream`.
+    pub fn new(streaming: bool) -> Self {
+        UsageScanner {
+            streaming,
+            ..Default::default()
+        }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.streaming {
+            self.feed_sse(chunk);
+        } else {
+            self.feed_json_tail(chunk);
+        }
+    }
+
+    /// The usage found, once the body has ended.
+    pub fn finish(&mut self) -> Option<Usage> {
+        if self.streaming {
+            let line = std::mem::take(&mut self.buffer);
+            if !self.skipping_line {
+                self.scan_line(&line);
+            }
+        } else {
+            self.usage = last_usage_object(&self.buffer).or(self.usage);
+        }
+        self.usage
+    }
+
+    fn feed_sse(&mut self, mut chunk: &[u8]) {
+        while let Some(newline) = chunk.iter().position(|&b| b == b'\n') {
+            let (head, rest) = chunk.split_at(newline);
+            if !self.skipping_line {
+                if self.buffer.is_empty() {
+                    self.scan_line(head);
+                } else {
+                    let mut line = std::mem::take(&mut self.buffer);
+                    line.extend_from_slice(head);
+                    self.scan_line(&line);
+                    line.clear();
+                    self.buffer = line;
+                }
+            }
+            self.skipping_line = false;
+            chunk = &rest[1..];
+        }
+        if self.skipping_line {
+            return;
+        }
+        if self.buffer.len() + chunk.len() > MAX_LINE {
+            self.buffer.clear();
+            self.skipping_line = true;
+        } else {
+            self.buffer.extend_from_slice(chunk);
+        }
+    }
+
+    fn scan_line(&mut self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(data) = line.strip_prefix(b"data:") else {
+            return;
+        };
+        if !contains(data, b"\"usage\"") {
+            return;
+        }
+        if let Ok(Envelope {
+            usage: Some(fields),
+        }) = serde_json::from_slice::<Envelope>(data)
+        {
+            self.usage = Some(fields.to_usage());
+        }
+    }
+
+    fn feed_json_tail(&mut self, chunk: &[u8]) {
+        if chunk.len() >= JSON_TAIL {
+            self.buffer.clear();
+            self.buffer
+                .extend_from_slice(&chunk[chunk.len() - JSON_TAIL..]);
+            return;
+        }
+        let overflow = (self.buffer.len() + chunk.len()).saturating_sub(JSON_TAIL);
+        if overflow > 0 {
+            self.buffer.drain(..overflow);
+        }
+        self.buffer.extend_from_slice(chunk);
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Decodes the object after the last unescaped `"usage"` key in `tail`.
+fn last_usage_object(tail: &[u8]) -> Option<Usage> {
+    let key = b"\"usage\"";
+    let mut end = tail.len();
+    while let Some(pos) = tail[..end].windows(key.len()).rposition(|w| w == key) {
+        end = pos;
+        if pos > 0 && tail[pos - 1] == b'\\' {
+            continue;
+        }
+        let rest = &tail[pos + key.len()..];
+        let Some(colon) = rest.iter().position(|b| !b.is_ascii_whitespace()) else {
+            continue;
+        };
+        if rest[colon] != b':' {
+            continue;
+        }
+        let mut values = serde_json::Deserializer::from_slice(&rest[colon + 1..])
+            .into_iter::<Option<UsageFields>>();
+        if let Some(Ok(Some(fields))) = values.next() {
+            return Some(fields.to_usage());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(streaming: bool, chunks: &[&str]) -> Option<Usage> {
+        let mut scanner = UsageScanner::new(streaming);
+        for chunk in chunks {
+            scanner.feed(chunk.as_bytes());
+        }
+        scanner.finish()
+    }
+
+    fn usage(p: u64, c: u64, t: u64) -> Option<Usage> {
+        Some(Usage {
+            prompt_tokens: p,
+            completion_tokens: c,
+            total_tokens: t,
+        })
+    }
+
+    #[test]
+    fn sse_usage_in_the_done_chunk() {
+        let chunks = [
+            "data: {\"choices\":[{\"text\":\"a\"}]}\n\n",
+            "data: {\"usage\":{\"prompt_tokens\":7,\"total_tokens\":17,\"completion_tokens\":10}}\n\ndata: [DONE]\n\n",
+        ];
+        assert_eq!(scan(true, &chunks), usage(7, 10, 17));
+    }
+
+    #[test]
+    fn sse_usage_before_done_and_split_lines() {
+        let chunks = [
+            "data: {\"choices\":[],\"usage\":{\"prompt_to",
+            "kens\":3,\"completion_tokens\":4,\"total_tokens\":7}}\r\n\r\n",
+            "data: [DONE]\n\n",
+        ];
+        assert_eq!(scan(true, &chunks), usage(3, 4, 7));
+    }
+
+    #[test]
+    fn sse_null_usage_does_not_erase() {
+        let chunks = [
+            "data: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n",
+            "data: {\"usage\":null}\n",
+        ];
+        assert_eq!(scan(true, &chunks), usage(1, 1, 2));
+    }
+
+    #[test]
+    fn sse_without_usage() {
+        assert_eq!(
+            scan(true, &["data: {\"choices\":[]}\n", "data: [DONE]\n"]),
+            None
+        );
+    }
+
+    #[test]
+    fn json_usage_at_the_end() {
+        let body = r#"{"id":"x","choices":[{"text":"he said \"usage\": lots"}],"usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11}}"#;
+        let (a, b) = body.split_at(40);
+        assert_eq!(scan(false, &[a, b]), usage(5, 6, 11));
+    }
+
+    #[test]
+    fn json_big_body_keeps_only_the_tail() {
+        let filler = "x".repeat(JSON_TAIL * 3);
+        let body =
+            format!(r#"{{"data":"{filler}","usage":{{"prompt_tokens":9,"total_tokens":9}}}}"#);
+        let mut scanner = UsageScanner::new(false);
+        for chunk in body.as_bytes().chunks(10_000) {
+            scanner.feed(chunk);
+        }
+        assert!(scanner.buffer.len() <= JSON_TAIL);
+        assert_eq!(scanner.finish(), usage(9, 0, 9));
+    }
+
+    #[test]
+    fn not_json() {
+        assert_eq!(scan(false, &["no healthy upstream"]), None);
+    }
+}

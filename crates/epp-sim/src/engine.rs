@@ -1,0 +1,338 @@
+//! The engine: a vLLM V1-style scheduler stepped by [`crate::server`]'s loop.
+//!
+//! One step (`schedule`, then `complete` after the step's modelled duration):
+//! 1. Running sequences first, in order: a decode takes 1 token, a partial prefill
+//!    `min(remaining, budget)`. When one cannot get a block, the **last** running sequence is
+//!    preempted (blocks freed, pushed to the front of the queue, recomputed later).
+//! 2. Then waiting sequences, FCFS (skipped when step 1 preempted yet scheduled something):
+//!    pass over those whose LoRA adapter has no slot, reuse the longest cached prefix (at most
+//!    prompt−1 tokens), schedule `min(uncached, budget)` tokens, and stop at `max_num_seqs`,
+//!    an empty budget or a full cache.
+//! 3. At the end of the step, computed blocks are indexed, and each sequence whose tokens are
+//!    all computed emits one token; sequences at their output length finish.
+//!
+//! Everything here is synchronous and clock-free: the caller passes `now`.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::{SimConfig, StepTimeModel};
+use crate::kv_cache::{BlockId, KvCache};
+use crate::lora::{self, LoraSlots};
+use crate::metrics::{E2E_BUCKETS, Histogram, TTFT_BUCKETS};
+use crate::sequence::{FinishReason, NewSequence, Sequence};
+
+/// Monotonic counters of one engine.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Sequences submitted.
+    pub received: u64,
+    /// Prompt tokens of sequences that produced their first token.
+    pub prompt_tokens: u64,
+    /// Output tokens produced.
+    pub generation_tokens: u64,
+    /// Tokens looked up in the prefix cache at admission.
+    pub prefix_queries: u64,
+    /// Tokens found in the prefix cache at admission.
+    pub prefix_hits: u64,
+    /// Sequences preempted.
+    pub preemptions: u64,
+    /// Sequences ended, by reason: length, stop, abort.
+    pub finished: [u64; 3],
+}
+
+/// A copy of the engine's observable state, taken under the lock.
+#[derive(Clone, Debug)]
+pub struct EngineSnapshot {
+    pub running: usize,
+    pub waiting: usize,
+    pub kv_usage: f64,
+    pub free_blocks: usize,
+    pub total_blocks: usize,
+    pub cached_blocks: usize,
+    pub counters: Counters,
+    pub ttft: Histogram,
+    pub e2e: Histogram,
+    pub max_loras: usize,
+    pub running_loras: String,
+    pub waiting_loras: String,
+}
+
+#[derive(Default)]
+struct BatchCost {
+    seqs: usize,
+    prefill_tokens: usize,
+    decodes: usize,
+    decode_context: usize,
+}
+
+impl BatchCost {
+    fn add(&mut self, seq: &Sequence, n: usize) {
+        self.seqs += 1;
+        if seq.is_decode(n) {
+            self.decodes += 1;
+            self.decode_context += seq.num_computed;
+        } else {
+            self.prefill_tokens += n;
+        }
+    }
+}
+
+/// The scheduler state of one simulated server.
+#[derive(Debug)]
+pub struct Engine {
+    max_num_seqs: usize,
+    max_num_batched_tokens: usize,
+    step_time: StepTimeModel,
+    kv: KvCache,
+    lora: LoraSlots,
+    running: Vec<Sequence>,
+    waiting: VecDeque<Sequence>,
+    counters: Counters,
+    ttft: Histogram,
+    e2e: Histogram,
+    hits: Vec<BlockId>,
+}
+
+impl Engine {
+    /// An idle engine with an empty cache.
+    pub fn new(config: &SimConfig) -> Self {
+        Self {
+            max_num_seqs: config.max_num_seqs,
+            max_num_batched_tokens: config.max_num_batched_tokens,
+            step_time: config.step_time.clone(),
+            kv: KvCache::new(config.num_gpu_blocks, config.block_size),
+            lora: LoraSlots::new(config.max_loras),
+            running: Vec::new(),
+            waiting: VecDeque::new(),
+            counters: Counters::default(),
+            ttft: Histogram::new(TTFT_BUCKETS),
+            e2e: Histogram::new(E2E_BUCKETS),
+            hits: Vec::new(),
+        }
+    }
+
+    /// Queues new sequences (at the back of the waiting queue).
+    pub fn submit(&mut self, sequences: impl IntoIterator<Item = NewSequence>, now: Instant) {
+        for new in sequences {
+            self.waiting.push_back(Sequence::new(new, now));
+            self.counters.received += 1;
+        }
+    }
+
+    /// Plans one step; returns its modelled (unscaled) duration, or `None` if nothing runs.
+    pub fn schedule(&mut self, now: Instant) -> Option<Duration> {
+        self.drop_abandoned(now);
+        let mut budget = self.max_num_batched_tokens;
+        let mut batch = BatchCost::default();
+        let preempted = self.schedule_running(&mut budget, &mut batch);
+        if !preempted || batch.seqs == 0 {
+            self.schedule_waiting(&mut budget, &mut batch);
+        }
+        (batch.seqs > 0).then(|| {
+            self.step_time
+                .step(batch.prefill_tokens, batch.decodes, batch.decode_context)
+        })
+    }
+
+    /// Ends the step planned by [`Engine::schedule`] at `now`: indexes blocks, emits tokens,
+    /// retires finished sequences.
+    pub fn complete(&mut self, now: Instant) {
+        for seq in &mut self.running {
+            if seq.scheduled == 0 {
+                continue;
+            }
+            seq.num_computed += seq.scheduled;
+            seq.scheduled = 0;
+            seq.index_full_blocks(&mut self.kv);
+            if seq.remaining() > 0 {
+                continue; // a partial prefill
+            }
+            if seq.emit_token(now) {
+                self.counters.prompt_tokens += seq.prompt_len as u64;
+                self.ttft
+                    .observe(now.duration_since(seq.arrival).as_secs_f64());
+            }
+            self.counters.generation_tokens += 1;
+        }
+        let done: Vec<Sequence> = self
+            .running
+            .extract_if(.., |s| s.finish.is_some())
+            .collect();
+        for seq in done {
+            self.retire(seq, now);
+        }
+    }
+
+    /// The observable state.
+    pub fn snapshot(&self) -> EngineSnapshot {
+        let waiting: BTreeSet<_> = self
+            .waiting
+            .iter()
+            .filter_map(|s| s.adapter.as_ref())
+            .collect();
+        EngineSnapshot {
+            running: self.running.len(),
+            waiting: self.waiting.len(),
+            kv_usage: self.kv.usage(),
+            free_blocks: self.kv.num_free(),
+            total_blocks: self.kv.num_blocks(),
+            cached_blocks: self.kv.num_cached(),
+            counters: self.counters.clone(),
+            ttft: self.ttft.clone(),
+            e2e: self.e2e.clone(),
+            max_loras: self.lora.max_loras(),
+            running_loras: lora::join(self.lora.running()),
+            waiting_loras: lora::join(waiting),
+        }
+    }
+
+    /// Checks the KV invariants plus that running sequences hold the only references.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.kv.check_invariants()?;
+        if self.waiting.iter().any(|s| !s.blocks.is_empty()) {
+            return Err("a waiting sequence holds blocks".to_owned());
+        }
+        let referenced: BTreeSet<BlockId> = self
+            .running
+            .iter()
+            .flat_map(|s| s.blocks.iter().copied())
+            .collect();
+        let allocated = self.kv.num_blocks() - self.kv.num_free();
+        match referenced.len() == allocated {
+            true => Ok(()),
+            false => Err(format!(
+                "{} blocks referenced, {allocated} allocated",
+                referenced.len()
+            )),
+        }
+    }
+
+    fn schedule_running(&mut self, budget: &mut usize, batch: &mut BatchCost) -> bool {
+        let mut preempted = false;
+        let mut i = 0;
+        while i < self.running.len() && *budget > 0 {
+            let n = self.running[i].remaining().min(*budget);
+            if !self.grow(i, n, &mut preempted) {
+                break;
+            }
+            let seq = &mut self.running[i];
+            seq.scheduled = n;
+            *budget -= n;
+            batch.add(seq, n);
+            i += 1;
+        }
+        preempted
+    }
+
+    /// Allocates blocks for `n` more tokens of `running[i]`, preempting from the back until
+    /// they fit; `false` when `running[i]` itself had to go.
+    fn grow(&mut self, i: usize, n: usize, preempted: &mut bool) -> bool {
+        loop {
+            let seq = &mut self.running[i];
+            if self
+                .kv
+                .allocate_slots(&mut seq.blocks, &[], seq.num_computed + n)
+            {
+                return true;
+            }
+            let Some(victim) = self.running.pop() else {
+                return false;
+            };
+            self.preempt(victim);
+            *preempted = true;
+            if self.running.len() == i {
+                return false;
+            }
+        }
+    }
+
+    fn preempt(&mut self, mut seq: Sequence) {
+        self.kv.free(&seq.blocks);
+        seq.reset_for_recompute();
+        self.lora.stop(seq.adapter.as_ref());
+        self.counters.preemptions += 1;
+        self.waiting.push_front(seq);
+    }
+
+    fn schedule_waiting(&mut self, budget: &mut usize, batch: &mut BatchCost) {
+        let mut skipped = Vec::new();
+        while *budget > 0 && self.running.len() < self.max_num_seqs {
+            let Some(mut seq) = self.waiting.pop_front() else {
+                break;
+            };
+            if !self.lora.can_start(seq.adapter.as_ref()) {
+                skipped.push(seq);
+                continue;
+            }
+            let Some(n) = self.admit(&mut seq, *budget) else {
+                self.waiting.push_front(seq);
+                break;
+            };
+            *budget -= n;
+            batch.add(&seq, n);
+            self.lora.start(seq.adapter.as_ref());
+            self.running.push(seq);
+        }
+        for seq in skipped.into_iter().rev() {
+            self.waiting.push_front(seq);
+        }
+    }
+
+    /// Reuses the longest cached prefix (at most `num_tokens − 1` tokens) and allocates the
+    /// first chunk; returns the chunk size, or `None` when the cache is full.
+    fn admit(&mut self, seq: &mut Sequence, budget: usize) -> Option<usize> {
+        let block_size = self.kv.block_size();
+        let max_hit_blocks = (seq.num_tokens() - 1) / block_size;
+        seq.ensure_hashes(max_hit_blocks, block_size);
+        self.kv
+            .find_cached(&seq.block_hashes[..max_hit_blocks], &mut self.hits);
+        let cached = self.hits.len() * block_size;
+        let n = (seq.num_tokens() - cached).min(budget);
+        if !self
+            .kv
+            .allocate_slots(&mut seq.blocks, &self.hits, cached + n)
+        {
+            return None;
+        }
+        seq.num_computed = cached;
+        seq.num_indexed = self.hits.len();
+        seq.scheduled = n;
+        seq.cached_tokens.get_or_insert(cached);
+        self.counters.prefix_queries += seq.num_tokens() as u64;
+        self.counters.prefix_hits += cached as u64;
+        Some(n)
+    }
+
+    fn drop_abandoned(&mut self, now: Instant) {
+        let gone: Vec<Sequence> = self.running.extract_if(.., |s| s.is_abandoned()).collect();
+        for mut seq in gone {
+            seq.finish = Some(FinishReason::Abort);
+            self.retire(seq, now);
+        }
+        let before = self.waiting.len();
+        self.waiting.retain(|s| !s.is_abandoned());
+        self.counters.finished[2] += (before - self.waiting.len()) as u64;
+    }
+
+    fn retire(&mut self, seq: Sequence, now: Instant) {
+        self.kv.free(&seq.blocks);
+        self.lora.stop(seq.adapter.as_ref());
+        let reason = seq.finish.unwrap_or(FinishReason::Abort);
+        let slot = match reason {
+            FinishReason::Length => 0,
+            FinishReason::Stop => 1,
+            FinishReason::Abort => 2,
+        };
+        self.counters.finished[slot] += 1;
+        if reason != FinishReason::Abort {
+            self.e2e
+                .observe(now.duration_since(seq.arrival).as_secs_f64());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,120 @@
+//! A simulated vLLM model server for tests, the README quick start and benchmarks.
+//!
+//! Each server listens on its own port with its own state and behaves like a vLLM V1 server in
+//! real (wall-clock) time, optionally sped up by [`SimConfig::time_scale`]:
+//!
+//! * **API**: `POST /v1/completions` and `/v1/chat/completions` (JSON or SSE), `GET /v1/models`,
+//!   `/health`, `/metrics`; unknown model → 404, invalid JSON → 400, as vLLM answers. Every
+//!   response has an `x-sim-server: <port>` header (`http.rs`).
+//! * **Tokens**: about 4 characters per token (`ceil(len/4)`); output length is `max_tokens`
+//!   (default 16), or exactly `"sim": {"output_tokens": N}` when a request gives it. Output text
+//!   is deterministic filler (`tokens.rs`).
+//! * **Engine**: continuous batching with `max_num_seqs`, a per-step token budget, chunked
+//!   prefill, FCFS queueing, recompute preemption, and a step time of
+//!   `base + prefill_tokens·a + decodes·b + decode_context·c` (`engine.rs`,
+//!   [`config::StepTimeModel`]).
+//! * **KV cache**: refcounted blocks with chained prefix hashes and an LRU free queue; usage as
+//!   vLLM reports it. See [`kv_cache`].
+//! * **LoRA**: `max_loras` adapters run at once; others wait (`lora.rs`).
+//! * **Metrics**: vLLM V1 names, plus llm-d-inference-sim's fake-metrics override, settable at
+//!   start ([`SimConfig::fake_metrics`]), through [`RunningSim::set_fake_metrics`], or over
+//!   HTTP (`PUT /sim/fake-metrics`) (`metrics.rs`, [`FakeMetrics`]).
+//!
+//! In process:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), crate::SimError> {
+//! use crate::{SimConfig, start};
+//! let config = SimConfig { max_num_seqs: 2, time_scale: 0.1, ..SimConfig::default() };
+//! let sim = start(config, "127.0.0.1:0".parse().expect("an address")).await?;
+//! println!("serving on {}", sim.url());
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! The `epp-sim` binary and `epp` share the flag table: [`SimArgs::parse`] and [`usage`].
+
+mod api;
+pub mod args;
+pub mod config;
+mod engine;
+pub mod fake;
+mod http;
+pub mod kv_cache;
+mod lora;
+mod metrics;
+mod respond;
+mod sequence;
+mod server;
+mod tokens;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::{IpAddr, SocketAddr};
+
+pub use args::{ArgsError, SimArgs, usage};
+pub use config::{KvUsageMetric, OutputLength, SimConfig, StepTimeModel};
+pub use fake::{FakeLora, FakeMetrics};
+pub use server::{RunningSim, SimStats, start};
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The config breaks a limit; the message names the flag.
+    #[error("invalid simulator config: {0}")]
+    Config(String),
+    /// The address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address asked for.
+        address: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `base_port + count` runs past port 65535.
+    #[error("{count} servers from port {base_port} run past port 65535")]
+    PortRange {
+        /// The first port.
+        base_port: u16,
+        /// The number of servers.
+        count: usize,
+    },
+}
+
+/// Starts `count` independent servers with the same `config` on `host`, ports `base_port`,
+/// `base_port + 1`, … (or free ports when `base_port` is 0). On an error, the servers already
+/// started are shut down.
+pub async fn start_many(
+    config: SimConfig,
+    host: IpAddr,
+    base_port: u16,
+    count: usize,
+) -> Result<Vec<RunningSim>, SimError> {
+    let mut sims = Vec::with_capacity(count);
+    for i in 0..count {
+        let port = match base_port {
+            0 => Some(0),
+            base => u16::try_from(i).ok().and_then(|i| base.checked_add(i)),
+        };
+        let Some(port) = port else {
+            shutdown_all(sims).await;
+            return Err(SimError::PortRange { base_port, count });
+        };
+        match start(config.clone(), SocketAddr::new(host, port)).await {
+            Ok(sim) => sims.push(sim),
+            Err(error) => {
+                shutdown_all(sims).await;
+                return Err(error);
+            }
+        }
+    }
+    Ok(sims)
+}
+
+async fn shutdown_all(sims: Vec<RunningSim>) {
+    for sim in sims {
+        sim.shutdown().await;
+    }
+}

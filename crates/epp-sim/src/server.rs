@@ -1,0 +1,290 @@
+//! One running server: its shared state, the engine loop that steps it in real time, and the
+//! handle that stops it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hyper::header::HeaderValue;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+
+use crate::SimError;
+use crate::api::{Endpoint, Generation};
+use crate::config::SimConfig;
+use crate::engine::{Engine, EngineSnapshot};
+use crate::fake::FakeMetrics;
+use crate::http;
+use crate::kv_cache::hash_seed;
+use crate::metrics::{self, MetricsLabels};
+use crate::sequence::NewSequence;
+
+/// How far the engine may fall behind its modelled clock before it stops catching up.
+const MAX_LAG: Duration = Duration::from_millis(20);
+
+/// State shared by the HTTP handlers, the engine loop and the [`RunningSim`] handle.
+pub(crate) struct Shared {
+    pub config: SimConfig,
+    pub address: SocketAddr,
+    pub server_id: HeaderValue,
+    engine: Mutex<Engine>,
+    fake: Mutex<Option<FakeMetrics>>,
+    work: Notify,
+    labels: MetricsLabels,
+    next_response: AtomicU64,
+}
+
+impl Shared {
+    fn new(config: SimConfig, address: SocketAddr) -> Self {
+        Self {
+            server_id: HeaderValue::from(address.port()),
+            engine: Mutex::new(Engine::new(&config)),
+            fake: Mutex::new(config.fake_metrics.clone()),
+            work: Notify::new(),
+            labels: MetricsLabels::new(&config),
+            next_response: AtomicU64::new(0),
+            config,
+            address,
+        }
+    }
+
+    /// The engine, locked. Never held across an `.await`.
+    pub fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues sequences and wakes the engine.
+    pub fn submit(&self, sequences: Vec<NewSequence>) {
+        self.engine().submit(sequences, Instant::now());
+        self.work.notify_one();
+    }
+
+    /// The block-hash seed of a request's model or adapter.
+    pub fn hash_seed(&self, generation: &Generation) -> u64 {
+        let name = generation.adapter.as_deref().unwrap_or(&self.config.model);
+        hash_seed(name)
+    }
+
+    pub fn fake_metrics(&self) -> Option<FakeMetrics> {
+        self.fake
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set_fake_metrics(&self, fake: Option<FakeMetrics>) {
+        *self.fake.lock().unwrap_or_else(PoisonError::into_inner) = fake;
+    }
+
+    /// The `/metrics` page.
+    pub fn render_metrics(&self) -> String {
+        let snapshot = self.engine().snapshot();
+        let fake = self.fake.lock().unwrap_or_else(PoisonError::into_inner);
+        metrics::render(&self.labels, &snapshot, fake.as_ref())
+    }
+
+    /// A fresh response id, unique per server.
+    pub fn next_response_id(&self, endpoint: Endpoint) -> String {
+        let n = self.next_response.fetch_add(1, Ordering::Relaxed);
+        let prefix = match endpoint {
+            Endpoint::Completions => "cmpl",
+            Endpoint::Chat => "chatcmpl",
+        };
+        format!("{prefix}-{}-{n}", self.address.port())
+    }
+
+    pub fn unix_seconds(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// Resolves when `stop` turns true or its sender is gone.
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Steps the engine in real time: plan a step, sleep its scaled duration, complete it; when
+/// idle, wait for a submission without spinning.
+async fn run_engine(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut deadline = Instant::now();
+    loop {
+        let step = shared.engine().schedule(Instant::now());
+        let Some(duration) = step else {
+            tokio::select! {
+                () = shared.work.notified() => {}
+                () = stopped(&mut stop) => return,
+            }
+            deadline = Instant::now();
+            continue;
+        };
+        deadline = next_deadline(deadline, shared.config.scaled(duration), Instant::now());
+        tokio::select! {
+            () = sleep_until(deadline) => {}
+            () = stopped(&mut stop) => return,
+        }
+        shared.engine().complete(Instant::now());
+    }
+}
+
+/// Steps end at `previous + duration`, so sub-millisecond steps (timer granularity) add up
+/// correctly; a loop lagging by more than [`MAX_LAG`] restarts from `now` instead of bursting.
+fn next_deadline(previous: Instant, duration: Duration, now: Instant) -> Instant {
+    match now.saturating_duration_since(previous) > MAX_LAG {
+        true => now + duration,
+        false => previous + duration,
+    }
+}
+
+/// Counters and gauges of one server, read from the engine (never the fake metrics).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimStats {
+    /// Sequences submitted (one per prompt).
+    pub requests_received: u64,
+    /// Sequences that ran to completion (`length` or `stop`).
+    pub requests_finished: u64,
+    /// Sequences whose client went away.
+    pub requests_aborted: u64,
+    /// Sequences running now.
+    pub running: usize,
+    /// Sequences waiting now (including preempted ones).
+    pub waiting: usize,
+    /// KV-cache usage in [0, 1] (cached blocks at refcount 0 count as free).
+    pub kv_cache_usage: f64,
+    /// Free blocks (including cached ones at refcount 0).
+    pub free_blocks: usize,
+    /// All blocks.
+    pub total_blocks: usize,
+    /// Blocks whose prefix hash is indexed.
+    pub cached_blocks: usize,
+    /// Tokens looked up in the prefix cache.
+    pub prefix_cache_queries: u64,
+    /// Tokens served from the prefix cache.
+    pub prefix_cache_hits: u64,
+    /// Preemptions so far.
+    pub preemptions: u64,
+    /// Prompt tokens of sequences that reached their first token.
+    pub prompt_tokens: u64,
+    /// Output tokens produced.
+    pub generation_tokens: u64,
+    /// Number of first tokens and their total time to first token (seconds, wall clock).
+    pub ttft_count: u64,
+    /// Sum of times to first token (seconds).
+    pub ttft_sum_seconds: f64,
+    /// Adapters with running requests, comma-separated.
+    pub running_loras: String,
+    /// Adapters with waiting requests, comma-separated.
+    pub waiting_loras: String,
+}
+
+impl SimStats {
+    fn from_snapshot(s: EngineSnapshot) -> Self {
+        let c = &s.counters;
+        Self {
+            requests_received: c.received,
+            requests_finished: c.finished[0] + c.finished[1],
+            requests_aborted: c.finished[2],
+            running: s.running,
+            waiting: s.waiting,
+            kv_cache_usage: s.kv_usage,
+            free_blocks: s.free_blocks,
+            total_blocks: s.total_blocks,
+            cached_blocks: s.cached_blocks,
+            prefix_cache_queries: c.prefix_queries,
+            prefix_cache_hits: c.prefix_hits,
+            preemptions: c.preemptions,
+            prompt_tokens: c.prompt_tokens,
+            generation_tokens: c.generation_tokens,
+            ttft_count: s.ttft.count(),
+            ttft_sum_seconds: s.ttft.sum(),
+            running_loras: s.running_loras,
+            waiting_loras: s.waiting_loras,
+        }
+    }
+}
+
+/// A running simulated server. Dropping it stops the server too (without waiting).
+pub struct RunningSim {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningSim {
+    /// The bound address (the real port when started on port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.shared.address
+    }
+
+    /// `http://<address>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.shared.address)
+    }
+
+    /// The server's config.
+    pub fn config(&self) -> &SimConfig {
+        &self.shared.config
+    }
+
+    /// Replaces (`Some`) or removes (`None`) the fake metrics; effective at the next scrape.
+    pub fn set_fake_metrics(&self, fake: Option<FakeMetrics>) {
+        self.shared.set_fake_metrics(fake);
+    }
+
+    /// The fake metrics in force, if any.
+    pub fn fake_metrics(&self) -> Option<FakeMetrics> {
+        self.shared.fake_metrics()
+    }
+
+    /// The engine's real counters and gauges.
+    pub fn stats(&self) -> SimStats {
+        SimStats::from_snapshot(self.shared.engine().snapshot())
+    }
+
+    /// The `/metrics` page, rendered without HTTP.
+    pub fn metrics_text(&self) -> String {
+        self.shared.render_metrics()
+    }
+
+    /// Checks the engine's KV invariants (allocated + free = total, and more).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.shared.engine().check_invariants()
+    }
+
+    /// Stops accepting, drops open connections and in-flight requests, and waits for the
+    /// server's tasks to end.
+    pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// Binds `address` (port 0 picks a free port) and starts a server with `config`.
+pub async fn start(config: SimConfig, address: SocketAddr) -> Result<RunningSim, SimError> {
+    config.validate().map_err(SimError::Config)?;
+    let bind_error = |source| SimError::Bind { address, source };
+    let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    let shared = Arc::new(Shared::new(config, local));
+    let (stop, stop_rx) = watch::channel(false);
+    let engine = tokio::spawn(run_engine(Arc::clone(&shared), stop_rx.clone()));
+    let server = tokio::spawn(http::serve(listener, Arc::clone(&shared), stop_rx));
+    tracing::debug!(address = %local, model = %shared.config.model, "sim: started");
+    Ok(RunningSim {
+        shared,
+        stop,
+        tasks: vec![engine, server],
+    })
+}

@@ -1,0 +1,3 @@
+//! Test scaffolding shared by tests, benches and `epp-bench`. Never a dependency of a
+//! production crate.
+#![forbid(unsafe_code)]
