@@ -67,20 +67,27 @@ pub(super) fn level_upper(level: &Level) -> &'static str {
     }
 }
 
-/// The logger name for a target: own crate prefix stripped, `::` → `.`.
+/// The logger name for a target: `::` → `.`, without this workspace's crate prefix, so names
+/// stay those of the single-crate layout (`extproc.state.request`, `director`): `epp`,
+/// `epp_core` and `epp_net` hold what were top-level modules and are dropped; the other
+/// `epp_*` crates were modules of that name (`epp_extproc::state` → `extproc.state`).
 pub(super) fn logger_name(target: &str) -> String {
-    for krate in OWN_CRATES {
-        if let Some(rest) = target.strip_prefix(krate) {
-            if let Some(rest) = rest.strip_prefix("::") {
-                return rest.replace("::", ".");
-            }
-            if rest.is_empty() {
-                return krate.to_owned();
-            }
+    let (krate, rest) = target.split_once("::").unwrap_or((target, ""));
+    let module = match krate {
+        _ if !OWN_CRATES.contains(&krate) => {
+            return target.replace("::", ".");
         }
-    }
-
-    target.replace("::", ".")
+        "epp" | "epp_core" | "epp_net" if !rest.is_empty() => rest.to_owned(),
+        "epp" | "epp_core" | "epp_net" => return krate.to_owned(),
+        _ => {
+            let name = krate.strip_prefix("epp_").unwrap_or(krate);
+            if rest.is_empty() {
+                return name.to_owned();
+            }
+            format!("{name}::{rest}")
+        }
+    };
+    module.replace("::", ".")
 }
 
 /// Appends `s` as a JSON string, escaping like zap (`"`, `\`, control characters).

@@ -63,9 +63,19 @@ pub const DEBUG: i32 = 4;
 /// logr verbosity of per-request tracing messages (`trace!`).
 pub const TRACE: i32 = 5;
 
-/// Crate names whose targets are "ours": shown at the full verbosity and stripped from
-/// logger names.
-const OWN_CRATES: [&str; 2] = ["epp", env!("CARGO_CRATE_NAME")];
+/// The workspace's crates: their targets are shown at the full verbosity and their names
+/// are stripped from logger names (see `format::logger_name`).
+const OWN_CRATES: [&str; 9] = [
+    "epp",
+    "epp_core",
+    "epp_net",
+    "epp_datalayer",
+    "epp_discovery",
+    "epp_extproc",
+    "epp_sim",
+    "epp_bench",
+    "epp_flags",
+];
 
 /// Maps `--v N` to a `tracing` level filter (see the module docs).
 pub fn verbosity_filter(verbosity: i32) -> LevelFilter {

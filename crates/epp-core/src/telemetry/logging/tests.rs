@@ -43,7 +43,7 @@ fn json_key_order_and_values() {
         &settings(LogEncoder::Json, TimeEncoding::Rfc3339, 2),
         || {
             tracing::info!(
-                target: "epp_extproc::server",
+                target: "epp::extproc::server",
                 pod = "vllm-0",
                 count = 3,
                 negative = -4,
@@ -66,10 +66,10 @@ fn json_key_order_and_values() {
 #[test]
 fn json_levels_and_escaping() {
     let lines = capture(&settings(LogEncoder::Json, TimeEncoding::Nanos, 5), || {
-        tracing::error!(target: "crate::director", error = "boom \"x\"\n", "failed\tbadly");
-        tracing::warn!(target: "crate::director", "w");
-        tracing::debug!(target: "crate::director", "d");
-        tracing::trace!(target: "crate::director", "t");
+        tracing::error!(target: "epp::director", error = "boom \"x\"\n", "failed\tbadly");
+        tracing::warn!(target: "epp::director", "w");
+        tracing::debug!(target: "epp::director", "d");
+        tracing::trace!(target: "epp::director", "t");
         tracing::info!(target: "epp", ctl = "\u{1}", "root");
     });
     let ns = "1709618828120300000";
@@ -113,7 +113,7 @@ fn span_fields_are_inherited_with_dashed_names() {
             outer.record("model", "llama");
             let inner = tracing::info_span!("schedule", attempt = 1);
             let _inner = inner.enter();
-            tracing::info!(target: "crate::scheduling", { "picked-endpoint" = "10.0.0.7", n = 2 }, "Scheduled");
+            tracing::info!(target: "epp::scheduling", { "picked-endpoint" = "10.0.0.7", n = 2 }, "Scheduled");
         },
     );
     assert_eq!(
@@ -130,9 +130,9 @@ fn console_format() {
         &settings(LogEncoder::Console, TimeEncoding::Rfc3339, 2),
         || {
             tracing::info_span!("request", "x-request-id" = "r1").in_scope(|| {
-                tracing::info!(target: "epp_extproc", n = 2, "Got request");
+                tracing::info!(target: "epp::extproc", n = 2, "Got request");
             });
-            tracing::warn!(target: "epp_extproc", "No fields");
+            tracing::warn!(target: "epp::extproc", "No fields");
         },
     );
     assert_eq!(
@@ -312,4 +312,21 @@ fn directives_replace_the_filter() {
         .err()
         .expect("invalid directives");
     assert!(err.to_string().contains("RUST_LOG"), "{err}");
+}
+
+#[test]
+fn logger_names_are_those_of_the_single_crate_layout() {
+    use super::format::logger_name;
+    for (target, logger) in [
+        ("epp_extproc::state::request", "extproc.state.request"),
+        ("epp_extproc", "extproc"),
+        ("epp_core::director", "director"),
+        ("epp_net::tls", "tls"),
+        ("epp::app", "app"),
+        ("epp", "epp"),
+        ("epp_datalayer::scraper", "datalayer.scraper"),
+        ("kube_runtime::watcher", "kube_runtime.watcher"),
+    ] {
+        assert_eq!(logger_name(target), logger, "{target}");
+    }
 }
