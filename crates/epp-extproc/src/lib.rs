@@ -30,14 +30,14 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use epp_core::director::{Decision, Director, PickError, RoutingRequest, Usage};
+use epp_core::director::{Decision, Director, PickError, RoutingRequest};
 
 pub use budget::{BudgetExhausted, BudgetLease, BufferBudget, DEFAULT_BUFFER_BUDGET};
 pub use state::{
     BodyMode, FAIRNESS_HEADER, Flow, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER, REQUEST_ID_HEADER,
     StreamSettings, StreamState,
 };
-pub use usage::UsageScanner;
+pub use usage::{Usage, UsageScanner};
 
 /// The narrow boundary between the protocol and routing.
 pub trait EndpointPicker: Send + Sync + 'static {
@@ -45,8 +45,6 @@ pub trait EndpointPicker: Send + Sync + 'static {
     fn route(&self, request: &RoutingRequest<'_>) -> Result<Decision, PickError>;
     /// Picks a random endpoint for a request without a body.
     fn route_bodyless(&self, subset: Option<&[String]>) -> Result<Decision, PickError>;
-    /// Called once when the response has ended.
-    fn response_complete(&self, decision: &Decision, request_id: &str, usage: Option<Usage>);
 }
 
 impl EndpointPicker for Director {
@@ -56,10 +54,6 @@ impl EndpointPicker for Director {
 
     fn route_bodyless(&self, subset: Option<&[String]>) -> Result<Decision, PickError> {
         Director::route_bodyless(self, subset)
-    }
-
-    fn response_complete(&self, decision: &Decision, request_id: &str, usage: Option<Usage>) {
-        Director::response_complete(self, decision, request_id, usage)
     }
 }
 

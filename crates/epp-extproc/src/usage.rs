@@ -6,13 +6,19 @@
 
 use serde::Deserialize;
 
-use epp_core::director::Usage;
-
 /// Longest SSE line kept across chunks; longer lines are skipped.
 const MAX_LINE: usize = 1 << 20;
 /// Bytes of a JSON body's end that are kept to find `usage` (it comes last in OpenAI
 /// responses, after the choices).
 const JSON_TAIL: usize = 64 << 10;
+
+/// Token counts from a response's `usage`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
 
 /// Accumulates what is needed to find `usage` in one response.
 #[derive(Debug, Default)]

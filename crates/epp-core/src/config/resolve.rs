@@ -9,7 +9,7 @@ use crate::config::raw::{RawConfig, RawProfile, RawProfilePlugin};
 use crate::scheduling::Named;
 use crate::scheduling::plugins::{max_score_picker, single_profile_handler};
 use crate::scheduling::registry::{self, PluginContext, PluginRoles};
-use crate::scheduling::{Scheduler, SchedulingProfile, WeightedScorer};
+use crate::scheduling::{Filter, Picker, Scheduler, SchedulingProfile, WeightedScorer};
 
 /// One instantiated plugin of the config.
 #[derive(Clone)]
@@ -298,83 +298,136 @@ fn validate_profiles(raw: &RawConfig, plugins: &[PluginInstance]) -> Result<(), 
     Ok(())
 }
 
-/// Builds each profile: filters in listed order, weighted scorers, exactly one picker.
+/// Builds each profile (see [`build_profile`]).
 fn build_profiles(
     raw: &RawConfig,
     plugins: &[PluginInstance],
     warnings: &mut Vec<String>,
 ) -> Result<Vec<SchedulingProfile>, ConfigError> {
-    let mut profiles = Vec::with_capacity(raw.scheduling_profiles.len());
-    for (i, spec) in raw.scheduling_profiles.iter().enumerate() {
-        let mut filters = Vec::new();
-        let mut scorers = Vec::new();
-        let mut picker: Option<Named<dyn crate::scheduling::Picker>> = None;
-        let mut weight_sum = 0.0_f64;
-        for (j, entry) in spec.plugins.iter().enumerate() {
-            let path = format!("schedulingProfiles[{i}].plugins[{j}]");
-            let Some(plugin) = plugins.iter().find(|p| *p.name == *entry.plugin_ref) else {
-                continue;
-            };
-            if spec.plugins[..j]
-                .iter()
-                .any(|e| e.plugin_ref == entry.plugin_ref)
-            {
-                warnings.push(format!(
-                    "{path}: '{}' is listed more than once in profile '{}'",
-                    plugin.name, spec.name
-                ));
-            }
-            if let Some(filter) = &plugin.roles.filter {
-                filters.push(named(plugin, Arc::clone(filter)));
-            }
-            if let Some(scorer) = &plugin.roles.scorer {
-                let weight = entry.weight.unwrap_or(1.0);
-                check_weight(&path, plugin, weight, warnings)?;
-                weight_sum += weight.abs();
-                check_weight_sum(&path, &spec.name, weight_sum)?;
-                scorers.push(WeightedScorer {
-                    scorer: named(plugin, Arc::clone(scorer)),
-                    weight,
-                });
-            } else if entry.weight.is_some() {
+    raw.scheduling_profiles
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| build_profile(i, spec, plugins, warnings))
+        .collect()
+}
+
+/// Builds profile `i`: filters in listed order, weighted scorers, exactly one picker.
+/// Each entry is looked at in every role its plugin plays.
+fn build_profile(
+    i: usize,
+    spec: &RawProfile,
+    plugins: &[PluginInstance],
+    warnings: &mut Vec<String>,
+) -> Result<SchedulingProfile, ConfigError> {
+    let mut parts = ProfileParts::default();
+    for (j, entry) in spec.plugins.iter().enumerate() {
+        let path = format!("schedulingProfiles[{i}].plugins[{j}]");
+        let Some(plugin) = plugins.iter().find(|p| *p.name == *entry.plugin_ref) else {
+            continue;
+        };
+        if spec.plugins[..j]
+            .iter()
+            .any(|e| e.plugin_ref == entry.plugin_ref)
+        {
+            warnings.push(format!(
+                "{path}: '{}' is listed more than once in profile '{}'",
+                plugin.name, spec.name
+            ));
+        }
+        if let Some(filter) = &plugin.roles.filter {
+            parts.filters.push(named(plugin, Arc::clone(filter)));
+        }
+        parts.add_scorer(&path, &spec.name, entry, plugin, warnings)?;
+        parts.set_picker(&path, plugin)?;
+    }
+    parts.finish(i, &spec.name, warnings)
+}
+
+/// A profile's plugins, gathered from its entries in order.
+#[derive(Default)]
+struct ProfileParts {
+    filters: Vec<Named<dyn Filter>>,
+    scorers: Vec<WeightedScorer>,
+    picker: Option<Named<dyn Picker>>,
+    /// Σ |weight| of the scorers so far, which must stay finite.
+    weight_sum: f64,
+}
+
+impl ProfileParts {
+    /// Adds `plugin` as a scorer with the entry's weight (1 when unset); a weight on a
+    /// plugin that is not a scorer is ignored with a warning.
+    fn add_scorer(
+        &mut self,
+        path: &str,
+        profile: &str,
+        entry: &RawProfilePlugin,
+        plugin: &PluginInstance,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), ConfigError> {
+        let Some(scorer) = &plugin.roles.scorer else {
+            if entry.weight.is_some() {
                 warnings.push(format!(
                     "{path}.weight: '{}' is not a scorer; its weight is ignored",
                     plugin.name
                 ));
             }
-            if let Some(p) = &plugin.roles.picker {
-                if let Some(existing) = &picker {
-                    return Err(field(
-                        format!("{path}.pluginRef"),
-                        format!(
-                            "failed to set '{}' as picker, already have a registered picker plugin '{}'",
-                            plugin.name, existing.name
-                        ),
-                    ));
-                }
-                picker = Some(named(plugin, Arc::clone(p)));
-            }
+            return Ok(());
+        };
+        let weight = entry.weight.unwrap_or(1.0);
+        check_weight(path, plugin, weight, warnings)?;
+        self.weight_sum += weight.abs();
+        check_weight_sum(path, profile, self.weight_sum)?;
+        self.scorers.push(WeightedScorer {
+            scorer: named(plugin, Arc::clone(scorer)),
+            weight,
+        });
+        Ok(())
+    }
+
+    /// Makes `plugin` the picker if it is one; a second picker is an error.
+    fn set_picker(&mut self, path: &str, plugin: &PluginInstance) -> Result<(), ConfigError> {
+        let Some(picker) = &plugin.roles.picker else {
+            return Ok(());
+        };
+        if let Some(existing) = &self.picker {
+            return Err(field(
+                format!("{path}.pluginRef"),
+                format!(
+                    "failed to set '{}' as picker, already have a registered picker plugin '{}'",
+                    plugin.name, existing.name
+                ),
+            ));
         }
-        let Some(picker) = picker else {
+        self.picker = Some(named(plugin, Arc::clone(picker)));
+        Ok(())
+    }
+
+    /// The profile, which must have a picker; one without scorers is warned about.
+    fn finish(
+        self,
+        i: usize,
+        name: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<SchedulingProfile, ConfigError> {
+        let Some(picker) = self.picker else {
             return Err(field(
                 format!("schedulingProfiles[{i}]"),
-                format!("profile '{}' has no picker", spec.name),
+                format!("profile '{name}' has no picker"),
             ));
         };
-        if scorers.is_empty() {
+        if self.scorers.is_empty() {
             warnings.push(format!(
-                "schedulingProfiles[{i}]: profile '{}' has no scorer, so every candidate scores 0 and '{}' picks among them at random",
-                spec.name, picker.name
+                "schedulingProfiles[{i}]: profile '{name}' has no scorer, so every candidate scores 0 and '{}' picks among them at random",
+                picker.name
             ));
         }
-        profiles.push(SchedulingProfile {
-            name: Arc::from(spec.name.as_str()),
-            filters,
-            scorers,
+        Ok(SchedulingProfile {
+            name: Arc::from(name),
+            filters: self.filters,
+            scorers: self.scorers,
             picker,
-        });
+        })
     }
-    Ok(profiles)
 }
 
 fn check_weight(
@@ -416,8 +469,8 @@ fn check_weight_sum(path: &str, profile: &str, weight_sum: f64) -> Result<(), Co
     ))
 }
 
-/// Exactly one profile handler, which must accept the profiles; pre-request and
-/// post-response hooks are every plugin that has them, in file order.
+/// Exactly one profile handler, which must accept the profiles; pre-request hooks are
+/// every plugin that has one, in file order.
 fn build_scheduler(
     profiles: Vec<SchedulingProfile>,
     plugins: &[PluginInstance],
@@ -465,15 +518,10 @@ fn build_scheduler(
         .iter()
         .filter_map(|p| p.roles.pre_request.clone().map(|r| named(p, r)))
         .collect();
-    let post_response = plugins
-        .iter()
-        .filter_map(|p| p.roles.post_response.clone().map(|r| named(p, r)))
-        .collect();
     Ok(Scheduler::new(
         profiles,
         named(handler, handler_role),
         pre_request,
-        post_response,
     ))
 }
 

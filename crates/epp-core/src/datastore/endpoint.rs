@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
-use crate::datastore::clock;
+use crate::time::Clock;
 
 /// Stable identity of one endpoint in the datastore; never reused while the process runs.
 ///
@@ -137,10 +137,12 @@ pub struct Endpoint {
     meta: ArcSwap<EndpointMeta>,
     metrics: LiveMetrics,
     in_flight: AtomicU32,
+    /// The datastore's clock: stamps metrics and measures their age.
+    clock: Arc<dyn Clock>,
 }
 
 impl Endpoint {
-    pub(crate) fn new(id: EndpointId, spec: EndpointSpec) -> Self {
+    pub(crate) fn new(id: EndpointId, spec: EndpointSpec, clock: Arc<dyn Clock>) -> Self {
         Endpoint {
             id,
             address_text: Arc::from(spec.address.to_string()),
@@ -151,6 +153,7 @@ impl Endpoint {
             }),
             metrics: LiveMetrics::default(),
             in_flight: AtomicU32::new(0),
+            clock,
         }
     }
 
@@ -214,7 +217,7 @@ impl Endpoint {
         self.metrics.cache.load().as_deref().copied()
     }
 
-    /// Time since the process clock's epoch when a scrape last yielded a valid value of
+    /// Time since the datastore clock's epoch when a scrape last yielded a valid value of
     /// `signal`; `None` if it never did.
     pub fn signal_updated_at(&self, signal: LoadSignal) -> Option<std::time::Duration> {
         match self.metrics.updated_at_nanos[signal as usize].load(Ordering::Acquire) {
@@ -226,7 +229,7 @@ impl Endpoint {
     /// How old the last valid value of `signal` is now; `None` if there never was one.
     pub fn signal_age(&self, signal: LoadSignal) -> Option<std::time::Duration> {
         self.signal_updated_at(signal)
-            .map(|at| clock::now().saturating_sub(at))
+            .map(|at| self.clock.now().saturating_sub(at))
     }
 
     /// The newest of the [`LoadSignal`] stamps: when a scrape last yielded any valid load
@@ -242,7 +245,7 @@ impl Endpoint {
     /// How old the newest valid load value is now; `None` if there never was one.
     pub fn metrics_age(&self) -> Option<std::time::Duration> {
         self.metrics_updated_at()
-            .map(|at| clock::now().saturating_sub(at))
+            .map(|at| self.clock.now().saturating_sub(at))
     }
 
     /// Requests this EPP sent here that have not finished (pick to end of stream).
@@ -269,7 +272,7 @@ impl Endpoint {
     /// stamped with the current time; a `None` one keeps its value and its age.
     pub fn store_metrics(&self, update: MetricsUpdate) {
         let m = &self.metrics;
-        let now = u64::try_from(clock::now().as_nanos())
+        let now = u64::try_from(self.clock.now().as_nanos())
             .unwrap_or(u64::MAX)
             .saturating_add(1);
         // The value is stored before the stamp (release), so a reader that sees the stamp

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::datastore::{Endpoint, EndpointId, EndpointSpec, LoraState, MetricsUpdate};
+use crate::time::{Clock, SystemClock};
 
 /// Builds a standalone endpoint with chosen metrics (ids come from a private counter).
 #[derive(Debug, Clone)]
@@ -64,11 +65,18 @@ impl TestEndpoint {
         self.metrics.clone()
     }
 
+    /// A standalone endpoint on the host's clock, its metrics stamped now.
     pub fn build(self) -> Arc<Endpoint> {
+        self.build_with_clock(Arc::new(SystemClock))
+    }
+
+    /// A standalone endpoint whose metrics are stamped and aged by `clock`.
+    pub fn build_with_clock(self, clock: Arc<dyn Clock>) -> Arc<Endpoint> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1 << 40);
         let endpoint = Endpoint::new(
             EndpointId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
             self.spec,
+            clock,
         );
         endpoint.store_metrics(self.metrics);
         Arc::new(endpoint)

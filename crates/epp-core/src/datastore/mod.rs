@@ -5,7 +5,6 @@
 //! operation and never block. Endpoint metrics live inside each [`Endpoint`] as atomics,
 //! so scraping updates them without republishing the set.
 
-pub mod clock;
 mod endpoint;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
@@ -17,6 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use parking_lot::Mutex;
+
+use crate::time::{Clock, SystemClock};
 
 pub use endpoint::{
     CacheGeometry, Endpoint, EndpointId, EndpointMeta, EndpointSpec, InFlightGuard, LoadSignal,
@@ -110,6 +111,8 @@ pub struct Datastore {
     /// Whether discovery has loaded the pool and listed its endpoints: the one source of
     /// readiness (the health service reads it through `subscribe_synced`).
     synced: tokio::sync::watch::Sender<bool>,
+    /// Stamps and ages every endpoint's metrics, and gives the director its "now".
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Datastore {
@@ -122,8 +125,15 @@ impl std::fmt::Debug for Datastore {
 }
 
 impl Datastore {
-    /// An empty, unsynced datastore that holds at most `max_endpoints` endpoints.
+    /// An empty, unsynced datastore that holds at most `max_endpoints` endpoints, on the
+    /// host's clock.
     pub fn new(max_endpoints: usize) -> Self {
+        Datastore::with_clock(max_endpoints, Arc::new(SystemClock))
+    }
+
+    /// As [`Datastore::new`], with time read from `clock` (a
+    /// [`ManualClock`](crate::time::ManualClock) for tests and simulation).
+    pub fn with_clock(max_endpoints: usize, clock: Arc<dyn Clock>) -> Self {
         Datastore {
             pool: ArcSwapOption::empty(),
             endpoints: ArcSwap::from_pointee(EndpointSet::default()),
@@ -134,7 +144,13 @@ impl Datastore {
             observers: Mutex::new(Vec::new()),
             generation: tokio::sync::watch::Sender::new(0),
             synced: tokio::sync::watch::Sender::new(false),
+            clock,
         }
+    }
+
+    /// The clock endpoints and decisions read time from.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Wakes on every change of the endpoint set (the value is a change counter).
@@ -220,7 +236,11 @@ impl Datastore {
             return Ok(Arc::clone(existing));
         }
         self.check_limit(current.len() + 1)?;
-        let added = Arc::new(Endpoint::new(self.allocate_id(), spec));
+        let added = Arc::new(Endpoint::new(
+            self.allocate_id(),
+            spec,
+            Arc::clone(&self.clock),
+        ));
         let mut endpoints = current.endpoints.clone();
         endpoints.push(Arc::clone(&added));
         self.store_set(EndpointSet::new(endpoints));
@@ -256,7 +276,11 @@ impl Datastore {
                         }
                         Arc::clone(existing)
                     }
-                    None => Arc::new(Endpoint::new(self.allocate_id(), spec)),
+                    None => Arc::new(Endpoint::new(
+                        self.allocate_id(),
+                        spec,
+                        Arc::clone(&self.clock),
+                    )),
                 };
                 next.push(endpoint);
             }

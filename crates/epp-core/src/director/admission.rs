@@ -30,20 +30,30 @@ impl Default for SaturationThresholds {
 /// metrics no older than the staleness threshold, a queue no deeper than the threshold and
 /// a KV-cache usage no higher than the threshold. An empty pool is saturated.
 ///
-/// Freshness is judged per signal (see `has_headroom`).
-pub fn is_saturated(endpoints: &EndpointSet, thresholds: &SaturationThresholds) -> bool {
+/// Freshness is judged per signal (see `has_headroom`), as of `now` (a reading of the
+/// datastore's clock).
+pub fn is_saturated(
+    endpoints: &EndpointSet,
+    thresholds: &SaturationThresholds,
+    now: Duration,
+) -> bool {
     !endpoints
         .endpoints()
         .iter()
-        .any(|endpoint| has_headroom(endpoint, thresholds))
+        .any(|endpoint| has_headroom(endpoint, thresholds, now))
 }
 
 /// Whether `endpoint` shows headroom: its queue and its KV usage are each either fresh and
 /// within the threshold, or never reported (the mapping may not scrape that signal), and
 /// at least one of them is fresh. A signal that went stale (scrapes failing, or pages that
 /// now lack it or report NaN, negative or infinite values) is no evidence of headroom.
-fn has_headroom(endpoint: &Endpoint, thresholds: &SaturationThresholds) -> bool {
-    let within = |signal: LoadSignal, ok: bool| match endpoint.signal_age(signal) {
+fn has_headroom(endpoint: &Endpoint, thresholds: &SaturationThresholds, now: Duration) -> bool {
+    let age = |signal| {
+        endpoint
+            .signal_updated_at(signal)
+            .map(|at| now.saturating_sub(at))
+    };
+    let within = |signal: LoadSignal, ok: bool| match age(signal) {
         None => Some(true),
         Some(age) if age <= thresholds.metrics_staleness && ok => Some(true),
         Some(_) => None,
@@ -64,12 +74,15 @@ fn has_headroom(endpoint: &Endpoint, thresholds: &SaturationThresholds) -> bool 
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::datastore::fixtures::TestEndpoint;
     use crate::datastore::{Datastore, MetricsUpdate};
+    use crate::time::{Clock, ManualClock};
 
-    fn pool(endpoints: &[TestEndpoint]) -> Datastore {
-        let store = Datastore::new(100);
+    fn pool(clock: &Arc<ManualClock>, endpoints: &[TestEndpoint]) -> Datastore {
+        let store = Datastore::with_clock(100, Arc::clone(clock) as Arc<dyn Clock>);
         for e in endpoints {
             let added = store.upsert_endpoint(e.spec()).expect("add");
             if e.metrics() != MetricsUpdate::default() {
@@ -79,9 +92,14 @@ mod tests {
         store
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn saturation_table() {
+    fn saturated(store: &Datastore, thresholds: &SaturationThresholds) -> bool {
+        is_saturated(&store.snapshot(), thresholds, store.clock().now())
+    }
+
+    #[test]
+    fn saturation_table() {
         let t = SaturationThresholds::default();
+        let clock = Arc::new(ManualClock::new());
         let e = |q: u64, kv: f64| TestEndpoint::new("10.0.0.1:8000").queue(q).kv(kv);
         let cases = [
             (vec![], true),
@@ -98,38 +116,46 @@ mod tests {
             ),
             (vec![TestEndpoint::new("10.0.0.1:8000")], true),
         ];
-        for (i, (endpoints, saturated)) in cases.into_iter().enumerate() {
+        for (i, (endpoints, expected)) in cases.into_iter().enumerate() {
             assert_eq!(
-                is_saturated(&pool(&endpoints).snapshot(), &t),
-                saturated,
+                saturated(&pool(&clock, &endpoints), &t),
+                expected,
                 "case {i}"
             );
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn stale_metrics_do_not_count() {
+    #[test]
+    fn stale_metrics_do_not_count() {
         let t = SaturationThresholds::default();
-        let store = pool(&[TestEndpoint::new("10.0.0.1:8000").queue(0).kv(0.0)]);
-        assert!(!is_saturated(&store.snapshot(), &t));
-        tokio::time::advance(Duration::from_millis(201)).await;
-        assert!(is_saturated(&store.snapshot(), &t));
+        let clock = Arc::new(ManualClock::new());
+        let store = pool(
+            &clock,
+            &[TestEndpoint::new("10.0.0.1:8000").queue(0).kv(0.0)],
+        );
+        assert!(!saturated(&store, &t));
+        clock.advance(Duration::from_millis(201));
+        assert!(saturated(&store, &t));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn each_signal_must_be_fresh_or_never_reported() {
+    #[test]
+    fn each_signal_must_be_fresh_or_never_reported() {
         let t = SaturationThresholds::default();
+        let clock = Arc::new(ManualClock::new());
         // A fresh, short queue but a KV usage that stopped being valid 201 ms ago.
-        let store = pool(&[TestEndpoint::new("10.0.0.1:8000").queue(0).kv(0.1)]);
-        tokio::time::advance(Duration::from_millis(201)).await;
-        let endpoint = std::sync::Arc::clone(&store.snapshot().endpoints()[0]);
+        let store = pool(
+            &clock,
+            &[TestEndpoint::new("10.0.0.1:8000").queue(0).kv(0.1)],
+        );
+        clock.advance(Duration::from_millis(201));
+        let endpoint = Arc::clone(&store.snapshot().endpoints()[0]);
         endpoint.store_metrics(MetricsUpdate {
             waiting_queue_size: Some(0),
             ..MetricsUpdate::default()
         });
-        assert!(is_saturated(&store.snapshot(), &t));
+        assert!(saturated(&store, &t));
         // A server that never reports KV usage (not mapped) is judged by its queue.
-        let queue_only = pool(&[TestEndpoint::new("10.0.0.1:8000").queue(0)]);
-        assert!(!is_saturated(&queue_only.snapshot(), &t));
+        let queue_only = pool(&clock, &[TestEndpoint::new("10.0.0.1:8000").queue(0)]);
+        assert!(!saturated(&queue_only, &t));
     }
 }

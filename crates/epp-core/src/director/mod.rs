@@ -1,26 +1,30 @@
-//! The director: admission, candidates, scheduling, in-flight accounting, response hooks.
+//! The director: admission, candidates, scheduling, in-flight accounting.
 //!
-//! It sees parsed requests and returns endpoints; it knows nothing of ext_proc messages.
+//! It sees parsed requests and returns endpoints; it knows nothing of ext_proc messages,
+//! and no plugin by name or type: it talks to plugins through the scheduler and the
+//! cycle state. Time comes from the datastore's clock, randomness from the calling
+//! thread's generator or, for replays, a seeded one ([`Director::with_seed`]).
 
 mod admission;
+mod randomness;
 pub mod records;
 mod subset;
 mod timing;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::seq::IndexedRandom;
 
-use crate::datastore::{Datastore, Endpoint, InFlightGuard};
+use crate::datastore::{Datastore, Endpoint, EndpointSet, InFlightGuard};
 use crate::request::RequestHeaders;
-use crate::scheduling::plugins::prefix_cache_scorer::PrefixMatch;
 use crate::scheduling::{
-    CycleObserver, CycleState, DecisionTrace, NoObserver, ResponseInfo, Scheduler, SchedulingError,
-    SchedulingRequest,
+    Candidate, CycleObserver, CycleState, DecisionTrace, NoObserver, Scheduler, SchedulingError,
+    SchedulingRequest, SchedulingResult,
 };
 use crate::telemetry::metrics::EppMetrics;
 
+use randomness::Randomness;
 use records::{DecisionRecord, DecisionRecorder};
 
 pub use admission::{SaturationThresholds, is_saturated};
@@ -163,12 +167,14 @@ pub struct Director {
     settings: DirectorSettings,
     records: Option<DecisionRecorder>,
     metrics: Option<Arc<EppMetrics>>,
+    randomness: Randomness,
 }
 
 impl std::fmt::Debug for Director {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Director")
             .field("settings", &self.settings)
+            .field("randomness", &self.randomness)
             .finish_non_exhaustive()
     }
 }
@@ -185,7 +191,22 @@ impl Director {
             settings,
             records: None,
             metrics: None,
+            randomness: Randomness::Thread,
         }
+    }
+
+    /// Draws every random choice (the pickers' and the bodyless pick) from one generator
+    /// seeded with `seed`, so the same requests over the same pool and clock get the same
+    /// decisions.
+    ///
+    /// Without a seed each worker thread draws from its own thread-local generator, so the
+    /// request path takes no lock. A seeded director shares one generator behind a mutex:
+    /// that mode is for tests and simulation, not traffic. (Passing a generator into
+    /// [`Director::route`] instead would put a parameter on every caller for a need only
+    /// tests and simulators have.)
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.randomness = Randomness::seeded(seed);
+        self
     }
 
     pub fn datastore(&self) -> &Arc<Datastore> {
@@ -234,30 +255,23 @@ impl Director {
         result
     }
 
+    /// The routing steps: admit and gather candidates, schedule, reserve the primary
+    /// endpoint, run the pre-request hooks, report. Time is read once, from the
+    /// datastore's clock.
     fn route_observed(
         &self,
         request: &RoutingRequest<'_>,
-        snapshot: &crate::datastore::EndpointSet,
+        snapshot: &EndpointSet,
         observer: &mut dyn CycleObserver,
     ) -> Result<Decision, PickError> {
-        if !self.datastore.pool_synced() {
-            return Err(PickError::PoolNotSynced);
-        }
-        self.admit(request, snapshot)?;
-        let candidates = match request.subset {
-            Some(hint) => filter_by_subset(snapshot.endpoints(), hint),
-            None => snapshot.endpoints().iter().collect(),
-        };
-        if candidates.is_empty() {
-            return Err(PickError::NoCandidates);
-        }
+        let now = self.datastore.clock().now();
+        let candidates = self.admitted_candidates(request, snapshot, now)?;
         let scheduling = SchedulingRequest {
             request_id: request.request_id,
             target_model: request.target_model,
             prompt: request.prompt,
             headers: request.headers,
-            metrics_fresh_since: crate::datastore::clock::now()
-                .saturating_sub(self.settings.metrics_staleness),
+            metrics_fresh_since: now.saturating_sub(self.settings.metrics_staleness),
         };
         let mut state = CycleState::new();
         let mut timed;
@@ -271,44 +285,72 @@ impl Director {
             }
             None => observer,
         };
-        let started = self.metrics.as_ref().map(|_| Instant::now());
-        let result = self
-            .scheduler
-            .schedule(
-                &scheduling,
-                &mut state,
-                &candidates,
-                &mut rand::rng(),
-                observer,
-            )
-            .map_err(PickError::Scheduling);
-        if let (Some(metrics), Some(started)) = (&self.metrics, started) {
-            metrics.scheduler_duration(started.elapsed().as_secs_f64());
-        }
-        let result = result?;
-        let reason = if request.at_headers {
-            PickReason::HeadersOnly
-        } else if candidates.iter().any(|e| scheduling.has_fresh_metrics(e)) {
-            PickReason::Scheduled
-        } else {
-            PickReason::StaleMetrics
-        };
+        let result = self.schedule(&scheduling, &mut state, &candidates, observer)?;
+        let reason = pick_reason(request, &scheduling, &candidates);
         let decision = Decision::new(result.primary_targets().to_vec(), reason)
             .ok_or(PickError::EmptyResult)?;
         self.scheduler
             .run_pre_request(&scheduling, &result, &state, observer);
-        if let Some(metrics) = &self.metrics {
-            if let Some(prefix) = state.find::<PrefixMatch>() {
-                let (matched, total) = prefix.bytes_for(decision.primary().id());
-                metrics.prefix_match(matched, total);
-            }
-            metrics.pick(decision.reason.as_str());
-        }
+        self.report_pick(&decision, &state);
         tracing::debug!(
             { "x-request-id" = request.request_id, endpoint = %decision.destination, candidates = candidates.len() },
             "request scheduled"
         );
         Ok(decision)
+    }
+
+    /// The endpoints a request may go to: the pool must be loaded, the request admitted,
+    /// and the gateway's subset hint (if any) leave at least one endpoint.
+    fn admitted_candidates<'s>(
+        &self,
+        request: &RoutingRequest<'_>,
+        snapshot: &'s EndpointSet,
+        now: Duration,
+    ) -> Result<Vec<Candidate<'s>>, PickError> {
+        if !self.datastore.pool_synced() {
+            return Err(PickError::PoolNotSynced);
+        }
+        self.admit(request, snapshot, now)?;
+        let candidates = match request.subset {
+            Some(hint) => filter_by_subset(snapshot.endpoints(), hint),
+            None => snapshot.endpoints().iter().collect(),
+        };
+        if candidates.is_empty() {
+            return Err(PickError::NoCandidates);
+        }
+        Ok(candidates)
+    }
+
+    /// Runs the scheduler with the director's randomness, timing it when metrics are on.
+    fn schedule(
+        &self,
+        scheduling: &SchedulingRequest<'_>,
+        state: &mut CycleState,
+        candidates: &[Candidate<'_>],
+        observer: &mut dyn CycleObserver,
+    ) -> Result<SchedulingResult, PickError> {
+        let started = self.metrics.as_ref().map(|_| Instant::now());
+        let result = self.randomness.with(|rng| {
+            self.scheduler
+                .schedule(scheduling, state, candidates, rng, observer)
+        });
+        if let (Some(metrics), Some(started)) = (&self.metrics, started) {
+            metrics.scheduler_duration(started.elapsed().as_secs_f64());
+        }
+        result.map_err(PickError::Scheduling)
+    }
+
+    /// Counts the pick and, when a plugin reported one, the prompt's prefix match on the
+    /// primary endpoint.
+    fn report_pick(&self, decision: &Decision, state: &CycleState) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        if let Some(prefix) = state.prefix_match() {
+            let (matched, total) = prefix.matched_bytes(decision.primary().id());
+            metrics.prefix_match(matched, total);
+        }
+        metrics.pick(decision.reason.as_str());
     }
 
     /// A uniformly random endpoint for a request without a body (v1.0.1
@@ -325,10 +367,11 @@ impl Director {
             Some(hint) => filter_by_subset(snapshot.endpoints(), hint),
             None => snapshot.endpoints().iter().collect(),
         };
-        let chosen = candidates
-            .choose(&mut rand::rng())
+        let chosen = self
+            .randomness
+            .with(|rng| candidates.choose(rng).map(|&e| Arc::clone(e)))
             .ok_or(PickError::NoCandidates)?;
-        let decision = Decision::new(vec![Arc::clone(chosen)], PickReason::RandomBodyless)
+        let decision = Decision::new(vec![chosen], PickReason::RandomBodyless)
             .ok_or(PickError::EmptyResult)?;
         if let Some(metrics) = &self.metrics {
             metrics.pick(decision.reason.as_str());
@@ -336,42 +379,41 @@ impl Director {
         Ok(decision)
     }
 
-    /// Runs the post-response plugins once the response has ended.
-    pub fn response_complete(&self, decision: &Decision, request_id: &str, usage: Option<Usage>) {
-        let info = ResponseInfo {
-            request_id,
-            endpoint: decision.primary(),
-            prompt_tokens: usage.map(|u| u.prompt_tokens),
-            completion_tokens: usage.map(|u| u.completion_tokens),
-        };
-        self.scheduler.run_post_response(&info);
-    }
-
     /// v1.0.1 `admitRequest`: priority >= 0 is always admitted; lower priorities are shed
     /// while the pool is saturated.
     fn admit(
         &self,
         request: &RoutingRequest<'_>,
-        snapshot: &crate::datastore::EndpointSet,
+        snapshot: &EndpointSet,
+        now: Duration,
     ) -> Result<(), PickError> {
         let priority = request
             .objective
             .and_then(|name| self.datastore.objective(name))
             .map_or(0, |o| o.priority);
-        if priority < 0 && is_saturated(snapshot, &self.settings.saturation) {
+        if priority < 0 && is_saturated(snapshot, &self.settings.saturation, now) {
             return Err(PickError::Shed);
         }
         Ok(())
     }
 }
 
-/// Token counts from a response's `usage`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub total_tokens: u64,
+/// Why a scheduled pick was made the way it was.
+fn pick_reason(
+    request: &RoutingRequest<'_>,
+    scheduling: &SchedulingRequest<'_>,
+    candidates: &[Candidate<'_>],
+) -> PickReason {
+    if request.at_headers {
+        PickReason::HeadersOnly
+    } else if candidates.iter().any(|e| scheduling.has_fresh_metrics(e)) {
+        PickReason::Scheduled
+    } else {
+        PickReason::StaleMetrics
+    }
 }
 
+#[cfg(test)]
+mod replay_tests;
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,62 @@
 //! - Load scorers score a candidate whose load signal is stale or was never valid as
 //!   unknown ([`NEUTRAL_SCORE`]), never as idle: see [`SignalComparison`].
 //! - Changes to scoring come with a benchmark (`benches/scheduling.rs`).
+//! - Plugins read time only as [`SchedulingRequest::metrics_fresh_since`] and randomness
+//!   only from the generator the picker is handed, so a seeded director on a manual clock
+//!   replays its decisions.
+//!
+//! # Add a scorer
+//!
+//! 1. Create `plugins/<name>.rs` (here `running_requests_scorer.rs`) with the type name,
+//!    the factory and the [`Scorer`]:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use epp_core::datastore::LoadSignal;
+//! use epp_core::scheduling::registry::{PluginContext, PluginError, PluginRoles};
+//! use epp_core::scheduling::{
+//!     Candidate, CycleState, NEUTRAL_SCORE, SchedulingRequest, Scorer, SignalComparison,
+//! };
+//!
+//! pub const TYPE: &str = "running-requests-scorer";
+//!
+//! /// Prefers endpoints running fewer requests: `1 / (1 + running)`. No parameters.
+//! #[derive(Debug)]
+//! pub struct RunningRequestsScorer;
+//!
+//! pub fn factory(_: &mut PluginContext<'_>) -> Result<PluginRoles, PluginError> {
+//!     Ok(PluginRoles::scorer(Arc::new(RunningRequestsScorer)))
+//! }
+//!
+//! impl Scorer for RunningRequestsScorer {
+//!     fn score(
+//!         &self,
+//!         request: &SchedulingRequest<'_>,
+//!         _: &mut CycleState,
+//!         candidates: &[Candidate<'_>],
+//!         scores: &mut [f64],
+//!     ) {
+//!         // The stale-metrics rule: an unknown load scores neutral, never as idle.
+//!         let compared = SignalComparison::new(request, candidates, LoadSignal::Running);
+//!         for (score, endpoint) in scores.iter_mut().zip(candidates) {
+//!             *score = if compared.compares(endpoint) {
+//!                 1.0 / (1.0 + endpoint.running_requests() as f64)
+//!             } else {
+//!                 NEUTRAL_SCORE
+//!             };
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! 2. Declare it in `plugins/mod.rs` (`pub mod running_requests_scorer;`) and register it
+//!    with one line in [`registry::IN_TREE`]:
+//!    `(plugins::running_requests_scorer::TYPE, plugins::running_requests_scorer::factory),`
+//!
+//! Parameters, if any, are decoded with [`registry::PluginContext::parameters`]. The
+//! registry-wide contract test (`plugins/contract.rs`) then holds the new type to the
+//! rules above: it builds without parameters and scores finite values in [0, 1].
 
 mod cycle_state;
 pub mod observer;
@@ -22,7 +78,7 @@ use std::sync::Arc;
 
 use rand::RngCore;
 
-use crate::datastore::{Endpoint, LoadSignal};
+use crate::datastore::{Endpoint, EndpointId, LoadSignal};
 use crate::request::RequestHeaders;
 
 pub use cycle_state::CycleState;
@@ -43,9 +99,10 @@ pub struct SchedulingRequest<'a> {
     /// Text for prefix matching; `None` when the request has no prompt.
     pub prompt: Option<&'a str>,
     pub headers: &'a RequestHeaders,
-    /// Metrics updated at or after this instant of the process clock
-    /// ([`crate::datastore::clock::now`]) are fresh: the cycle's start minus
-    /// `--metrics-staleness-threshold`. See [`SignalComparison`].
+    /// Metrics updated at or after this reading of the datastore's clock
+    /// ([`crate::time::Clock`]) are fresh: the cycle's start minus
+    /// `--metrics-staleness-threshold`. Plugins read decision time from here, never from a
+    /// clock of their own. See [`SignalComparison`].
     pub metrics_fresh_since: std::time::Duration,
 }
 
@@ -167,19 +224,11 @@ pub trait PreRequest: Send + Sync {
     );
 }
 
-/// What the response told us, for plugins that learn from responses.
-#[derive(Debug, Clone, Copy)]
-pub struct ResponseInfo<'a> {
-    pub request_id: &'a str,
-    /// The endpoint that served the request (the primary pick).
-    pub endpoint: &'a Endpoint,
-    /// Prompt tokens reported by the server's `usage`, if any.
-    pub prompt_tokens: Option<u64>,
-    /// Completion tokens reported by the server's `usage`, if any.
-    pub completion_tokens: Option<u64>,
-}
-
-/// Runs when a response completes.
-pub trait PostResponse: Send + Sync {
-    fn post_response(&self, response: &ResponseInfo<'_>);
+/// A cycle-state entry that knows how much of the request's prompt each endpoint already
+/// caches. The plugin that matches prefixes stores it with
+/// [`CycleState::insert_prefix_match`]; the director reads it through
+/// [`CycleState::prefix_match`] for the prefix-match metrics, without knowing the plugin.
+pub trait PrefixMatchReport: Send + Sync {
+    /// `(matched, total)` prompt bytes for `endpoint`.
+    fn matched_bytes(&self, endpoint: EndpointId) -> (u64, u64);
 }

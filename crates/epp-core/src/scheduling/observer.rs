@@ -17,7 +17,6 @@ pub enum ExtensionPoint {
     Picker,
     ProcessProfilesResults,
     PreRequest,
-    PostResponse,
 }
 
 impl ExtensionPoint {
@@ -29,7 +28,6 @@ impl ExtensionPoint {
             ExtensionPoint::Picker => "Picker",
             ExtensionPoint::ProcessProfilesResults => "ProcessProfilesResults",
             ExtensionPoint::PreRequest => "PreRequest",
-            ExtensionPoint::PostResponse => "PostResponse",
         }
     }
 }

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::datastore::EndpointObserver;
 use crate::scheduling::plugins;
-use crate::scheduling::{Filter, Picker, PostResponse, PreRequest, ProfileHandler, Scorer};
+use crate::scheduling::{Filter, Picker, PreRequest, ProfileHandler, Scorer};
 
 /// Builds a plugin from its instance name and parameters.
 pub type Factory = fn(&mut PluginContext<'_>) -> Result<PluginRoles, PluginError>;
@@ -127,7 +127,6 @@ pub struct PluginRoles {
     pub picker: Option<Arc<dyn Picker>>,
     pub profile_handler: Option<Arc<dyn ProfileHandler>>,
     pub pre_request: Option<Arc<dyn PreRequest>>,
-    pub post_response: Option<Arc<dyn PostResponse>>,
     pub endpoint_observer: Option<Arc<dyn EndpointObserver>>,
     /// The prefix index a plugin keeps, for the index size metrics.
     pub prefix_index: Option<Arc<crate::prefix::PrefixIndex>>,
@@ -176,7 +175,6 @@ impl PluginRoles {
             (self.picker.is_some(), "picker"),
             (self.profile_handler.is_some(), "profile handler"),
             (self.pre_request.is_some(), "pre-request"),
-            (self.post_response.is_some(), "post-response"),
         ];
         let names: Vec<&str> = roles
             .iter()

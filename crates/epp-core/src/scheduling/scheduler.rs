@@ -10,8 +10,7 @@ use crate::scheduling::Named;
 use crate::scheduling::observer::{CycleObserver, ExtensionPoint};
 use crate::scheduling::profile::timed;
 use crate::scheduling::{
-    Candidate, CycleState, PostResponse, PreRequest, ProfileHandler, SchedulingProfile,
-    SchedulingRequest,
+    Candidate, CycleState, PreRequest, ProfileHandler, SchedulingProfile, SchedulingRequest,
 };
 
 /// The outcome of one profile run.
@@ -65,7 +64,6 @@ pub struct Scheduler {
     profiles: Vec<SchedulingProfile>,
     handler: Named<dyn ProfileHandler>,
     pre_request: Vec<Named<dyn PreRequest>>,
-    post_response: Vec<Named<dyn PostResponse>>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -74,7 +72,6 @@ impl std::fmt::Debug for Scheduler {
             .field("profiles", &self.profiles)
             .field("handler", &self.handler)
             .field("pre_request", &self.pre_request)
-            .field("post_response", &self.post_response)
             .finish()
     }
 }
@@ -84,13 +81,11 @@ impl Scheduler {
         profiles: Vec<SchedulingProfile>,
         handler: Named<dyn ProfileHandler>,
         pre_request: Vec<Named<dyn PreRequest>>,
-        post_response: Vec<Named<dyn PostResponse>>,
     ) -> Self {
         Scheduler {
             profiles,
             handler,
             pre_request,
-            post_response,
         }
     }
 
@@ -104,10 +99,6 @@ impl Scheduler {
 
     pub fn pre_request_plugins(&self) -> &[Named<dyn PreRequest>] {
         &self.pre_request
-    }
-
-    pub fn post_response_plugins(&self) -> &[Named<dyn PostResponse>] {
-        &self.post_response
     }
 
     /// Runs one scheduling cycle over `candidates` (never empty: the director checks).
@@ -165,13 +156,6 @@ impl Scheduler {
             timed(observer, ExtensionPoint::PreRequest, plugin, || {
                 plugin.plugin.pre_request(request, result, state)
             });
-        }
-    }
-
-    /// Runs every post-response plugin when a response completes.
-    pub fn run_post_response(&self, response: &crate::scheduling::ResponseInfo<'_>) {
-        for plugin in &self.post_response {
-            plugin.plugin.post_response(response);
         }
     }
 }

@@ -258,13 +258,9 @@ impl StreamState {
             processing_request::Request::RequestTrailers(_) => {
                 self.on_request_trailers(picker, out)
             }
-            processing_request::Request::ResponseHeaders(h) => {
-                self.on_response_headers(picker, h, out)
-            }
-            processing_request::Request::ResponseBody(b) => self.on_response_body(picker, b, out),
-            processing_request::Request::ResponseTrailers(_) => {
-                self.on_response_trailers(picker, out)
-            }
+            processing_request::Request::ResponseHeaders(h) => self.on_response_headers(h, out),
+            processing_request::Request::ResponseBody(b) => self.on_response_body(b, out),
+            processing_request::Request::ResponseTrailers(_) => self.on_response_trailers(out),
         }
     }
 

@@ -8,16 +8,13 @@ use std::time::Instant;
 use tonic::Status;
 
 use super::{BodyMode, Flow, RequestPhase, ResponsePhase, StreamState, header_text};
-use crate::EndpointPicker;
 use crate::messages;
-use crate::usage::UsageScanner;
-use epp_core::director::Usage;
+use crate::usage::{Usage, UsageScanner};
 use epp_core::telemetry::metrics::ErrorCode;
 
 impl StreamState {
     pub(super) fn on_response_headers(
         &mut self,
-        picker: &dyn EndpointPicker,
         headers: HttpHeaders,
         out: &mut Vec<ProcessingResponse>,
     ) -> Result<Flow, Status> {
@@ -50,14 +47,13 @@ impl StreamState {
             ..Default::default()
         })));
         if headers.end_of_stream {
-            self.finish_response(picker);
+            self.finish_response();
         }
         Ok(Flow::Continue)
     }
 
     pub(super) fn on_response_body(
         &mut self,
-        picker: &dyn EndpointPicker,
         body: HttpBody,
         out: &mut Vec<ProcessingResponse>,
     ) -> Result<Flow, Status> {
@@ -81,14 +77,13 @@ impl StreamState {
             out.push(messages::response_body(None));
         }
         if end {
-            self.finish_response(picker);
+            self.finish_response();
         }
         Ok(Flow::Continue)
     }
 
     pub(super) fn on_response_trailers(
         &mut self,
-        picker: &dyn EndpointPicker,
         out: &mut Vec<ProcessingResponse>,
     ) -> Result<Flow, Status> {
         if self.response_phase == ResponsePhase::AwaitingHeaders {
@@ -96,12 +91,12 @@ impl StreamState {
                 "response trailers received before response headers",
             ));
         }
-        self.finish_response(picker);
+        self.finish_response();
         out.push(messages::response_trailers());
         Ok(Flow::Continue)
     }
 
-    fn finish_response(&mut self, picker: &dyn EndpointPicker) {
+    fn finish_response(&mut self) {
         if self.response_phase == ResponsePhase::Done {
             return;
         }
@@ -117,9 +112,6 @@ impl StreamState {
                 model.tokens(usage.prompt_tokens, usage.completion_tokens);
                 model.normalized_time_per_output_token(seconds, usage.completion_tokens);
             }
-        }
-        if let Some(decision) = &self.decision {
-            picker.response_complete(decision, &self.request_id, usage);
         }
     }
 }

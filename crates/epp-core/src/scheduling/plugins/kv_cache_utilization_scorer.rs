@@ -65,8 +65,8 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn stale_metrics_table() {
+    #[test]
+    fn stale_metrics_table() {
         use Age::{Fresh, Never, Stale};
         // (what, (age, KV usage) per endpoint, expected scores)
         type Case = (&'static str, Vec<(Age, f64)>, Vec<f64>);
@@ -96,7 +96,7 @@ mod tests {
                     (age, e.queue(1).kv(kv))
                 })
                 .collect();
-            let (endpoints, fresh_since) = aged(endpoints).await;
+            let (endpoints, fresh_since) = aged(endpoints);
             let got = scores_fresh_since(&KvCacheUtilizationScorer, &endpoints, "m", fresh_since);
             for (g, e) in got.iter().zip(&expected) {
                 assert!((g - e).abs() < 1e-12, "{what}: {got:?}");

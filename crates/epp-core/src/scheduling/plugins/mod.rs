@@ -13,6 +13,8 @@ pub mod single_profile_handler;
 pub mod weighted_random_picker;
 
 #[cfg(test)]
+mod contract;
+#[cfg(test)]
 pub(crate) mod testing;
 
 use serde::Deserialize;

@@ -9,7 +9,8 @@ use crate::datastore::{Endpoint, EndpointId, EndpointObserver};
 use crate::prefix::{PrefixIndex, PrefixIndexLimits, hash_prompt};
 use crate::scheduling::registry::{PluginContext, PluginError, PluginRoles};
 use crate::scheduling::{
-    Candidate, CycleState, PreRequest, SchedulingRequest, SchedulingResult, Scorer,
+    Candidate, CycleState, PreRequest, PrefixMatchReport, SchedulingRequest, SchedulingResult,
+    Scorer,
 };
 
 pub const TYPE: &str = "prefix-cache-scorer";
@@ -72,19 +73,19 @@ impl std::fmt::Debug for PrefixCacheScorer {
     }
 }
 
-/// What scoring leaves in the cycle state: for the pre-request step, and for the
-/// prefix-match metrics (`CycleState::find::<PrefixMatch>()`).
+/// What scoring leaves in the cycle state: for the pre-request step, and as the cycle's
+/// [`PrefixMatchReport`] for the prefix-match metrics.
 #[derive(Debug, Default)]
-pub struct PrefixMatch {
+struct PrefixMatch {
     hashes: Vec<u64>,
     matches: Vec<(EndpointId, u32)>,
     block_size: usize,
 }
 
-impl PrefixMatch {
-    /// `(matched, total)` prompt bytes for `endpoint`, counted in whole blocks as v1.0.1's
+impl PrefixMatchReport for PrefixMatch {
+    /// Counted in whole blocks, as v1.0.1's
     /// `RecordPrefixCacheMatch(matchLen*blockSize, total*blockSize)`.
-    pub fn bytes_for(&self, endpoint: EndpointId) -> (u64, u64) {
+    fn matched_bytes(&self, endpoint: EndpointId) -> (u64, u64) {
         let matched = self
             .matches
             .iter()
@@ -201,7 +202,7 @@ impl Scorer for PrefixCacheScorer {
                 *score = f64::from(matched) / blocks as f64;
             }
         }
-        state.insert(&self.name, prefix);
+        state.insert_prefix_match(&self.name, prefix);
     }
 }
 

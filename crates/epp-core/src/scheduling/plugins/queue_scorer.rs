@@ -110,8 +110,8 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn stale_metrics_table() {
+    #[test]
+    fn stale_metrics_table() {
         use Age::{Fresh, Never, Stale};
         // (what, (age, queue) per endpoint, expected scores)
         type Case = (&'static str, Vec<(Age, u64)>, Vec<f64>);
@@ -161,7 +161,7 @@ mod tests {
                     (age, e.queue(q).kv(0.1))
                 })
                 .collect();
-            let (endpoints, fresh_since) = aged(endpoints).await;
+            let (endpoints, fresh_since) = aged(endpoints);
             assert_eq!(
                 scores_fresh_since(&QueueScorer, &endpoints, "m", fresh_since),
                 expected,

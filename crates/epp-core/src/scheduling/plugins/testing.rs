@@ -25,7 +25,7 @@ pub(crate) fn scores(scorer: &dyn Scorer, endpoints: &[Arc<Endpoint>], model: &s
     scores_fresh_since(scorer, endpoints, model, std::time::Duration::ZERO)
 }
 
-/// As [`scores`], with metrics older than `fresh_since` (process clock) stale.
+/// As [`scores`], with metrics stamped before `fresh_since` (on the endpoints' clock) stale.
 pub(crate) fn scores_fresh_since(
     scorer: &dyn Scorer,
     endpoints: &[Arc<Endpoint>],
@@ -56,29 +56,33 @@ pub(crate) enum Age {
     Never,
 }
 
-/// Builds endpoints of these ages (stale ones first, then the clock moves 10 s, then the
-/// fresh ones) and returns them with the cycle's `metrics_fresh_since` (threshold 2 s).
-/// Needs a paused tokio clock.
-pub(crate) async fn aged(
+/// Builds endpoints of these ages on a manual clock (stale ones first, then the clock
+/// moves 10 s, then the fresh ones) and returns them with the cycle's
+/// `metrics_fresh_since` (threshold 2 s).
+pub(crate) fn aged(
     endpoints: Vec<(Age, crate::datastore::fixtures::TestEndpoint)>,
 ) -> (Vec<Arc<Endpoint>>, std::time::Duration) {
     use crate::datastore::fixtures::TestEndpoint;
+    use crate::time::{Clock, ManualClock};
+    let clock = Arc::new(ManualClock::new());
+    let build = |e: TestEndpoint| e.build_with_clock(Arc::clone(&clock) as Arc<dyn Clock>);
     let mut built: Vec<Option<Arc<Endpoint>>> = vec![None; endpoints.len()];
     for (slot, (age, e)) in built.iter_mut().zip(&endpoints) {
         match age {
-            Age::Stale => *slot = Some(e.clone().build()),
+            Age::Stale => *slot = Some(build(e.clone())),
             // The same address without any metrics.
-            Age::Never => *slot = Some(TestEndpoint::new(&e.spec().address.to_string()).build()),
+            Age::Never => *slot = Some(build(TestEndpoint::new(&e.spec().address.to_string()))),
             Age::Fresh => {}
         }
     }
-    tokio::time::advance(std::time::Duration::from_secs(10)).await;
+    clock.advance(std::time::Duration::from_secs(10));
     for (slot, (age, e)) in built.iter_mut().zip(&endpoints) {
         if let Age::Fresh = age {
-            *slot = Some(e.clone().build());
+            *slot = Some(build(e.clone()));
         }
     }
-    let fresh_since =
-        crate::datastore::clock::now().saturating_sub(std::time::Duration::from_secs(2));
+    let fresh_since = clock
+        .now()
+        .saturating_sub(std::time::Duration::from_secs(2));
     (built.into_iter().flatten().collect(), fresh_since)
 }
