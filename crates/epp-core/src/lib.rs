@@ -12,10 +12,10 @@
 //!
 //! Create `src/scheduling/plugins/<name>.rs` with a `TYPE` constant, a type implementing
 //! [`scheduling::Scorer`] and a `factory` returning
-//! [`PluginRoles::scorer`](scheduling::registry::PluginRoles::scorer); declare the module in
-//! `plugins/mod.rs` and add one line, `(plugins::<name>::TYPE, plugins::<name>::factory),`,
-//! to [`scheduling::registry::IN_TREE`]. The [`scheduling`] module docs show a complete
-//! scorer.
+//! [`PluginRoles::scorer`](scheduling::registry::PluginRoles::scorer), and add its module
+//! name to the `in_tree_plugins!` list in `plugins/mod.rs` (one line: it declares the
+//! module and registers the type in [`scheduling::registry::IN_TREE`]). The [`scheduling`]
+//! module docs show a complete scorer.
 #![forbid(unsafe_code)]
 
 pub mod config;

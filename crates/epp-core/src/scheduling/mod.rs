@@ -59,9 +59,9 @@
 //! }
 //! ```
 //!
-//! 2. Declare it in `plugins/mod.rs` (`pub mod running_requests_scorer;`) and register it
-//!    with one line in [`registry::IN_TREE`]:
-//!    `(plugins::running_requests_scorer::TYPE, plugins::running_requests_scorer::factory),`
+//! 2. Add one line, `running_requests_scorer,`, to the `in_tree_plugins!` list in
+//!    `plugins/mod.rs`: it declares the module and registers the type in
+//!    [`registry::IN_TREE`].
 //!
 //! Parameters, if any, are decoded with [`registry::PluginContext::parameters`]. The
 //! registry-wide contract test (`plugins/contract.rs`) then holds the new type to the

@@ -1,7 +1,7 @@
 //! The plugin registry: each plugin type's name and factory, written once.
 //!
 //! Adding a plugin: a new file in `plugins/` with a `TYPE` constant and a `factory`
-//! function, and one line in [`IN_TREE`].
+//! function, and its module name in the `in_tree_plugins!` list of `plugins/mod.rs`.
 
 use std::sync::Arc;
 
@@ -14,46 +14,9 @@ use crate::scheduling::{Filter, Picker, PreRequest, ProfileHandler, Scorer};
 /// Builds a plugin from its instance name and parameters.
 pub type Factory = fn(&mut PluginContext<'_>) -> Result<PluginRoles, PluginError>;
 
-/// Every in-tree plugin type of v1.0.1, plus this EPP's additions.
-pub const IN_TREE: &[(&str, Factory)] = &[
-    (plugins::queue_scorer::TYPE, plugins::queue_scorer::factory),
-    (
-        plugins::kv_cache_utilization_scorer::TYPE,
-        plugins::kv_cache_utilization_scorer::factory,
-    ),
-    (
-        plugins::lora_affinity_scorer::TYPE,
-        plugins::lora_affinity_scorer::factory,
-    ),
-    (
-        plugins::prefix_cache_scorer::TYPE,
-        plugins::prefix_cache_scorer::factory,
-    ),
-    (
-        plugins::max_score_picker::TYPE,
-        plugins::max_score_picker::factory,
-    ),
-    (
-        plugins::random_picker::TYPE,
-        plugins::random_picker::factory,
-    ),
-    (
-        plugins::weighted_random_picker::TYPE,
-        plugins::weighted_random_picker::factory,
-    ),
-    (
-        plugins::single_profile_handler::TYPE,
-        plugins::single_profile_handler::factory,
-    ),
-    (
-        plugins::header_based_testing_filter::TYPE,
-        plugins::header_based_testing_filter::factory,
-    ),
-    (
-        plugins::inflight_load_scorer::TYPE,
-        plugins::inflight_load_scorer::factory,
-    ),
-];
+/// Every in-tree plugin type of v1.0.1, plus this EPP's additions: the list in
+/// `plugins/mod.rs`.
+pub const IN_TREE: &[(&str, Factory)] = plugins::IN_TREE;
 
 /// The factory of `type_name`, with the type name as a `'static` string.
 pub fn lookup(type_name: &str) -> Option<(&'static str, Factory)> {

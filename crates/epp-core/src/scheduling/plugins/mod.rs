@@ -1,16 +1,31 @@
 //! In-tree plugins, one per file. Each file holds the type, its parameters, the formula
 //! (in the doc comment, with the upstream behaviour it mirrors) and a test table.
 
-pub mod header_based_testing_filter;
-pub mod inflight_load_scorer;
-pub mod kv_cache_utilization_scorer;
-pub mod lora_affinity_scorer;
-pub mod max_score_picker;
-pub mod prefix_cache_scorer;
-pub mod queue_scorer;
-pub mod random_picker;
-pub mod single_profile_handler;
-pub mod weighted_random_picker;
+/// Declares each listed module (a file of this directory with a `TYPE` and a `factory`) and
+/// registers it, so a new plugin is its file plus one line in the list below.
+macro_rules! in_tree_plugins {
+    ($($module:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// Every in-tree plugin type, in registry order (see `registry::IN_TREE`).
+        pub(crate) const IN_TREE: &[(&str, crate::scheduling::registry::Factory)] =
+            &[$(($module::TYPE, $module::factory)),*];
+    };
+}
+
+// v1.0.1's plugins, then this EPP's additions.
+in_tree_plugins! {
+    queue_scorer,
+    kv_cache_utilization_scorer,
+    lora_affinity_scorer,
+    prefix_cache_scorer,
+    max_score_picker,
+    random_picker,
+    weighted_random_picker,
+    single_profile_handler,
+    header_based_testing_filter,
+    inflight_load_scorer,
+}
 
 #[cfg(test)]
 mod contract;
