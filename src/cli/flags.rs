@@ -12,7 +12,8 @@ use crate::cli::{
 use epp_datalayer::metric_spec::MetricSpec;
 use epp_datalayer::presets::Engine;
 use epp_flags::duration::{DurationError, parse_go_duration};
-use epp_flags::goflag::{FlagDef, SetError, flag, parse_bool, parse_int};
+use epp_flags::goflag::{flag, parse_bool, parse_int};
+use epp_flags::{Flag, SetError};
 
 /// Every flag of the EPP, one row each: name, kind, `Options` field, value parser, help.
 ///
@@ -20,7 +21,7 @@ use epp_flags::goflag::{FlagDef, SetError, flag, parse_bool, parse_int};
 /// one `flag!` row here naming the field and a parser (reuse one below or add a small `fn`).
 /// Parsing, `-h` text with defaults and [`Options::flag_values`] follow from the row.
 #[rustfmt::skip]
-pub(super) static FLAGS: &[FlagDef<Options>] = &[
+pub(super) static FLAGS: &[Flag<Options>] = &[
     flag!("pool-name", String, pool_name, text,
         "Name of the InferencePool this Endpoint Picker is associated with."),
     flag!("pool-namespace", String, pool_namespace, namespace,

@@ -18,7 +18,8 @@ use crate::cli::flags::FLAGS;
 use epp_datalayer::metric_spec::MetricSpec;
 use epp_datalayer::presets::{Engine, MetricMapping};
 use epp_discovery::kube::leader::LeaseTimings;
-use epp_flags::goflag::{ParseError, Parsed, parse_bool, spelled_enum};
+use epp_flags::goflag::{parse_bool, spelled_enum};
+use epp_flags::{ParseError, Parsed};
 use epp_sim::{SimArgs, SimConfig};
 
 pub use crate::cli::env::{Env, ProcessEnv, SaturationThresholds};
@@ -411,7 +412,7 @@ fn cli_error(error: ParseError) -> CliError {
     let message = error.to_string();
     match error {
         ParseError::Help => CliError::Help(usage()),
-        ParseError::BadSyntax(_) | ParseError::Undefined(_) | ParseError::NeedsArgument(_) => {
+        ParseError::BadSyntax(_) | ParseError::Undefined { .. } | ParseError::NeedsArgument(_) => {
             CliError::Usage {
                 message,
                 usage: usage(),

@@ -1,6 +1,6 @@
 //! Command-line flags of `epp-sim`, as one table that the binary and `epp` both reuse.
 //!
-//! Syntax as [`epp_flags::flag_table`]; `--lora-modules` appends rather than replaces.
+//! Syntax as [`epp_flags::tool`]; `--lora-modules` appends rather than replaces.
 //! `-h`/`--help` asks for [`usage`].
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use crate::config::{KvUsageMetric, OutputLength, SimConfig};
 use crate::fake::FakeMetrics;
-pub use epp_flags::flag_table::ArgsError;
-use epp_flags::flag_table::{
-    EVERY_COMMAND, Flag, parse_into, parse_value, set_parsed, show_list, usage_lines,
-};
+pub use epp_flags::tool::ArgsError;
+use epp_flags::tool::{parse_into, parse_value, set_parsed, show_list, usage_lines};
+use epp_flags::{EVERY_COMMAND, Flag, SetError};
 
 /// Flags parsed from a command line: one server's config plus where to listen.
 #[derive(Clone, Debug, PartialEq)]
@@ -156,7 +155,7 @@ pub fn usage() -> String {
     text
 }
 
-fn set_ms(slot: &mut Duration, value: &str) -> Result<(), String> {
+fn set_ms(slot: &mut Duration, value: &str) -> Result<(), SetError> {
     let ms: f64 = parse_value(value)?;
     *slot = Duration::try_from_secs_f64(ms / 1000.0).map_err(|e| e.to_string())?;
     Ok(())
