@@ -25,7 +25,8 @@ pub enum Engine {
 /// An `--engine-type` value or engine label that names no known engine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown engine type {name:?}: expected one of vllm, sglang, trtllm-serve, triton-tensorrt-llm"
+    "unknown engine type {name:?}: expected one of {}",
+    Engine::names(", ")
 )]
 pub struct UnknownEngine {
     /// The rejected text.
@@ -40,6 +41,16 @@ impl Engine {
         Engine::TrtllmServe,
         Engine::TritonTensorrtLlm,
     ];
+
+    /// Every engine's name in [`Engine::ALL`] order, separated by `, ` and by `last` before the
+    /// final one (`", "` for a list, `" or "` for prose).
+    pub fn names(last: &str) -> String {
+        let names: Vec<&str> = Engine::ALL.iter().map(|e| e.as_str()).collect();
+        match names.split_last() {
+            Some((final_name, rest)) => format!("{}{last}{final_name}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
 
     /// Reads the exact lower-case name (`vllm`, `sglang`, `trtllm-serve`, `triton-tensorrt-llm`).
     ///
@@ -294,6 +305,14 @@ mod tests {
             );
         }
         assert_eq!(Engine::default(), Engine::Vllm);
+        assert_eq!(
+            Engine::names(" or "),
+            "vllm, sglang, trtllm-serve or triton-tensorrt-llm"
+        );
+        assert_eq!(
+            "tgi".parse::<Engine>().unwrap_err().to_string(),
+            "unknown engine type \"tgi\": expected one of vllm, sglang, trtllm-serve, triton-tensorrt-llm"
+        );
     }
 
     #[test]

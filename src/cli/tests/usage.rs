@@ -13,7 +13,7 @@ fn table_is_consistent() {
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), FLAGS.len(), "duplicate flag names");
-    for def in FLAGS {
+    for def in FLAGS.iter() {
         assert!(!def.help.is_empty(), "{} has no help", def.name);
         // Every shown default must be accepted by its own parser and give the same value back.
         let shown = (def.get)(&defaults);
