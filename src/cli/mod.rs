@@ -3,6 +3,7 @@
 mod env;
 mod error;
 mod flags;
+mod inert;
 mod log_options;
 
 #[cfg(test)]
@@ -170,6 +171,9 @@ pub struct Options {
     pub enable_experimental_datalayer_v2: bool,
     /// Notes about ignored environment values, to log once logging is set up.
     pub warnings: Vec<String>,
+    /// Notes about given flags and environment variables that have no effect here, to log
+    /// once logging is set up.
+    pub inert: Vec<String>,
 }
 
 impl Default for Options {
@@ -229,6 +233,7 @@ impl Default for Options {
             saturation: SaturationThresholds::default(),
             enable_experimental_datalayer_v2: false,
             warnings: Vec::new(),
+            inert: Vec::new(),
         }
     }
 }
@@ -293,6 +298,7 @@ impl Options {
             ));
         }
         self.load_env(env);
+        self.inert = inert::notes(set, env);
         Ok(())
     }
 

@@ -5,9 +5,6 @@ use std::str::FromStr;
 
 use crate::metric_spec::MetricSpec;
 
-/// Pod label naming a pod's engine (upstream [v1.5] `DefaultEngineTypeLabelKey`).
-pub const ENGINE_TYPE_LABEL: &str = "inference.networking.k8s.io/engine-type";
-
 /// A model-server engine with a built-in metric mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Engine {
@@ -22,7 +19,7 @@ pub enum Engine {
     TritonTensorrtLlm,
 }
 
-/// An `--engine-type` value or engine label that names no known engine.
+/// An `--engine-type` value that names no known engine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown engine type {name:?}: expected one of {}",
@@ -54,7 +51,7 @@ impl Engine {
 
     /// Reads the exact lower-case name (`vllm`, `sglang`, `trtllm-serve`, `triton-tensorrt-llm`).
     ///
-    /// Exact match only: the same text is a pod label value, where upstream compares literally.
+    /// Exact match only, as upstream compares engine names literally.
     pub fn parse(name: &str) -> Option<Engine> {
         Engine::ALL.into_iter().find(|e| e.as_str() == name)
     }

@@ -169,6 +169,3 @@ async fn run_stream<P: EndpointPicker>(
         }
     }
 }
-
-#[cfg(test)]
-mod tests;
