@@ -77,7 +77,7 @@ const FLAGS: &[Row] = &[
         |a| a.config.max_output_tokens.to_string()),
     Row::new("output-length", ALL, "max-tokens (exactly max_tokens) | random (1..=max_tokens, seeded)",
         |a, v| { a.config.output_length = parse_output_length(v)?; Ok(()) },
-        |a| show_output_length(a.config.output_length)),
+        |a| a.config.output_length.to_string()),
     Row::new("seed", ALL, "seed of everything random",
         |a, v| set_parsed(&mut a.config.seed, v),
         |a| a.config.seed.to_string()),
@@ -167,19 +167,7 @@ fn show_ms(duration: Duration) -> String {
 }
 
 fn parse_output_length(value: &str) -> Result<OutputLength, String> {
-    match value {
-        "max-tokens" => Ok(OutputLength::MaxTokens),
-        "random" => Ok(OutputLength::Random),
-        _ => Err("expected max-tokens or random".to_owned()),
-    }
-}
-
-fn show_output_length(mode: OutputLength) -> String {
-    match mode {
-        OutputLength::MaxTokens => "max-tokens",
-        OutputLength::Random => "random",
-    }
-    .to_owned()
+    OutputLength::lookup(value).ok_or_else(|| "expected max-tokens or random".to_owned())
 }
 
 fn parse_kv_metric(value: &str) -> Result<KvUsageMetric, String> {

@@ -23,8 +23,8 @@
 //! In process:
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), crate::SimError> {
-//! use crate::{SimConfig, start};
+//! # async fn demo() -> Result<(), epp_sim::SimError> {
+//! use epp_sim::{SimConfig, start};
 //! let config = SimConfig { max_num_seqs: 2, time_scale: 0.1, ..SimConfig::default() };
 //! let sim = start(config, "127.0.0.1:0".parse().expect("an address")).await?;
 //! println!("serving on {}", sim.url());
