@@ -201,3 +201,89 @@ fn set_error<T>(flag: &Flag<T>, value: String, error: SetError) -> ParseError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EVERY_COMMAND;
+
+    #[derive(Default)]
+    struct Args {
+        name: String,
+        on: bool,
+    }
+
+    type Row = Flag<Args>;
+
+    #[rustfmt::skip]
+    const TABLE: &[Row] = &[
+        Row::new("name", 1, "a name", |a, v| { a.name = v.to_owned(); Ok(()) }, |a| a.name.clone()),
+        Row::new("on", 2, "a switch", |a, v| { a.on = v == "true"; Ok(()) }, |a| a.on.to_string())
+            .as_switch(),
+    ];
+
+    fn run(syntax: Syntax, scope: u8, line: &str) -> Result<Parsed, ParseError> {
+        let args = line.split_whitespace().map(str::to_owned);
+        parse(TABLE, scope, syntax, &mut Args::default(), args)
+    }
+
+    fn undefined(arg: &str) -> ParseError {
+        let name = arg
+            .trim_start_matches('-')
+            .split('=')
+            .next()
+            .unwrap_or_default();
+        ParseError::Undefined {
+            name: name.to_owned(),
+            arg: arg.to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_dialects_differ_only_in_how_arguments_read() {
+        let go = |line| run(Syntax::Go, EVERY_COMMAND, line);
+        let long = |line| run(Syntax::Long, EVERY_COMMAND, line);
+        assert_eq!(go("-name x").map(|p| p.set), Ok(vec!["name"]));
+        assert_eq!(
+            long("-name x").map(|p| p.positional),
+            Ok(vec!["-name".into(), "x".into()])
+        );
+        assert_eq!(go("-help"), Err(ParseError::Help));
+        assert_eq!(
+            long("-help").map(|p| p.positional),
+            Ok(vec!["-help".into()])
+        );
+        assert_eq!(go("--h"), Err(ParseError::Help));
+        assert_eq!(long("--h"), Err(undefined("--h")));
+        assert_eq!(
+            go("-- x").map(|p| (p.terminated, p.positional)),
+            Ok((true, vec!["x".into()]))
+        );
+        assert_eq!(long("--"), Err(undefined("--")));
+        assert_eq!(go("---on"), Err(ParseError::BadSyntax("---on".into())));
+        assert_eq!(
+            long("---on"),
+            Err(ParseError::Undefined {
+                name: "-on".into(),
+                arg: "---on".into()
+            })
+        );
+        for parse in [go, long] {
+            assert_eq!(
+                parse("--on x").map(|p| p.bare_bool_before_positional),
+                Ok(Some("on"))
+            );
+            assert_eq!(
+                parse("--name"),
+                Err(ParseError::NeedsArgument("name".into()))
+            );
+        }
+    }
+
+    #[test]
+    fn rows_outside_the_scope_are_unknown() {
+        assert_eq!(run(Syntax::Long, 1, "--on"), Err(undefined("--on")));
+        assert_eq!(run(Syntax::Long, 2, "--name=x"), Err(undefined("--name=x")));
+        assert!(run(Syntax::Long, 2, "--on").is_ok());
+    }
+}
