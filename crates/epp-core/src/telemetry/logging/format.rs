@@ -67,17 +67,21 @@ pub(super) fn level_upper(level: &Level) -> &'static str {
     }
 }
 
-/// The logger name for a target: own crate prefix stripped, `::` → `.`.
+/// The logger name for a target: an own crate replaced by its old module (see
+/// [`OWN_CRATES`]), `::` → `.`; the root of a crate without one is `epp`.
 pub(super) fn logger_name(target: &str) -> String {
-    for krate in OWN_CRATES {
-        if let Some(rest) = target.strip_prefix(krate) {
-            if let Some(rest) = rest.strip_prefix("::") {
-                return rest.replace("::", ".");
-            }
-            if rest.is_empty() {
-                return krate.to_owned();
-            }
-        }
+    for (krate, module) in OWN_CRATES {
+        let Some(rest) = target.strip_prefix(krate) else {
+            continue;
+        };
+        let path = match (module, rest.strip_prefix("::")) {
+            ("", Some(path)) => path.to_owned(),
+            (module, Some(path)) => format!("{module}::{path}"),
+            ("", None) if rest.is_empty() => "epp".to_owned(),
+            (module, None) if rest.is_empty() => module.to_owned(),
+            _ => continue,
+        };
+        return path.replace("::", ".");
     }
 
     target.replace("::", ".")

@@ -24,7 +24,8 @@
 //!
 //! - `level`: `error`, `warn`, `info`, `debug`, `trace` (upper-case on the console).
 //! - `ts`: per [`TimeEncoding`], always in UTC.
-//! - `logger`: the event's target without the crate prefix (`epp::`), `::` → `.`.
+//! - `logger`: the event's module path as it was in the single `epp` crate (`epp::` and the
+//!   workspace crate names stripped, see `OWN_CRATES`), `::` → `.`.
 //! - fields: those of every enclosing span (outermost first), then the event's; numbers
 //!   and booleans stay JSON numbers/booleans, everything else becomes a string.
 //!   Dashed names work with tracing's string-literal syntax:
@@ -63,9 +64,19 @@ pub const DEBUG: i32 = 4;
 /// logr verbosity of per-request tracing messages (`trace!`).
 pub const TRACE: i32 = 5;
 
-/// Crate names whose targets are "ours": shown at the full verbosity and stripped from
-/// logger names.
-const OWN_CRATES: [&str; 2] = ["epp", env!("CARGO_CRATE_NAME")];
+/// The crates whose targets are "ours" (shown at the full verbosity), each with the module
+/// its code had in the single `epp` crate before the workspace split; logger names keep
+/// that path (`epp_extproc::state` logs as `extproc.state`, `epp_core::director` as
+/// `director`).
+const OWN_CRATES: [(&str, &str); 7] = [
+    ("epp", ""),
+    ("epp_core", ""),
+    ("epp_net", ""),
+    ("epp_datalayer", "datalayer"),
+    ("epp_discovery", "discovery"),
+    ("epp_extproc", "extproc"),
+    ("epp_sim", "sim"),
+];
 
 /// Maps `--v N` to a `tracing` level filter (see the module docs).
 pub fn verbosity_filter(verbosity: i32) -> LevelFilter {
@@ -161,7 +172,7 @@ where
 
     let level = settings.level_filter();
     let mut filter = Targets::new().with_default(std::cmp::min(level, LevelFilter::INFO));
-    for krate in OWN_CRATES {
+    for (krate, _) in OWN_CRATES {
         filter = filter.with_target(krate, level);
     }
 

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 use tracing_subscriber::Registry;
 
-use super::format::{encode_time, push_json_float};
+use super::format::{encode_time, logger_name, push_json_float};
 use super::*;
 use crate::telemetry::go_float::write_go_float;
 
@@ -66,10 +66,10 @@ fn json_key_order_and_values() {
 #[test]
 fn json_levels_and_escaping() {
     let lines = capture(&settings(LogEncoder::Json, TimeEncoding::Nanos, 5), || {
-        tracing::error!(target: "crate::director", error = "boom \"x\"\n", "failed\tbadly");
-        tracing::warn!(target: "crate::director", "w");
-        tracing::debug!(target: "crate::director", "d");
-        tracing::trace!(target: "crate::director", "t");
+        tracing::error!(target: "epp_core::director", error = "boom \"x\"\n", "failed\tbadly");
+        tracing::warn!(target: "epp_core::director", "w");
+        tracing::debug!(target: "epp_core::director", "d");
+        tracing::trace!(target: "epp_core::director", "t");
         tracing::info!(target: "epp", ctl = "\u{1}", "root");
     });
     let ns = "1709618828120300000";
@@ -113,7 +113,7 @@ fn span_fields_are_inherited_with_dashed_names() {
             outer.record("model", "llama");
             let inner = tracing::info_span!("schedule", attempt = 1);
             let _inner = inner.enter();
-            tracing::info!(target: "crate::scheduling", { "picked-endpoint" = "10.0.0.7", n = 2 }, "Scheduled");
+            tracing::info!(target: "epp_core::scheduling", { "picked-endpoint" = "10.0.0.7", n = 2 }, "Scheduled");
         },
     );
     assert_eq!(
@@ -312,4 +312,26 @@ fn directives_replace_the_filter() {
         .err()
         .expect("invalid directives");
     assert!(err.to_string().contains("RUST_LOG"), "{err}");
+}
+
+#[test]
+fn logger_names_keep_the_module_paths_of_the_single_crate() {
+    let cases = [
+        ("epp", "epp"),
+        ("epp::app", "app"),
+        ("epp_core", "epp"),
+        ("epp_core::director::admission", "director.admission"),
+        ("epp_net::tls", "tls"),
+        ("epp_extproc", "extproc"),
+        ("epp_extproc::state::request", "extproc.state.request"),
+        ("epp_datalayer::scraper", "datalayer.scraper"),
+        ("epp_discovery::kube::pods", "discovery.kube.pods"),
+        ("epp_sim::server", "sim.server"),
+        ("epp_bench::load", "epp_bench.load"),
+        ("eppx::y", "eppx.y"),
+        ("h2::proto", "h2.proto"),
+    ];
+    for (target, want) in cases {
+        assert_eq!(logger_name(target), want, "{target}");
+    }
 }
