@@ -91,7 +91,7 @@ fn families_are_sorted_and_parse_as_prometheus_text() {
     model.request_duration(0.3);
     model.tokens(10, 0);
     metrics.scheduler_duration(0.00015);
-    metrics.plugin_duration("scorer", "queue-scorer", "queue", 0.00001);
+    metrics.plugin_duration("Scorer", "queue-scorer", "queue", 0.00001);
     metrics.prefix_match(128, 256);
     metrics.phase(Phase::Parse, 0.00002);
     let page = metrics.render();
