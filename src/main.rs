@@ -89,6 +89,9 @@ fn log_startup(options: &Options) {
     for warning in &options.warnings {
         tracing::warn!(warning = %warning, "flag or environment value ignored");
     }
+    for note in &options.inert {
+        tracing::warn!(warning = %note, "flag or environment value has no effect");
+    }
     let flags: Vec<String> = options
         .flag_values()
         .into_iter()

@@ -160,110 +160,42 @@ pub async fn start(
     options: &Options,
     config: EndpointPickerConfig,
 ) -> Result<RunningEpp, StartError> {
-    let datastore = Arc::new(Datastore::new(options.max_endpoints));
-    for observer in config.endpoint_observers() {
-        datastore.add_observer(observer);
-    }
-    let health = HealthState::new(
-        options.ha_enable_leader_election,
-        datastore.subscribe_synced(),
-    );
-    health.set_leader(!options.ha_enable_leader_election);
+    let (datastore, health) = datastore_and_health(options, &config);
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let metrics = EppMetrics::new(MetricsLimits::default());
-    metrics.set_build_info(
-        option_env!("EPP_COMMIT").unwrap_or("unknown"),
-        env!("CARGO_PKG_VERSION"),
-    );
+    let metrics = own_metrics();
     let sources = sources::start(options, &datastore, &health, &shutdown_rx).await?;
     let mut tasks = sources.tasks;
-    let scraper = Scraper::new(scrape_settings(options, &metrics)).map_err(StartError::Scraper)?;
-    let scrape_stats = scraper.stats();
-    tasks.push(tokio::spawn(scraper.run(Arc::clone(&datastore))));
-    let pool_gauges = Arc::new(PoolGaugesCell::default());
-    tasks.push(tokio::spawn(pool_gauges::run(
-        Arc::clone(&datastore),
-        Arc::clone(&pool_gauges),
-        options.refresh_prometheus_metrics_interval,
-        options.metrics_staleness_threshold,
-    )));
-
-    let director = Director::new(
-        Arc::clone(&datastore),
-        Arc::clone(&config.scheduler),
-        DirectorSettings {
-            saturation: config.saturation.apply(options.saturation),
-            metrics_staleness: options.metrics_staleness_threshold,
-        },
-    )
-    .with_metrics(Arc::clone(&metrics));
-    let director = match decision_recorder(options)? {
-        Some(recorder) => director.with_records(recorder),
-        None => director,
-    };
-    SourcesCollector::register(
+    let scraping = start_scraping(options, &datastore, &metrics, &mut tasks)?;
+    let director = director(options, &config, &datastore, &metrics)?;
+    let metrics_server = serve_metrics(
+        options,
         &metrics,
         MetricSources {
             datastore: Arc::clone(&datastore),
-            pool_gauges: Arc::clone(&pool_gauges),
-            scrape_stats: Some(scrape_stats.clone()),
+            pool_gauges: Arc::clone(&scraping.pool_gauges),
+            scrape_stats: Some(scraping.stats.clone()),
             prefix_indexes: config.prefix_indexes(),
         },
-    );
-    let metrics_listener = bind("metrics-port", options.metrics_port).await?;
-    let metrics_address = local_address(&metrics_listener, "metrics-port")?;
-    // As v1.0.1 in a cluster: /metrics needs a token allowed to read it. Standalone
-    // modes have no API server to ask.
-    let metrics_auth = sources
-        .kube_client
-        .filter(|_| options.metrics_endpoint_auth)
-        .map(|client| Arc::new(MetricsAuth::new(client)));
-    tasks.push(tokio::spawn(metrics::serve(
-        metrics_listener,
-        Arc::clone(&metrics),
-        metrics_auth.clone(),
-        wait_for(shutdown_rx.clone()),
-    )));
-    let service =
-        ExtProcService::new(Arc::new(director), stream_settings(options, &metrics)).into_server();
-    let ext_proc_listener = bind("grpc-port", options.grpc_port).await?;
-    let ext_proc_address = local_address(&ext_proc_listener, "grpc-port")?;
-    let mut router = ext_proc_server_builder().add_service(service);
-    if options.health_checking {
-        router = router.add_service(ext_proc_health_server(health.clone()));
-    }
-    let stop = wait_for(shutdown_rx.clone());
-    let ext_proc = if options.secure_serving {
-        let tls = ServingTls::load(&TlsSettings {
-            cert_dir: options.cert_path.clone(),
-            ..TlsSettings::default()
-        })?;
-        tasks.extend(tls.spawn_reloader());
-        let incoming = tls_incoming(ext_proc_listener, tls.acceptor());
-        tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
-    } else {
-        // `Server::tcp_nodelay` applies only to listeners tonic binds itself; the acceptor
-        // sets it, or Nagle's algorithm holds small replies for the peer's delayed ACK
-        // (~40 ms). It also backs off when descriptors run out instead of spinning.
-        let incoming = Acceptor::new(ext_proc_listener, "grpc-port").into_stream();
-        tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
-    };
-
-    let health_listener = bind("grpc-health-port", options.grpc_health_port).await?;
-    let health_address = local_address(&health_listener, "grpc-health-port")?;
-    let health_server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(health_server(health.clone()))
-            .serve_with_incoming_shutdown(
-                Acceptor::new(health_listener, "grpc-health-port").into_stream(),
-                wait_for(shutdown_rx),
-            ),
-    );
+        sources.kube_client,
+        &shutdown_rx,
+        &mut tasks,
+    )
+    .await?;
+    let (ext_proc_address, ext_proc) = serve_ext_proc(
+        options,
+        director,
+        &metrics,
+        &health,
+        &shutdown_rx,
+        &mut tasks,
+    )
+    .await?;
+    let (health_address, health_server) = serve_health(options, &health, shutdown_rx).await?;
     tracing::info!(
         %ext_proc_address,
         %health_address,
-        %metrics_address,
-        metrics_auth = metrics_auth.is_some(),
+        metrics_address = %metrics_server.address,
+        metrics_auth = metrics_server.auth,
         tls = options.secure_serving,
         endpoints = datastore.snapshot().len(),
         "EPP serving"
@@ -271,12 +203,12 @@ pub async fn start(
     Ok(RunningEpp {
         ext_proc_address,
         health_address,
-        metrics_address,
+        metrics_address: metrics_server.address,
         metrics,
         datastore,
         health,
-        pool_gauges,
-        scrape_stats,
+        pool_gauges: scraping.pool_gauges,
+        scrape_stats: scraping.stats,
         simulated: sources.simulated,
         elector: sources
             .elector
@@ -286,6 +218,180 @@ pub async fn start(
         ext_proc: AbortOnDrop::new(ext_proc),
         health_server: AbortOnDrop::new(health_server),
     })
+}
+
+/// The datastore, observed by the config's plugins, and the health state that follows its
+/// sync (and leadership, with leader election).
+fn datastore_and_health(
+    options: &Options,
+    config: &EndpointPickerConfig,
+) -> (Arc<Datastore>, HealthState) {
+    let datastore = Arc::new(Datastore::new(options.max_endpoints));
+    for observer in config.endpoint_observers() {
+        datastore.add_observer(observer);
+    }
+    let health = HealthState::new(
+        options.ha_enable_leader_election,
+        datastore.subscribe_synced(),
+    );
+    health.set_leader(!options.ha_enable_leader_election);
+    (datastore, health)
+}
+
+/// The EPP's own metrics, with the build info set.
+fn own_metrics() -> Arc<EppMetrics> {
+    let metrics = EppMetrics::new(MetricsLimits::default());
+    metrics.set_build_info(
+        option_env!("EPP_COMMIT").unwrap_or("unknown"),
+        env!("CARGO_PKG_VERSION"),
+    );
+    metrics
+}
+
+/// What the scraping step started: per-endpoint scrape counters and the pool gauges.
+struct Scraping {
+    stats: ScrapeStatsMap,
+    pool_gauges: Arc<PoolGaugesCell>,
+}
+
+/// Starts scraping the model servers into the datastore and refreshing the pool gauges.
+fn start_scraping(
+    options: &Options,
+    datastore: &Arc<Datastore>,
+    metrics: &Arc<EppMetrics>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<Scraping, StartError> {
+    let scraper = Scraper::new(scrape_settings(options, metrics)).map_err(StartError::Scraper)?;
+    let stats = scraper.stats();
+    tasks.push(tokio::spawn(scraper.run(Arc::clone(datastore))));
+    let pool_gauges = Arc::new(PoolGaugesCell::default());
+    tasks.push(tokio::spawn(pool_gauges::run(
+        Arc::clone(datastore),
+        Arc::clone(&pool_gauges),
+        options.refresh_prometheus_metrics_interval,
+        options.metrics_staleness_threshold,
+    )));
+    Ok(Scraping { stats, pool_gauges })
+}
+
+/// The director: the config's scheduler, the saturation thresholds (config file over
+/// environment), metrics and decision records.
+fn director(
+    options: &Options,
+    config: &EndpointPickerConfig,
+    datastore: &Arc<Datastore>,
+    metrics: &Arc<EppMetrics>,
+) -> Result<Director, StartError> {
+    let director = Director::new(
+        Arc::clone(datastore),
+        Arc::clone(&config.scheduler),
+        DirectorSettings {
+            saturation: config.saturation.apply(options.saturation),
+            metrics_staleness: options.metrics_staleness_threshold,
+        },
+    )
+    .with_metrics(Arc::clone(metrics));
+    Ok(match decision_recorder(options)? {
+        Some(recorder) => director.with_records(recorder),
+        None => director,
+    })
+}
+
+/// Where `/metrics` is served, and how.
+struct MetricsServer {
+    address: SocketAddr,
+    /// Whether scrapes need a token the API server accepts.
+    auth: bool,
+}
+
+/// Registers the scrape-time `sources` and serves `/metrics` on `--metrics-port` (the
+/// server's task joins `tasks`).
+async fn serve_metrics(
+    options: &Options,
+    metrics: &Arc<EppMetrics>,
+    sources: MetricSources,
+    kube_client: Option<kube::Client>,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<MetricsServer, StartError> {
+    SourcesCollector::register(metrics, sources);
+    let listener = bind("metrics-port", options.metrics_port).await?;
+    let address = local_address(&listener, "metrics-port")?;
+    // As v1.0.1 in a cluster: /metrics needs a token allowed to read it. Standalone
+    // modes have no API server to ask.
+    let auth = kube_client
+        .filter(|_| options.metrics_endpoint_auth)
+        .map(|client| Arc::new(MetricsAuth::new(client)));
+    let server = MetricsServer {
+        address,
+        auth: auth.is_some(),
+    };
+    tasks.push(tokio::spawn(metrics::serve(
+        listener,
+        Arc::clone(metrics),
+        auth,
+        wait_for(shutdown.clone()),
+    )));
+    Ok(server)
+}
+
+/// The task of a gRPC server.
+type GrpcServer = JoinHandle<Result<(), tonic::transport::Error>>;
+
+/// Serves ext_proc (and gRPC health with `--health-checking`) on `--grpc-port`, over TLS
+/// with `--secure-serving` (its certificate reloader joins `tasks`).
+async fn serve_ext_proc(
+    options: &Options,
+    director: Director,
+    metrics: &Arc<EppMetrics>,
+    health: &HealthState,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<(SocketAddr, GrpcServer), StartError> {
+    let service =
+        ExtProcService::new(Arc::new(director), stream_settings(options, metrics)).into_server();
+    let listener = bind("grpc-port", options.grpc_port).await?;
+    let address = local_address(&listener, "grpc-port")?;
+    let mut router = ext_proc_server_builder().add_service(service);
+    if options.health_checking {
+        router = router.add_service(ext_proc_health_server(health.clone()));
+    }
+    let stop = wait_for(shutdown.clone());
+    let server = if options.secure_serving {
+        let tls = ServingTls::load(&TlsSettings {
+            cert_dir: options.cert_path.clone(),
+            ..TlsSettings::default()
+        })?;
+        tasks.extend(tls.spawn_reloader());
+        let incoming = tls_incoming(listener, tls.acceptor());
+        tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
+    } else {
+        // `Server::tcp_nodelay` applies only to listeners tonic binds itself; the acceptor
+        // sets it, or Nagle's algorithm holds small replies for the peer's delayed ACK
+        // (~40 ms). It also backs off when descriptors run out instead of spinning.
+        let incoming = Acceptor::new(listener, "grpc-port").into_stream();
+        tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop))
+    };
+    Ok((address, server))
+}
+
+/// Serves gRPC health on `--grpc-health-port`.
+async fn serve_health(
+    options: &Options,
+    health: &HealthState,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(SocketAddr, GrpcServer), StartError> {
+    let listener = bind("grpc-health-port", options.grpc_health_port).await?;
+    let address = local_address(&listener, "grpc-health-port")?;
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health_server(health.clone()))
+            .serve_with_incoming_shutdown(
+                Acceptor::new(listener, "grpc-health-port").into_stream(),
+                wait_for(shutdown),
+            ),
+    );
+    Ok((address, server))
 }
 
 /// HTTP/2 settings for the gateway connection: no Nagle delay, large flow-control

@@ -5,6 +5,9 @@ use std::collections::HashMap;
 pub use epp_core::director::SaturationThresholds;
 
 use crate::cli::Options;
+use epp_core::config::{
+    valid_kv_cache_util_threshold, valid_metrics_staleness_threshold, valid_queue_depth_threshold,
+};
 use epp_flags::duration::parse_go_duration;
 use epp_flags::goflag::{Show, parse_bool};
 
@@ -42,7 +45,7 @@ impl Options {
                 "SD_QUEUE_DEPTH_THRESHOLD",
                 d.queue_depth,
                 "an integer > 0",
-                |s| s.parse().ok().filter(|v| *v > 0),
+                |s| s.parse().ok().filter(|v| valid_queue_depth_threshold(*v)),
             ),
             kv_cache_util: env_value(
                 env,
@@ -50,7 +53,7 @@ impl Options {
                 "SD_KV_CACHE_UTIL_THRESHOLD",
                 d.kv_cache_util,
                 "a number between 0 and 1 (exclusive)",
-                |s| s.parse().ok().filter(|v| *v > 0.0 && *v < 1.0),
+                |s| s.parse().ok().filter(|v| valid_kv_cache_util_threshold(*v)),
             ),
             metrics_staleness: env_value(
                 env,
@@ -58,7 +61,11 @@ impl Options {
                 "SD_METRICS_STALENESS_THRESHOLD",
                 d.metrics_staleness,
                 "a Go duration > 0 such as 200ms",
-                |s| parse_go_duration(s).ok().filter(|v| !v.is_zero()),
+                |s| {
+                    parse_go_duration(s)
+                        .ok()
+                        .filter(|v| valid_metrics_staleness_threshold(*v))
+                },
             ),
         };
         self.enable_experimental_datalayer_v2 = env_value(

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use crate::cli::{
@@ -12,15 +13,26 @@ use crate::cli::{
 use epp_datalayer::metric_spec::MetricSpec;
 use epp_datalayer::presets::Engine;
 use epp_flags::duration::{DurationError, parse_go_duration};
-use epp_flags::goflag::{FlagDef, SetError, flag, parse_bool, parse_int};
+use epp_flags::goflag::{flag, parse_bool, parse_int};
+use epp_flags::{Flag, SetError};
+
+/// `--engine-type`'s help, naming the engines of [`Engine::ALL`].
+static ENGINE_TYPE_HELP: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "Model server type whose metric names are the defaults: {}. Metric flags given \
+         explicitly override them.",
+        Engine::names(" or ")
+    )
+});
 
 /// Every flag of the EPP, one row each: name, kind, `Options` field, value parser, help.
 ///
 /// To add a flag: add a typed field to [`Options`] with its default in `Options::default`, then
 /// one `flag!` row here naming the field and a parser (reuse one below or add a small `fn`).
 /// Parsing, `-h` text with defaults and [`Options::flag_values`] follow from the row.
+/// (Built on first use because one help text is generated.)
 #[rustfmt::skip]
-pub(super) static FLAGS: &[FlagDef<Options>] = &[
+pub(super) static FLAGS: LazyLock<Vec<Flag<Options>>> = LazyLock::new(|| vec![
     flag!("pool-name", String, pool_name, text,
         "Name of the InferencePool this Endpoint Picker is associated with."),
     flag!("pool-namespace", String, pool_namespace, namespace,
@@ -121,9 +133,7 @@ pub(super) static FLAGS: &[FlagDef<Options>] = &[
     flag!("simulator-args", String, simulator_args, text, concat!(
         "epp-sim flags for the --simulate-endpoints servers, e.g. \"--max-num-seqs 8 ",
         "--time-scale 0.5\" (see epp-sim -h).")),
-    flag!("engine-type", String, engine_type, engine, concat!(
-        "Model server type whose metric names are the defaults: vllm, sglang, trtllm-serve or ",
-        "triton-tensorrt-llm. Metric flags given explicitly override them.")),
+    flag!("engine-type", String, engine_type, engine, ENGINE_TYPE_HELP.as_str()),
     flag!("decision-records", Bool, decision_records, parse_bool, concat!(
         "Log one structured record per request: candidates, filters, each scorer's raw and ",
         "weighted scores, the pick and its reason, the time spent (no prompt text).")),
@@ -137,7 +147,7 @@ pub(super) static FLAGS: &[FlagDef<Options>] = &[
     flag!("simulate-endpoints", Int, simulate_endpoints, simulated_count, concat!(
         "Start this many simulated vLLM servers in-process on loopback and use them as the pool ",
         "(exclusive with --pool-name, --endpoints and --endpoints-file).")),
-];
+]);
 
 // Value parsers used by the flag table. Each returns the typed value or a reason saying what is
 // allowed; the caller prefixes `invalid value "v" for flag -name: `.

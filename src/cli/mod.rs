@@ -3,6 +3,7 @@
 mod env;
 mod error;
 mod flags;
+mod inert;
 mod log_options;
 
 #[cfg(test)]
@@ -18,7 +19,8 @@ use crate::cli::flags::FLAGS;
 use epp_datalayer::metric_spec::MetricSpec;
 use epp_datalayer::presets::{Engine, MetricMapping};
 use epp_discovery::kube::leader::LeaseTimings;
-use epp_flags::goflag::{ParseError, Parsed, parse_bool, spelled_enum};
+use epp_flags::goflag::{parse_bool, spelled_enum};
+use epp_flags::{ParseError, Parsed};
 use epp_sim::{SimArgs, SimConfig};
 
 pub use crate::cli::env::{Env, ProcessEnv, SaturationThresholds};
@@ -169,16 +171,16 @@ pub struct Options {
     pub enable_experimental_datalayer_v2: bool,
     /// Notes about ignored environment values, to log once logging is set up.
     pub warnings: Vec<String>,
+    /// Notes about given flags and environment variables that have no effect here, to log
+    /// once logging is set up.
+    pub inert: Vec<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        let metric = |name: &str| {
-            Some(MetricSpec {
-                name: name.to_owned(),
-                labels: Vec::new(),
-            })
-        };
+        // The metric flags show the default engine's preset as their defaults.
+        let engine_type = Engine::default();
+        let preset = MetricMapping::preset(engine_type);
         Options {
             pool_name: String::new(),
             pool_namespace: "default".to_owned(),
@@ -193,16 +195,16 @@ impl Default for Options {
             health_checking: false,
             config_file: None,
             config_text: None,
-            total_queued_requests_metric: metric("vllm:num_requests_waiting"),
-            total_running_requests_metric: metric("vllm:num_requests_running"),
-            kv_cache_usage_percentage_metric: metric("vllm:gpu_cache_usage_perc"),
-            lora_info_metric: metric("vllm:lora_requests_info"),
-            cache_info_metric: metric("vllm:cache_config_info"),
+            total_queued_requests_metric: preset.queued.clone(),
+            total_running_requests_metric: preset.running.clone(),
+            kv_cache_usage_percentage_metric: preset.kv_usage.clone(),
+            lora_info_metric: preset.lora.clone(),
+            cache_info_metric: preset.cache_info.clone(),
             refresh_metrics_interval: Duration::from_millis(50),
             refresh_prometheus_metrics_interval: Duration::from_secs(5),
             metrics_staleness_threshold: Duration::from_secs(2),
             model_server_metrics_port: 0,
-            model_server_metrics_path: "/metrics".to_owned(),
+            model_server_metrics_path: engine_type.default_metrics_path().to_owned(),
             model_server_metrics_scheme: MetricsScheme::Http,
             model_server_metrics_https_insecure_skip_verify: true,
             ha_enable_leader_election: false,
@@ -225,12 +227,13 @@ impl Default for Options {
             lease_timings: LeaseTimings::default(),
             simulator_args: String::new(),
             simulator_config: SimConfig::default(),
-            engine_type: Engine::Vllm,
-            metric_mapping: MetricMapping::preset(Engine::Vllm),
+            engine_type,
+            metric_mapping: preset,
             endpoint_source: EndpointSource::None,
             saturation: SaturationThresholds::default(),
             enable_experimental_datalayer_v2: false,
             warnings: Vec::new(),
+            inert: Vec::new(),
         }
     }
 }
@@ -295,6 +298,7 @@ impl Options {
             ));
         }
         self.load_env(env);
+        self.inert = inert::notes(set, env);
         Ok(())
     }
 
@@ -396,7 +400,7 @@ impl Options {
 /// Parses the command line (`args` excludes the program name) and the environment.
 pub fn parse<I: IntoIterator<Item = String>>(args: I, env: &dyn Env) -> Result<Options, CliError> {
     let mut options = Options::default();
-    let parsed = goflag::parse(FLAGS, &mut options, args).map_err(cli_error)?;
+    let parsed = goflag::parse(&FLAGS, &mut options, args).map_err(cli_error)?;
     reject_positional(&parsed)?;
     options.finish(env, &parsed.set)?;
     Ok(options)
@@ -404,14 +408,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I, env: &dyn Env) -> Result<O
 
 /// The `-h` text: `Usage of epp:` and every flag with its help and default.
 pub fn usage() -> String {
-    goflag::usage(PROGRAM, FLAGS, &Options::default())
+    goflag::usage(PROGRAM, &FLAGS, &Options::default())
 }
 
 fn cli_error(error: ParseError) -> CliError {
     let message = error.to_string();
     match error {
         ParseError::Help => CliError::Help(usage()),
-        ParseError::BadSyntax(_) | ParseError::Undefined(_) | ParseError::NeedsArgument(_) => {
+        ParseError::BadSyntax(_) | ParseError::Undefined { .. } | ParseError::NeedsArgument(_) => {
             CliError::Usage {
                 message,
                 usage: usage(),

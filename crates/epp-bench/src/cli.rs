@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::connect::Transport;
-pub use epp_flags::flag_table::ArgsError;
-use epp_flags::flag_table::{parse_into, usage_lines};
+pub use epp_flags::tool::ArgsError;
+use epp_flags::tool::{parse_into, usage_lines};
 
 use crate::flags::{DIRECT, FLAGS, NOOP, PROXY, RawArgs};
 use crate::load::{Arrival, Plan, Progress, Shape, StopAt};
@@ -92,7 +92,7 @@ impl Command {
         let config = FLAGS
             .iter()
             .filter(|f| f.scope & scope != 0)
-            .map(|f| (f.name, (f.show)(&raw)))
+            .map(|f| (f.name, (f.get)(&raw)))
             .collect();
         match scope {
             DIRECT => direct(&raw, load(&raw, config, false)?).map(Command::Direct),

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use epp_flags::Flag;
 use epp_flags::duration::{format_go_duration, parse_go_duration};
-use epp_flags::flag_table::{
-    Flag, one_of, parse_bool as boolean, set_parsed as num, set_some as some, show_opt,
+use epp_flags::tool::{
+    one_of, parse_bool as boolean, set_parsed as num, set_some as some, show_opt,
 };
 
 /// Subcommands a flag applies to (bit set).

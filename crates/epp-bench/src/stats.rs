@@ -40,7 +40,7 @@ impl ErrorKind {
 /// What one successful request measured.
 #[derive(Clone, Debug, Default)]
 pub struct Sample {
-    /// One duration per metric of the [`Exchange`], in the same order, each measured from
+    /// One duration per metric of the [`Exchange`](crate::load::Exchange), in the same order, each measured from
     /// the request's (scheduled) start.
     pub timings: Vec<Duration>,
     /// Where the request went (the routing header, or the server that answered).

@@ -5,9 +5,6 @@ use std::str::FromStr;
 
 use crate::metric_spec::MetricSpec;
 
-/// Pod label naming a pod's engine (upstream [v1.5] `DefaultEngineTypeLabelKey`).
-pub const ENGINE_TYPE_LABEL: &str = "inference.networking.k8s.io/engine-type";
-
 /// A model-server engine with a built-in metric mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Engine {
@@ -22,10 +19,11 @@ pub enum Engine {
     TritonTensorrtLlm,
 }
 
-/// An `--engine-type` value or engine label that names no known engine.
+/// An `--engine-type` value that names no known engine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown engine type {name:?}: expected one of vllm, sglang, trtllm-serve, triton-tensorrt-llm"
+    "unknown engine type {name:?}: expected one of {}",
+    Engine::names(", ")
 )]
 pub struct UnknownEngine {
     /// The rejected text.
@@ -41,9 +39,19 @@ impl Engine {
         Engine::TritonTensorrtLlm,
     ];
 
+    /// Every engine's name in [`Engine::ALL`] order, separated by `, ` and by `last` before the
+    /// final one (`", "` for a list, `" or "` for prose).
+    pub fn names(last: &str) -> String {
+        let names: Vec<&str> = Engine::ALL.iter().map(|e| e.as_str()).collect();
+        match names.split_last() {
+            Some((final_name, rest)) => format!("{}{last}{final_name}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+
     /// Reads the exact lower-case name (`vllm`, `sglang`, `trtllm-serve`, `triton-tensorrt-llm`).
     ///
-    /// Exact match only: the same text is a pod label value, where upstream compares literally.
+    /// Exact match only, as upstream compares engine names literally.
     pub fn parse(name: &str) -> Option<Engine> {
         Engine::ALL.into_iter().find(|e| e.as_str() == name)
     }
@@ -294,6 +302,14 @@ mod tests {
             );
         }
         assert_eq!(Engine::default(), Engine::Vllm);
+        assert_eq!(
+            Engine::names(" or "),
+            "vllm, sglang, trtllm-serve or triton-tensorrt-llm"
+        );
+        assert_eq!(
+            "tgi".parse::<Engine>().unwrap_err().to_string(),
+            "unknown engine type \"tgi\": expected one of vllm, sglang, trtllm-serve, triton-tensorrt-llm"
+        );
     }
 
     #[test]

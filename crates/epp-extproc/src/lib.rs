@@ -163,6 +163,3 @@ async fn run_stream<P: EndpointPicker>(
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

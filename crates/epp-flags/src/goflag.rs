@@ -1,236 +1,52 @@
-//! A small table-driven command-line parser with the semantics of Go's standard `flag` package.
+//! Go's `flag` package dialect (`epp`): parsing with [`Syntax::Go`], usage text in Go's format,
+//! Go's value syntaxes, and the [`flag!`] row builder.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration::format_go_duration;
-
-/// How a flag is spelled and shown: decides bool handling and the type word in usage text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// `-name` alone means true; a value must be attached as `-name=false`.
-    Bool,
-    /// A Go `int` (`strconv.ParseInt(s, 0, 64)` syntax).
-    Int,
-    /// A Go `float64`.
-    Float,
-    /// A string; its default is shown quoted in usage.
-    String,
-    /// A Go duration (`50ms`, `1h30m`).
-    Duration,
-    /// A custom `flag.Value` (shown as `value` in usage, like Go).
-    Value,
-}
-
-impl Kind {
-    /// The word Go's `flag.UnquoteUsage` prints after the flag name.
-    fn type_name(self) -> &'static str {
-        match self {
-            Kind::Bool => "",
-            Kind::Int => "int",
-            Kind::Float => "float",
-            Kind::String => "string",
-            Kind::Duration => "duration",
-            Kind::Value => "value",
-        }
-    }
-
-    /// Go prints `(default X)` only when the default differs from the type's zero value.
-    fn is_zero(self, shown: &str) -> bool {
-        match self {
-            Kind::Bool => shown == "false",
-            Kind::Int | Kind::Float => shown == "0",
-            Kind::Duration => shown == "0s",
-            Kind::String | Kind::Value => shown.is_empty(),
-        }
-    }
-}
-
-/// Why a setter rejected a value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SetError {
-    /// Reported as `invalid value "v" for flag -name: <reason>`.
-    Invalid(String),
-    /// A complete message used verbatim (to keep an upstream wording); it must name the flag.
-    Message(String),
-}
-
-impl From<String> for SetError {
-    fn from(reason: String) -> Self {
-        SetError::Invalid(reason)
-    }
-}
-
-/// Stores a flag's text value into the target, validating it.
-pub type Setter<T> = fn(&mut T, &str) -> Result<(), SetError>;
-/// Renders a flag's current value (for usage defaults and the "Flags processed" log).
-pub type Getter<T> = fn(&T) -> String;
-
-/// One row of a flag table.
-pub struct FlagDef<T> {
-    /// Name without dashes, e.g. `grpc-port`.
-    pub name: &'static str,
-    /// Value syntax and usage type word.
-    pub kind: Kind,
-    /// One-line help shown by `-h`.
-    pub help: &'static str,
-    /// Applies a value; bool flags receive `"true"` when given bare.
-    pub set: Setter<T>,
-    /// Shows the current value.
-    pub get: Getter<T>,
-}
-
-/// A command line Go's `flag` package would reject (or `-h`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
-    /// `-h`, `-help` or `--help` was given.
-    #[error("flag: help requested")]
-    Help,
-    /// `---x`, `-=x` and the like.
-    #[error("bad flag syntax: {0}")]
-    BadSyntax(String),
-    /// A flag that is not in the table.
-    #[error("flag provided but not defined: -{0}")]
-    Undefined(String),
-    /// A non-bool flag at the end of the arguments.
-    #[error("flag needs an argument: -{0}")]
-    NeedsArgument(String),
-    /// A setter rejected the value of a non-bool flag.
-    #[error("invalid value {value:?} for flag -{flag}: {reason}")]
-    InvalidValue {
-        /// Flag name.
-        flag: String,
-        /// The rejected text.
-        value: String,
-        /// What is wrong and what is allowed.
-        reason: String,
-    },
-    /// A bool flag got a value `strconv.ParseBool` does not accept.
-    #[error("invalid boolean value {value:?} for -{flag}: {reason}")]
-    InvalidBool {
-        /// Flag name.
-        flag: String,
-        /// The rejected text.
-        value: String,
-        /// What is wrong and what is allowed.
-        reason: String,
-    },
-    /// A setter rejected the value with its own complete message.
-    #[error("{message}")]
-    Rejected {
-        /// Flag name.
-        flag: String,
-        /// The complete message.
-        message: String,
-    },
-}
-
-/// What remains after the flags: Go stops at the first non-flag argument or after `--`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Parsed {
-    /// Flags set on the command line, in order (repeats included; the last one won).
-    pub set: Vec<&'static str>,
-    /// Arguments after the flags.
-    pub positional: Vec<String>,
-    /// The bool flag given bare (no `=value`) just before the first positional argument, if any.
-    pub bare_bool_before_positional: Option<&'static str>,
-    /// Whether parsing stopped at a `--` terminator.
-    pub terminated: bool,
-}
-
-/// A command-line argument classified like Go's `FlagSet.parseOne`.
-enum Token<'a> {
-    Positional,
-    Terminator,
-    Flag(&'a str, Option<&'a str>),
-}
-
-fn classify(arg: &str) -> Result<Token<'_>, ParseError> {
-    if arg.len() < 2 || !arg.starts_with('-') {
-        return Ok(Token::Positional);
-    }
-    let body = match arg.strip_prefix("--") {
-        Some("") => return Ok(Token::Terminator),
-        Some(body) => body,
-        None => &arg[1..],
-    };
-    if body.starts_with('-') || body.starts_with('=') {
-        return Err(ParseError::BadSyntax(arg.to_owned()));
-    }
-    Ok(match body.split_once('=') {
-        Some((name, value)) => Token::Flag(name, Some(value)),
-        None => Token::Flag(body, None),
-    })
-}
+use crate::parse::{ParseError, Parsed, Syntax};
+use crate::table::{EVERY_COMMAND, Flag, Kind};
 
 /// Parses `args` (without the program name) into `target` using `table`, like `FlagSet.Parse`.
-pub fn parse<T, I>(table: &[FlagDef<T>], target: &mut T, args: I) -> Result<Parsed, ParseError>
+pub fn parse<T, I>(table: &[Flag<T>], target: &mut T, args: I) -> Result<Parsed, ParseError>
 where
     I: IntoIterator<Item = String>,
 {
-    let mut args = args.into_iter();
-    let mut parsed = Parsed::default();
-    let mut last_bare_bool = None;
-    while let Some(arg) = args.next() {
-        let (name, inline) = match classify(&arg)? {
-            Token::Positional => {
-                parsed.bare_bool_before_positional = last_bare_bool;
-                parsed.positional.push(arg);
-                break;
-            }
-            Token::Terminator => {
-                parsed.terminated = true;
-                break;
-            }
-            Token::Flag(name, inline) => (name, inline),
-        };
-        let Some(def) = table.iter().find(|d| d.name == name) else {
-            if name == "help" || name == "h" {
-                return Err(ParseError::Help);
-            }
-            return Err(ParseError::Undefined(name.to_owned()));
-        };
-        let value = match (def.kind, inline) {
-            (Kind::Bool, None) => "true".to_owned(),
-            (_, Some(value)) => value.to_owned(),
-            (_, None) => args
-                .next()
-                .ok_or_else(|| ParseError::NeedsArgument(name.to_owned()))?,
-        };
-        (def.set)(target, &value).map_err(|e| set_error(def, value, e))?;
-        last_bare_bool = (def.kind == Kind::Bool && inline.is_none()).then_some(def.name);
-        parsed.set.push(def.name);
-    }
-    parsed.positional.extend(args);
-    Ok(parsed)
+    crate::parse::parse(table, EVERY_COMMAND, Syntax::Go, target, args)
 }
 
-fn set_error<T>(def: &FlagDef<T>, value: String, error: SetError) -> ParseError {
-    let flag = def.name.to_owned();
-    match (error, def.kind) {
-        (SetError::Message(message), _) => ParseError::Rejected { flag, message },
-        (SetError::Invalid(reason), Kind::Bool) => ParseError::InvalidBool {
-            flag,
-            value,
-            reason,
-        },
-        (SetError::Invalid(reason), _) => ParseError::InvalidValue {
-            flag,
-            value,
-            reason,
-        },
+/// The word Go's `flag.UnquoteUsage` prints after the flag name.
+fn type_word(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bool => "",
+        Kind::Int => "int",
+        Kind::Float => "float",
+        Kind::String => "string",
+        Kind::Duration => "duration",
+        Kind::Value => "value",
+    }
+}
+
+/// Go prints `(default X)` only when the default differs from the type's zero value.
+fn is_zero(kind: Kind, shown: &str) -> bool {
+    match kind {
+        Kind::Bool => shown == "false",
+        Kind::Int | Kind::Float => shown == "0",
+        Kind::Duration => shown == "0s",
+        Kind::String | Kind::Value => shown.is_empty(),
     }
 }
 
 /// Usage text like Go's `flag.Usage`: a header, then flags sorted by name with their defaults.
-pub fn usage<T>(program: &str, table: &[FlagDef<T>], defaults: &T) -> String {
-    let mut rows: Vec<&FlagDef<T>> = table.iter().collect();
+pub fn usage<T>(program: &str, table: &[Flag<T>], defaults: &T) -> String {
+    let mut rows: Vec<&Flag<T>> = table.iter().collect();
     rows.sort_by_key(|d| d.name);
     let mut out = format!("Usage of {program}:\n");
     for def in rows {
         let mut line = format!("  -{}", def.name);
-        let type_name = def.kind.type_name();
+        let type_name = type_word(def.kind);
         if !type_name.is_empty() {
             line.push(' ');
             line.push_str(type_name);
@@ -239,7 +55,7 @@ pub fn usage<T>(program: &str, table: &[FlagDef<T>], defaults: &T) -> String {
         line.push_str(if line.len() <= 4 { "\t" } else { "\n    \t" });
         line.push_str(&def.help.replace('\n', "\n    \t"));
         let default = (def.get)(defaults);
-        if !def.kind.is_zero(&default) {
+        if !is_zero(def.kind, &default) {
             let shown = match def.kind {
                 Kind::String => format!("{default:?}"),
                 _ => default,
@@ -380,16 +196,17 @@ impl<T: Show> Show for Option<T> {
     }
 }
 
-/// Builds one [`FlagDef`] row: `flag!(name, Kind, field.path, parser, help)`.
+/// Builds one [`Flag`] row of a program without subcommands: `flag!(name, Kind, field.path, parser, help)`.
 ///
 /// `parser` is any `fn(&str) -> Result<V, E>` with `E` = `String` (a reason, reported as
-/// `invalid value "v" for flag -name: reason`) or [`SetError`]; the field's type must be [`Show`].
+/// `invalid value "v" for flag -name: reason`) or [`SetError`](crate::SetError); the field's type must be [`Show`].
 #[macro_export]
 macro_rules! flag {
     ($name:literal, $kind:ident, $($field:ident).+, $parse:expr, $help:expr $(,)?) => {
-        $crate::goflag::FlagDef {
+        $crate::Flag {
             name: $name,
-            kind: $crate::goflag::Kind::$kind,
+            kind: $crate::Kind::$kind,
+            scope: $crate::EVERY_COMMAND,
             help: $help,
             set: |target, value| {
                 target.$($field).+ = ($parse)(value)?;

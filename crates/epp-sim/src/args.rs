@@ -1,6 +1,6 @@
 //! Command-line flags of `epp-sim`, as one table that the binary and `epp` both reuse.
 //!
-//! Syntax as [`epp_flags::flag_table`]; `--lora-modules` appends rather than replaces.
+//! Syntax as [`epp_flags::tool`]; `--lora-modules` appends rather than replaces.
 //! `-h`/`--help` asks for [`usage`].
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use crate::config::{KvUsageMetric, OutputLength, SimConfig};
 use crate::fake::FakeMetrics;
-pub use epp_flags::flag_table::ArgsError;
-use epp_flags::flag_table::{
-    EVERY_COMMAND, Flag, parse_into, parse_value, set_parsed, show_list, usage_lines,
-};
+pub use epp_flags::tool::ArgsError;
+use epp_flags::tool::{parse_into, parse_value, set_parsed, show_list, usage_lines};
+use epp_flags::{EVERY_COMMAND, Flag, SetError};
 
 /// Flags parsed from a command line: one server's config plus where to listen.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,7 +77,7 @@ const FLAGS: &[Row] = &[
         |a| a.config.max_output_tokens.to_string()),
     Row::new("output-length", ALL, "max-tokens (exactly max_tokens) | random (1..=max_tokens, seeded)",
         |a, v| { a.config.output_length = parse_output_length(v)?; Ok(()) },
-        |a| show_output_length(a.config.output_length)),
+        |a| a.config.output_length.to_string()),
     Row::new("seed", ALL, "seed of everything random",
         |a, v| set_parsed(&mut a.config.seed, v),
         |a| a.config.seed.to_string()),
@@ -156,7 +155,7 @@ pub fn usage() -> String {
     text
 }
 
-fn set_ms(slot: &mut Duration, value: &str) -> Result<(), String> {
+fn set_ms(slot: &mut Duration, value: &str) -> Result<(), SetError> {
     let ms: f64 = parse_value(value)?;
     *slot = Duration::try_from_secs_f64(ms / 1000.0).map_err(|e| e.to_string())?;
     Ok(())
@@ -168,19 +167,7 @@ fn show_ms(duration: Duration) -> String {
 }
 
 fn parse_output_length(value: &str) -> Result<OutputLength, String> {
-    match value {
-        "max-tokens" => Ok(OutputLength::MaxTokens),
-        "random" => Ok(OutputLength::Random),
-        _ => Err("expected max-tokens or random".to_owned()),
-    }
-}
-
-fn show_output_length(mode: OutputLength) -> String {
-    match mode {
-        OutputLength::MaxTokens => "max-tokens",
-        OutputLength::Random => "random",
-    }
-    .to_owned()
+    OutputLength::lookup(value).ok_or_else(|| "expected max-tokens or random".to_owned())
 }
 
 fn parse_kv_metric(value: &str) -> Result<KvUsageMetric, String> {

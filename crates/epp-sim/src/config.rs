@@ -7,21 +7,26 @@
 
 use std::time::Duration;
 
+use epp_flags::spelled_enum;
+
 use crate::fake::FakeMetrics;
 
 /// Largest `max_model_len` used when none is configured (tokens).
 pub const DEFAULT_MAX_MODEL_LEN: usize = 32_768;
 
-/// How a request's output length is chosen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OutputLength {
-    /// Exactly the request's `max_tokens` (as with `ignore_eos`); finish reason `length`.
-    #[default]
-    MaxTokens,
-    /// Uniform in `1..=max_tokens`, drawn from a generator seeded by `--seed` and the request's
-    /// content, so the same request gets the same length; finish reason `stop` when shorter.
-    Random,
-}
+spelled_enum!(
+    /// How a request's output length is chosen (`--output-length`).
+    #[derive(Default)]
+    OutputLength {
+        /// Exactly the request's `max_tokens` (as with `ignore_eos`); finish reason `length`.
+        #[default]
+        MaxTokens = "max-tokens",
+        /// Uniform in `1..=max_tokens`, drawn from a generator seeded by `--seed` and the
+        /// request's content, so the same request gets the same length; finish reason `stop`
+        /// when shorter.
+        Random = "random",
+    }
+);
 
 /// Which gauge names carry the KV-cache usage.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! `SD_*` and datalayer environment variables: accepted values and fallbacks with warnings.
+//! `SD_*` and datalayer environment variables: accepted values and fallbacks with warnings;
+//! notes about settings that have no effect.
 
 use std::time::Duration;
 
@@ -80,4 +81,28 @@ fn environment_values() {
         assert!(o.warnings[0].starts_with(&prefix), "{}", o.warnings[0]);
         assert!(o.warnings[0].ends_with(want), "{}", o.warnings[0]);
     }
+}
+
+#[test]
+fn inert_flags_and_variables_are_noted_when_given() {
+    let quiet = parse(args(&["--pool-name=p"]), &env(&[])).unwrap();
+    assert!(quiet.inert.is_empty(), "{:?}", quiet.inert);
+    let given = parse(
+        args(&[
+            "--pool-name=p",
+            "--enable-pprof=false",
+            "--zap-stacktrace-level=panic",
+        ]),
+        &env(&[("ENABLE_EXPERIMENTAL_DATALAYER_V2", "true")]),
+    )
+    .unwrap();
+    assert_eq!(
+        given.inert,
+        [
+            "flag --enable-pprof has no effect: this EPP has no Go pprof handlers",
+            "flag --zap-stacktrace-level has no effect: log records carry no stacktraces",
+            "environment variable ENABLE_EXPERIMENTAL_DATALAYER_V2 has no effect: this EPP has a single datalayer",
+        ]
+    );
+    assert!(given.warnings.is_empty(), "{:?}", given.warnings);
 }

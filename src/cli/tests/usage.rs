@@ -2,7 +2,7 @@
 
 use crate::cli::flags::FLAGS;
 use crate::cli::{CliError, Options, usage};
-use epp_flags::goflag;
+use epp_flags::Kind;
 
 use super::err;
 
@@ -13,11 +13,11 @@ fn table_is_consistent() {
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), FLAGS.len(), "duplicate flag names");
-    for def in FLAGS {
+    for def in FLAGS.iter() {
         assert!(!def.help.is_empty(), "{} has no help", def.name);
         // Every shown default must be accepted by its own parser and give the same value back.
         let shown = (def.get)(&defaults);
-        if shown.is_empty() && def.kind == goflag::Kind::Value {
+        if shown.is_empty() && def.kind == Kind::Value {
             continue; // Unset zap flags have no spelling, as in Go.
         }
         let mut copy = defaults.clone();

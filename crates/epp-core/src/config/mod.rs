@@ -68,6 +68,24 @@ impl SaturationOverrides {
     }
 }
 
+/// A queue-depth threshold counts waiting requests: at least 1. The one check of the config
+/// file's `queueDepthThreshold` and of `SD_QUEUE_DEPTH_THRESHOLD` (each words its own message).
+pub fn valid_queue_depth_threshold(depth: u64) -> bool {
+    depth >= 1
+}
+
+/// A KV-cache threshold is a usage fraction strictly between 0 and 1 (`kvCacheUtilThreshold`,
+/// `SD_KV_CACHE_UTIL_THRESHOLD`).
+pub fn valid_kv_cache_util_threshold(fraction: f64) -> bool {
+    fraction > 0.0 && fraction < 1.0
+}
+
+/// A staleness threshold is a positive age (`metricsStalenessThreshold`,
+/// `SD_METRICS_STALENESS_THRESHOLD`).
+pub fn valid_metrics_staleness_threshold(age: std::time::Duration) -> bool {
+    !age.is_zero()
+}
+
 fn saturation_overrides(
     raw: Option<&RawSaturationDetector>,
 ) -> Result<SaturationOverrides, ConfigError> {
@@ -80,20 +98,23 @@ fn saturation_overrides(
     };
     if let Some(kv) = raw
         .kv_cache_util_threshold
-        .filter(|kv| !(*kv > 0.0 && *kv < 1.0))
+        .filter(|kv| !valid_kv_cache_util_threshold(*kv))
     {
         return Err(field(
             "kvCacheUtilThreshold",
             format!("must be between 0 and 1 (exclusive), got {kv}"),
         ));
     }
-    if raw.queue_depth_threshold == Some(0) {
+    if raw
+        .queue_depth_threshold
+        .is_some_and(|depth| !valid_queue_depth_threshold(depth))
+    {
         return Err(field("queueDepthThreshold", "must be at least 1".into()));
     }
     let staleness = match raw.metrics_staleness_threshold.as_deref() {
         None => None,
         Some(text) => match epp_flags::duration::parse_go_duration(text) {
-            Ok(d) if !d.is_zero() => Some(d),
+            Ok(d) if valid_metrics_staleness_threshold(d) => Some(d),
             Ok(_) => {
                 return Err(field(
                     "metricsStalenessThreshold",

@@ -14,10 +14,3 @@ mod index;
 
 pub use hash::hash_prompt;
 pub use index::{PrefixIndex, PrefixIndexLimits, REMOVE_CHUNK};
-
-/// Upstream `hashBlockSize` default: bytes per block (vLLM's 16-token block × ~4 bytes/token).
-pub const DEFAULT_HASH_BLOCK_SIZE: usize = 64;
-/// Upstream `maxPrefixBlocksToMatch` default: blocks hashed per prompt at most.
-pub const DEFAULT_MAX_PREFIX_BLOCKS: usize = 256;
-/// Upstream `lruCapacityPerServer` default: entries remembered per endpoint.
-pub const DEFAULT_LRU_CAPACITY_PER_SERVER: usize = 31250;

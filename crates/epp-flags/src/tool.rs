@@ -1,59 +1,12 @@
-//! The flag parser of the helper binaries (`epp-sim`, `epp-bench`): a table with one row
-//! per flag, giving its help, how its value parses into the tool's argument struct, and how
-//! the effective value shows (in the usage and in reports). `epp` itself takes Go flag
-//! syntax instead (see [`crate::goflag`]).
+//! The dialect of the helper tools (`epp-sim`, `epp-bench`): parsing with [`Syntax::Long`], their
+//! errors and exit codes, their usage lines, and value helpers for their tables.
 //!
 //! Syntax: `--name value` or `--name=value`; a switch takes no value (`--tls`) or
 //! `--tls=true|false`. A flag given twice keeps its last value unless its setter appends.
 //! `-h`/`--help` asks for the usage.
 
-/// Parses a value into the argument struct; the error says what is wrong with it.
-pub type Setter<A> = fn(&mut A, &str) -> Result<(), String>;
-/// The effective value as shown to the user; `"none"` for an unset option.
-pub type Shower<A> = fn(&A) -> String;
-
-/// The scope of a flag in a tool without subcommands.
-pub const EVERY_COMMAND: u8 = u8::MAX;
-
-/// One row of a flag table.
-pub struct Flag<A> {
-    pub name: &'static str,
-    /// Bit set of the subcommands that take the flag.
-    pub scope: u8,
-    /// Takes no value; `--name` alone means `--name=true`.
-    pub switch: bool,
-    pub help: &'static str,
-    pub set: Setter<A>,
-    pub show: Shower<A>,
-}
-
-impl<A> Flag<A> {
-    /// A flag that takes a value.
-    pub const fn new(
-        name: &'static str,
-        scope: u8,
-        help: &'static str,
-        set: Setter<A>,
-        show: Shower<A>,
-    ) -> Self {
-        Flag {
-            name,
-            scope,
-            switch: false,
-            help,
-            set,
-            show,
-        }
-    }
-
-    /// The same flag as a switch, which may be given without a value.
-    pub const fn as_switch(self) -> Self {
-        Flag {
-            switch: true,
-            ..self
-        }
-    }
-}
+use crate::parse::{ParseError, Syntax};
+use crate::table::{Flag, SetError};
 
 /// Why a command line was not accepted; [`ArgsError::exit_code`] is the process exit code.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -96,6 +49,33 @@ impl ArgsError {
             ArgsError::BadValue { .. } | ArgsError::Invalid(_) => 1,
         }
     }
+
+    /// The tools' wording of a parse error.
+    fn from_parse(error: ParseError, command: Option<&'static str>) -> ArgsError {
+        match error {
+            ParseError::Help => ArgsError::Help(command),
+            // The long syntax reports bad syntax (never produced) as an unknown flag too.
+            ParseError::Undefined { arg: flag, .. } | ParseError::BadSyntax(flag) => {
+                ArgsError::UnknownFlag { flag, command }
+            }
+            ParseError::NeedsArgument(flag) => ArgsError::MissingValue(flag),
+            ParseError::InvalidValue {
+                flag,
+                value,
+                reason,
+            }
+            | ParseError::InvalidBool {
+                flag,
+                value,
+                reason,
+            } => ArgsError::BadValue {
+                flag,
+                value,
+                reason,
+            },
+            ParseError::Rejected { message, .. } => ArgsError::Invalid(message),
+        }
+    }
 }
 
 /// Applies `args` to `into` with the rows of `table` whose scope includes `scope`;
@@ -107,46 +87,20 @@ pub fn parse_into<'a, A>(
     command: Option<&'static str>,
     into: &mut A,
 ) -> Result<(), ArgsError> {
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Err(ArgsError::Help(command));
-        }
-        let Some(body) = arg.strip_prefix("--") else {
-            return Err(ArgsError::Positional(arg.to_owned()));
-        };
-        let (name, inline) = match body.split_once('=') {
-            Some((name, value)) => (name, Some(value)),
-            None => (body, None),
-        };
-        let flag = table
-            .iter()
-            .find(|f| f.name == name && f.scope & scope != 0)
-            .ok_or_else(|| ArgsError::UnknownFlag {
-                flag: arg.to_owned(),
-                command,
-            })?;
-        let value = match (inline, flag.switch) {
-            (Some(value), _) => value,
-            (None, true) => "true",
-            (None, false) => args
-                .next()
-                .ok_or_else(|| ArgsError::MissingValue(name.to_owned()))?,
-        };
-        (flag.set)(into, value).map_err(|reason| ArgsError::BadValue {
-            flag: name.to_owned(),
-            value: value.to_owned(),
-            reason,
-        })?;
+    let args = args.into_iter().map(str::to_owned);
+    let parsed = crate::parse::parse(table, scope, Syntax::Long, into, args)
+        .map_err(|e| ArgsError::from_parse(e, command))?;
+    match parsed.positional.into_iter().next() {
+        Some(arg) => Err(ArgsError::Positional(arg)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// One usage line per flag of `scope`, with its default unless that is `"none"`.
 pub fn usage_lines<A>(table: &[Flag<A>], scope: u8, defaults: &A) -> String {
     let mut text = String::new();
     for f in table.iter().filter(|f| f.scope & scope != 0) {
-        let default = match (f.show)(defaults) {
+        let default = match (f.get)(defaults) {
             none if none == "none" => String::new(),
             value => format!(" (default: {value})"),
         };
@@ -166,7 +120,7 @@ where
 }
 
 /// Sets `slot` to the parsed `value`.
-pub fn set_parsed<T: std::str::FromStr>(slot: &mut T, value: &str) -> Result<(), String>
+pub fn set_parsed<T: std::str::FromStr>(slot: &mut T, value: &str) -> Result<(), SetError>
 where
     T::Err: std::fmt::Display,
 {
@@ -175,7 +129,7 @@ where
 }
 
 /// Sets `slot` to `Some` parsed `value`.
-pub fn set_some<T: std::str::FromStr>(slot: &mut Option<T>, value: &str) -> Result<(), String>
+pub fn set_some<T: std::str::FromStr>(slot: &mut Option<T>, value: &str) -> Result<(), SetError>
 where
     T::Err: std::fmt::Display,
 {
@@ -183,7 +137,7 @@ where
     Ok(())
 }
 
-/// `true` or `false`.
+/// `true` or `false` (stricter than Go's [`crate::goflag::parse_bool`], as the tools always were).
 pub fn parse_bool(value: &str) -> Result<bool, String> {
     value
         .trim()
@@ -217,6 +171,7 @@ pub fn show_list(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::EVERY_COMMAND;
 
     #[derive(Default, Debug, PartialEq)]
     struct Args {
