@@ -1,8 +1,11 @@
 //! How request bodies are buffered: one buffer however the body is chunked, replayed in
 //! large chunks, and the process-wide budget for buffered bytes (`--max-buffered-request-bytes`).
 
-use crate::common::messages::*;
-use crate::common::{ExtProcStream, HERMETIC_CONFIG, Next, TestEpp, metrics};
+use epp_extproc::BodyMode;
+use epp_testkit::messages::*;
+use epp_testkit::{ExtProcStream, HERMETIC_CONFIG, Next, metrics};
+
+use crate::TestEpp;
 
 const PODS: [&str; 2] = ["10.0.0.1:8000", "10.0.0.2:8000"];
 
@@ -132,7 +135,11 @@ async fn budget_applies_to_buffered_bodies() {
     let mut stream = epp.stream().await;
     stream
         .exchange(
-            with_modes(request_headers(&[], false), BUFFERED, BUFFERED),
+            with_modes(
+                request_headers(&[], false),
+                BodyMode::Buffered,
+                BodyMode::Buffered,
+            ),
             1,
         )
         .await;

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use epp_extproc::BodyMode;
 use epp_sim::FakeMetrics;
+use epp_testkit::driver::{Request, send_request};
+use epp_testkit::messages::completion_body;
 
-use crate::common::TestEpp;
-use crate::common::driver::{Mode, Request, send_request};
-use crate::common::messages::completion_body;
+use crate::TestEpp;
 
 const CONFIG: &str = "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer\n- type: prefix-cache-scorer\n";
 
@@ -52,7 +53,7 @@ async fn pick(epp: &TestEpp, prompt: &str) -> String {
     let mut stream = epp.stream().await;
     send_request(
         &mut stream,
-        Mode::FullDuplex,
+        BodyMode::FullDuplexStreamed,
         &Request::new(
             &[],
             completion_body("meta-llama/Llama-3.1-8B-Instruct", prompt),
