@@ -17,6 +17,7 @@ use epp_extproc::BodyMode;
 use epp_testkit::env::knob;
 use epp_testkit::messages::{request_body_chunks, request_headers, with_modes};
 use epp_testkit::procfs::status_kib;
+use epp_testkit::prometheus::sample;
 use epp_testkit::stream::ExtProcClient;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -99,12 +100,7 @@ async fn main() {
         routed += usize::from(route(&mut client, &body(&distinct_prompt(n, 16 << 10))).await);
     }
     let page = epp.running.metrics.render();
-    let gauge = |name: &str| {
-        page.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
+    let gauge = |name: &str| sample(&page, name).unwrap_or(f64::NAN);
     let entries = gauge("inference_extension_prefix_indexer_size");
     let index_bytes = gauge("inference_extension_prefix_indexer_memory_bytes");
     let (full, _) = rss_mib();

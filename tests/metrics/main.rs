@@ -8,6 +8,7 @@ use epp_extproc::BodyMode;
 use epp_testkit::driver::{Outcome, Request, send_request};
 use epp_testkit::fake_apiserver::{FakeApiServer, inference_pool_v1};
 use epp_testkit::messages::*;
+use epp_testkit::prometheus::sample;
 use epp_testkit::{HERMETIC_CONFIG, metrics};
 
 /// GETs `/metrics` with an optional bearer token; returns the status and the body.
@@ -24,13 +25,6 @@ async fn scrape(epp: &TestEpp, token: Option<&str>) -> (u16, String) {
     let response = request.send().await.expect("scrape /metrics");
     let status = response.status().as_u16();
     (status, response.text().await.expect("a text body"))
-}
-
-/// The value of the sample written exactly as `series` (name and labels).
-fn sample(page: &str, series: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|value| value.parse().ok())
 }
 
 const PAIR: &str = r#"{model_name="m",target_model_name="m"}"#;

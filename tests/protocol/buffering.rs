@@ -3,6 +3,7 @@
 
 use epp_extproc::BodyMode;
 use epp_testkit::messages::*;
+use epp_testkit::prometheus;
 use epp_testkit::{ExtProcStream, HERMETIC_CONFIG, Next, metrics};
 
 use crate::TestEpp;
@@ -23,11 +24,7 @@ async fn epp_with_budget(budget: u64) -> TestEpp {
 /// The value of an unlabelled sample on the EPP's metrics page.
 fn sample(epp: &TestEpp, name: &str) -> f64 {
     let page = epp.running.metrics.render();
-    page.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{name} not on the page:\n{page}"))
-        .parse()
-        .expect("a number")
+    prometheus::sample(&page, name).unwrap_or_else(|| panic!("{name} not on the page:\n{page}"))
 }
 
 /// Waits until the buffered-bytes gauge reads `bytes` (streams end asynchronously).

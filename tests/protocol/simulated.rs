@@ -7,6 +7,7 @@ use epp_extproc::BodyMode;
 use epp_sim::FakeMetrics;
 use epp_testkit::driver::{Request, send_request};
 use epp_testkit::messages::completion_body;
+use epp_testkit::prometheus::sample;
 
 use crate::TestEpp;
 
@@ -100,10 +101,7 @@ async fn picks_follow_scraped_queue_and_kv() {
     // The same values, and the scrapes behind them, on the Prometheus page.
     let page = epp.running.metrics.render();
     let value = |series: &str| -> f64 {
-        page.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{series} missing:\n{page}"))
+        sample(&page, series).unwrap_or_else(|| panic!("{series} missing:\n{page}"))
     };
     assert!(value("inference_extension_model_server_scrapes_total") >= 6.0);
     assert!(page.contains("inference_pool_ready_pods{name=\""), "{page}");

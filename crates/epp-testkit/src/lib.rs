@@ -22,6 +22,7 @@
 //! | [`ports`] | free loopback ports for child processes, the `epp` binary's port flags | `binary`, `envoy` |
 //! | [`health`] | whether a health port answers SERVING | `binary`, `envoy` |
 //! | [`procfs`] | CPU time and resident memory from `/proc` | `binary`, benches `memory`, `scrape_cost` |
+//! | [`prometheus`] | one sample's value from a Prometheus text page | `metrics`, `protocol`, bench `memory` |
 //! | [`fixtures`] | endpoint fixtures (`TestEndpoint`), re-exported from `epp-core` | benches `scheduling`, `scrape_cost` |
 //! | [`datastore`] | a datastore holding endpoint fixtures | benches `scheduling`, `scrape_cost` |
 //! | [`env`] | a bench setting read from the environment | benches `memory`, `scrape_cost` |
@@ -48,6 +49,8 @@ pub mod loopback;
 pub mod ports;
 #[cfg(feature = "harness")]
 pub mod procfs;
+#[cfg(feature = "harness")]
+pub mod prometheus;
 #[cfg(feature = "harness")]
 pub mod stream;
 #[cfg(feature = "harness")]
