@@ -10,93 +10,46 @@
 //! endpoint's LRU, 100 × 31,250 entries / 256 blocks = 12,207 + 10%).
 //! Run: `cargo bench --bench memory`.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
-use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_client::ExternalProcessorClient;
-use envoy_types::pb::envoy::service::ext_proc::v3::{
-    HttpBody, HttpHeaders, ProcessingRequest, ProtocolConfiguration, processing_request,
-};
-use epp::app;
-use epp::cli::{EndpointSource, Options};
-use epp_core::config::{DEFAULT_CONFIG, EndpointPickerConfig};
+use epp_core::config::DEFAULT_CONFIG;
+use epp_extproc::BodyMode;
+use epp_testkit::env::knob;
+use epp_testkit::messages::{request_body_chunks, request_headers, with_modes};
+use epp_testkit::procfs::status_kib;
+use epp_testkit::prometheus::sample;
+use epp_testkit::stream::ExtProcClient;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
+
+epp_testkit::loopback_epp!();
 
 const CHUNK: usize = 16 << 10;
-
-fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// (VmRSS, VmHWM) in MiB.
 fn rss_mib() -> (f64, f64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn message(request: processing_request::Request) -> ProcessingRequest {
-    ProcessingRequest {
-        request: Some(request),
-        protocol_config: Some(ProtocolConfiguration {
-            // FULL_DUPLEX_STREAMED both ways, as upstream's Envoy config.
-            request_body_mode: 4,
-            response_body_mode: 4,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    let field = |name: &str| status_kib(&status, name).map_or(f64::NAN, |kb| kb as f64 / 1024.0);
+    (field("VmRSS"), field("VmHWM"))
 }
 
 /// One request over its own stream; true once the routing reply arrived.
-async fn route(client: &mut ExternalProcessorClient<Channel>, body: &[u8]) -> bool {
+async fn route(client: &mut ExtProcClient, body: &[u8]) -> bool {
     let (tx, rx) = mpsc::channel(64);
-    let headers = HeaderMap {
-        headers: [
+    let headers = request_headers(
+        &[
             (":method", "POST"),
             (":path", "/v1/completions"),
             ("content-type", "application/json"),
-        ]
-        .iter()
-        .map(|(k, v)| HeaderValue {
-            key: (*k).into(),
-            raw_value: v.as_bytes().to_vec(),
-            ..Default::default()
-        })
-        .collect(),
-    };
-    let _ = tx
-        .send(message(processing_request::Request::RequestHeaders(
-            HttpHeaders {
-                headers: Some(headers),
-                end_of_stream: false,
-                ..Default::default()
-            },
-        )))
-        .await;
-    let chunks: Vec<&[u8]> = body.chunks(CHUNK).collect();
-    for (i, chunk) in chunks.iter().enumerate() {
-        let _ = tx
-            .send(message(processing_request::Request::RequestBody(
-                HttpBody {
-                    body: chunk.to_vec(),
-                    end_of_stream: i + 1 == chunks.len(),
-                    ..Default::default()
-                },
-            )))
-            .await;
+        ],
+        false,
+    );
+    // FULL_DUPLEX_STREAMED both ways, as upstream's Envoy config.
+    let mode = BodyMode::FullDuplexStreamed;
+    let messages =
+        std::iter::once(with_modes(headers, mode, mode)).chain(request_body_chunks(body, CHUNK));
+    for message in messages {
+        let _ = tx.send(message).await;
     }
     let Ok(response) = client.process(ReceiverStream::new(rx)).await else {
         return false;
@@ -122,29 +75,19 @@ fn distinct_prompt(n: usize, bytes: usize) -> String {
 
 #[tokio::main]
 async fn main() {
-    let endpoints = knob("MEMORY_ENDPOINTS", 100);
-    let fill = knob("MEMORY_FILL", endpoints * 31_250 / 256 * 11 / 10);
+    let endpoints: usize = knob("MEMORY_ENDPOINTS", 100);
+    let fill: usize = knob("MEMORY_FILL", endpoints * 31_250 / 256 * 11 / 10);
     let (rss, _) = rss_mib();
     println!("bench process before the EPP: RSS {rss:.1} MiB");
 
-    let mut options = Options::default();
-    let addresses: Vec<SocketAddr> = (0..endpoints)
-        .map(|i| SocketAddr::from(([127, 0, 0, 1], 20_000 + i as u16)))
+    let addresses: Vec<String> = (0..endpoints)
+        .map(|i| format!("127.0.0.1:{}", 20_000 + i))
         .collect();
-    options.endpoint_source = EndpointSource::Static(addresses.clone());
-    options.endpoints = addresses;
-    options.grpc_port = 0;
-    options.grpc_health_port = 0;
-    options.metrics_port = 0;
-    options.secure_serving = false;
-    let config = EndpointPickerConfig::from_text(DEFAULT_CONFIG).expect("default config");
-    let running = app::start(&options, config).await.expect("EPP starts");
-    let channel = Channel::from_shared(format!("http://{}", running.ext_proc_address))
-        .expect("uri")
-        .connect()
+    let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    let epp = TestEpp::start(&addresses, DEFAULT_CONFIG).await;
+    let mut client = epp
+        .client()
         .await
-        .expect("connect");
-    let mut client = ExternalProcessorClient::new(channel)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -156,13 +99,8 @@ async fn main() {
     for n in 0..fill {
         routed += usize::from(route(&mut client, &body(&distinct_prompt(n, 16 << 10))).await);
     }
-    let page = running.metrics.render();
-    let gauge = |name: &str| {
-        page.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
+    let page = epp.running.metrics.render();
+    let gauge = |name: &str| sample(&page, name).unwrap_or(f64::NAN);
     let entries = gauge("inference_extension_prefix_indexer_size");
     let index_bytes = gauge("inference_extension_prefix_indexer_memory_bytes");
     let (full, _) = rss_mib();

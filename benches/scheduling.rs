@@ -8,18 +8,22 @@
 //! workload. Target: under 20 µs at 100 endpoints with an 8 KB prompt (the Go EPP's
 //! scheduling step takes about 300 µs).
 
-use std::sync::Arc;
-
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use epp_core::config::{DEFAULT_CONFIG, EndpointPickerConfig};
-use epp_core::datastore::fixtures::TestEndpoint;
-use epp_core::datastore::{Datastore, PoolInfo};
+use epp_core::datastore::PoolInfo;
 use epp_core::director::{Director, DirectorSettings, RoutingRequest};
 use epp_core::request::RequestHeaders;
+use epp_testkit::datastore;
+use epp_testkit::fixtures::TestEndpoint;
 
 fn director(endpoints: usize) -> Director {
     let config = EndpointPickerConfig::from_text(DEFAULT_CONFIG).expect("default config");
-    let store = Arc::new(Datastore::new(endpoints));
+    let store = datastore::with_endpoints((0..endpoints).map(|i| {
+        let address = format!("10.{}.{}.{}:8000", i / 65536, (i / 256) % 256, i % 256);
+        TestEndpoint::new(&address)
+            .queue((i * 7 % 13) as u64)
+            .kv((i * 31 % 100) as f64 / 100.0)
+    }));
     for observer in config.endpoint_observers() {
         store.add_observer(observer);
     }
@@ -28,16 +32,6 @@ fn director(endpoints: usize) -> Director {
         namespace: "default".into(),
         target_ports: vec![8000],
     });
-    for i in 0..endpoints {
-        let address = format!("10.{}.{}.{}:8000", i / 65536, (i / 256) % 256, i % 256);
-        let e = TestEndpoint::new(&address)
-            .queue((i * 7 % 13) as u64)
-            .kv((i * 31 % 100) as f64 / 100.0);
-        store
-            .upsert_endpoint(e.spec())
-            .expect("add")
-            .store_metrics(e.metrics());
-    }
     Director::new(store, config.scheduler, DirectorSettings::default())
 }
 

@@ -14,21 +14,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use epp_core::datastore::{Datastore, EndpointSpec};
 use epp_datalayer::extract::CompiledMapping;
 use epp_datalayer::presets::{Engine, MetricMapping};
 use epp_datalayer::scraper::{ScrapeSettings, Scraper};
+use epp_testkit::env::knob;
+use epp_testkit::fixtures::TestEndpoint;
+use epp_testkit::{datastore, procfs};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const PAGE: &str = include_str!("../tests/fixtures/vllm-metrics.txt");
-
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// CPU seconds used so far by this process's threads whose name starts with `prefix`.
 fn thread_cpu_seconds(prefix: &str) -> f64 {
@@ -44,19 +39,7 @@ fn thread_cpu_seconds(prefix: &str) -> f64 {
             continue;
         }
         let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
-        // Fields after the ")" that ends the thread name: utime is the 12th, stime the 13th.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or("", |(_, rest)| rest)
-            .split_whitespace()
-            .collect();
-        let parse = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        total += parse(11) + parse(12);
+        total += procfs::cpu_ticks(&stat).unwrap_or(0);
     }
     total as f64 / ticks_per_second
 }
@@ -96,7 +79,7 @@ async fn serve_connection(mut stream: TcpStream, response: Arc<Vec<u8>>) {
 }
 
 fn main() {
-    let endpoints = knob("SCRAPE_ENDPOINTS", 1000) as usize;
+    let endpoints: usize = knob("SCRAPE_ENDPOINTS", 1000);
     let interval = Duration::from_millis(knob("SCRAPE_INTERVAL_MS", 500));
     let seconds = knob("SCRAPE_SECONDS", 10);
 
@@ -118,14 +101,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("scraper runtime");
-    let datastore = Arc::new(Datastore::new(endpoints));
-    for i in 0..endpoints {
+    let datastore = datastore::with_endpoints((0..endpoints).map(|i| {
         // Distinct loopback addresses (127.0.0.0/8 all reach this host), one per endpoint.
         let address = SocketAddr::from(([127, 0, (i / 250) as u8, (i % 250 + 1) as u8], 8000));
-        datastore
-            .upsert_endpoint(EndpointSpec::from_address(address))
-            .expect("add");
-    }
+        TestEndpoint::new(&address.to_string())
+    }));
     let settings = ScrapeSettings {
         interval,
         timeout: Duration::from_secs(2),

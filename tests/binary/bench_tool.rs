@@ -3,10 +3,11 @@
 
 use std::process::Command;
 
+use epp_testkit::HERMETIC_CONFIG;
 use serde_json::Value;
 
 use super::RunningBinary;
-use crate::common::{HERMETIC_CONFIG, TestEpp};
+use crate::TestEpp;
 
 const BENCH: &str = env!("CARGO_BIN_EXE_epp-bench");
 const ENDPOINTS: [&str; 2] = ["127.0.0.1:18001", "127.0.0.1:18002"];

@@ -4,8 +4,9 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use epp_testkit::procfs::cpu_ticks_of;
+
 use super::RunningBinary;
-use super::proc::cpu_ticks;
 
 /// Descriptors the EPP may hold: enough to start, few enough to run out quickly.
 const FD_LIMIT: u32 = 64;
@@ -30,9 +31,9 @@ async fn every_listener_backs_off_when_descriptors_run_out_and_recovers() {
         held.extend(flood(address, 4));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = cpu_ticks(pid);
+    let before = cpu_ticks_of(pid);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let used = cpu_ticks(pid) - before;
+    let used = cpu_ticks_of(pid) - before;
     // A listener retrying at once burns a whole core: ~200 ticks in 2 s.
     assert!(
         used < 40,

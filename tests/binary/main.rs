@@ -1,26 +1,27 @@
 //! The `epp` binary itself: exit codes, `--validate-config`, TLS serving, health, and a
 //! graceful SIGTERM; and the `epp-bench` load tool (`bench_tool`).
 
-#[path = "../common/mod.rs"]
-mod common;
+epp_testkit::loopback_epp!();
 
 mod bench_tool;
 mod descriptors;
 mod memory;
-mod proc;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_client::ExternalProcessorClient;
+use epp_extproc::BodyMode;
 use epp_net::health::ServingStatus;
 use epp_net::health::pb::HealthCheckRequest;
 use epp_net::health::pb::health_client::HealthClient;
-
-use common::messages::*;
-use common::tls_client::tls_channel;
-use common::{ExtProcStream, REPLY_TIMEOUT};
+use epp_testkit::health::serving;
+use epp_testkit::messages::*;
+use epp_testkit::ports::EppPorts;
+use epp_testkit::stream::{ExtProcClient, client};
+use epp_testkit::tls_client::tls_channel;
+use epp_testkit::{ExtProcStream, REPLY_TIMEOUT};
 
 const EPP: &str = env!("CARGO_BIN_EXE_epp");
 
@@ -141,15 +142,6 @@ fn validate_config_prints_the_resolved_profiles() {
     assert!(text.contains("expected a number for `weight`"), "{text}");
 }
 
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 struct RunningBinary {
     child: Child,
     ext_proc: SocketAddr,
@@ -164,18 +156,13 @@ impl RunningBinary {
 
     /// Starts the binary, under `ulimit -n fd_limit` when given.
     fn start_with_fd_limit(extra: &[&str], fd_limit: Option<u32>) -> RunningBinary {
-        let (ext_proc, health, metrics) = (free_port(), free_port(), free_port());
+        let ports = EppPorts::free();
         let mut args = vec![
             "--endpoints".to_string(),
             "127.0.0.1:18001,127.0.0.1:18002".to_string(),
-            "--grpc-port".to_string(),
-            ext_proc.to_string(),
-            "--grpc-health-port".to_string(),
-            health.to_string(),
-            "--metrics-port".to_string(),
-            metrics.to_string(),
-            "--zap-encoder=json".to_string(),
         ];
+        args.extend(ports.flags());
+        args.push("--zap-encoder=json".to_string());
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut command = match fd_limit {
             Some(limit) => {
@@ -194,11 +181,12 @@ impl RunningBinary {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn epp");
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
         RunningBinary {
             child,
-            ext_proc: SocketAddr::from(([127, 0, 0, 1], ext_proc)),
-            health: SocketAddr::from(([127, 0, 0, 1], health)),
-            metrics: SocketAddr::from(([127, 0, 0, 1], metrics)),
+            ext_proc: loopback(ports.grpc),
+            health: loopback(ports.health),
+            metrics: loopback(ports.metrics),
         }
     }
 
@@ -206,15 +194,8 @@ impl RunningBinary {
     async fn wait_serving(&mut self) -> HealthClient<tonic::transport::Channel> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(mut client) = HealthClient::connect(format!("http://{}", self.health)).await {
-                let request = HealthCheckRequest {
-                    service: "inference-extension".into(),
-                };
-                if let Ok(reply) = client.check(request).await
-                    && reply.into_inner().status == ServingStatus::Serving as i32
-                {
-                    return client;
-                }
+            if let Some(client) = serving(self.health, "inference-extension").await {
+                return client;
             }
             assert!(
                 self.child.try_wait().expect("status").is_none(),
@@ -253,13 +234,13 @@ impl Drop for RunningBinary {
 }
 
 /// One FULL_DUPLEX request over `client`; returns the destination.
-async fn route_one(client: ExternalProcessorClient<tonic::transport::Channel>) -> String {
+async fn route_one(client: ExtProcClient) -> String {
     let mut stream = ExtProcStream::open(client).await;
     stream
         .send(with_modes(
             request_headers(&[("x-request-id", "bin-1")], false),
-            FULL_DUPLEX,
-            FULL_DUPLEX,
+            BodyMode::FullDuplexStreamed,
+            BodyMode::FullDuplexStreamed,
         ))
         .await;
     let replies = stream
@@ -319,9 +300,7 @@ async fn serves_tls_by_default_and_drains_on_sigterm() {
 async fn serves_plaintext_when_asked() {
     let mut epp = RunningBinary::start(&["--secure-serving=false"]);
     epp.wait_serving().await;
-    let client = ExternalProcessorClient::connect(format!("http://{}", epp.ext_proc))
-        .await
-        .expect("plaintext connect");
+    let client = client(epp.ext_proc).await;
     let destination = tokio::time::timeout(REPLY_TIMEOUT, route_one(client.clone()))
         .await
         .expect("in time");
@@ -375,9 +354,7 @@ async fn serves_the_certificate_from_cert_path() {
 async fn sigterm_stops_readiness_and_lets_open_streams_finish() {
     let mut epp = RunningBinary::start(&["--secure-serving=false"]);
     let mut health = epp.wait_serving().await;
-    let client = ExternalProcessorClient::connect(format!("http://{}", epp.ext_proc))
-        .await
-        .expect("connect");
+    let client = client(epp.ext_proc).await;
     // A request is routed; its response is still streaming when SIGTERM arrives.
     let mut stream = ExtProcStream::open(client).await;
     stream.start_full_duplex().await;

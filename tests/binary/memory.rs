@@ -3,12 +3,12 @@
 //! growing buffer, +102 MiB and 300,000 replies). Its own process, so the test client's
 //! memory does not count. `--nocapture` prints the figures.
 
-use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_client::ExternalProcessorClient;
+use epp_testkit::ExtProcStream;
+use epp_testkit::messages::*;
+use epp_testkit::procfs::peak_rss_kib_of;
+use epp_testkit::stream::client;
 
 use super::RunningBinary;
-use super::proc::peak_rss_kib;
-use crate::common::ExtProcStream;
-use crate::common::messages::*;
 
 const BODY_BYTES: usize = 300_000;
 
@@ -16,9 +16,7 @@ const BODY_BYTES: usize = 300_000;
 async fn a_300_kb_body_in_one_byte_chunks_costs_a_few_mib_and_five_replies() {
     let mut epp = RunningBinary::start(&["--secure-serving=false"]);
     epp.wait_serving().await;
-    let client = ExternalProcessorClient::connect(format!("http://{}", epp.ext_proc))
-        .await
-        .expect("plaintext connect");
+    let client = client(epp.ext_proc).await;
     let body = completion_body(
         "m",
         &"x".repeat(BODY_BYTES - completion_body("m", "").len()),
@@ -26,7 +24,7 @@ async fn a_300_kb_body_in_one_byte_chunks_costs_a_few_mib_and_five_replies() {
     let mut stream = ExtProcStream::open(client).await;
     stream.start_full_duplex().await;
     let pid = epp.child.id();
-    let before = peak_rss_kib(pid);
+    let before = peak_rss_kib_of(pid);
     stream.send_body_byte_by_byte(&body).await;
     let routed_to = destination(&stream.reply().await);
     assert!(routed_to.starts_with("127.0.0.1:1800"), "{routed_to}");
@@ -38,7 +36,7 @@ async fn a_300_kb_body_in_one_byte_chunks_costs_a_few_mib_and_five_replies() {
             break;
         }
     }
-    let grew = peak_rss_kib(pid) - before;
+    let grew = peak_rss_kib_of(pid) - before;
     println!(
         "{BODY_BYTES}-byte body in 1-byte chunks: peak RSS +{grew} kB, {replies} body replies"
     );

@@ -2,16 +2,14 @@
 //! its own ports and log file, killed and reaped when its handle drops (also when a test
 //! panics). Each `start` waits until the process is ready.
 
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use epp_net::health::ServingStatus;
-use epp_net::health::pb::HealthCheckRequest;
-use epp_net::health::pb::health_client::HealthClient;
+use epp_testkit::health::serving;
+use epp_testkit::ports::{EppPorts, free_port};
 
 use crate::client::Http;
 use crate::harness::{POLL, STARTUP_TIMEOUT};
@@ -52,36 +50,6 @@ fn install_envoy() -> Result<PathBuf, String> {
             ".ci/install-envoy printed {path:?}, which is not a file:\n{stderr}"
         )),
     }
-}
-
-// === ports ===
-
-/// A loopback port that is free now, taken below the kernel's ephemeral range so that no
-/// outgoing connection (Envoy's, the clients') can occupy it before the child binds it.
-/// Each test process starts at its own offset, so parallel runs rarely meet.
-pub fn free_port() -> u16 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    const LOW: u32 = 20_000;
-    let high = ephemeral_low().clamp(LOW + 1_000, 32_768);
-    let span = high - LOW;
-    let start = std::process::id().wrapping_mul(7_919) % span;
-    for _ in 0..span {
-        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
-        let Ok(port) = u16::try_from(LOW + offset) else {
-            continue;
-        };
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port in {LOW}..{high}");
-}
-
-fn ephemeral_low() -> u32 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32_768)
 }
 
 // === processes ===
@@ -210,33 +178,22 @@ impl Epp {
     /// Starts the EPP over `endpoints` (`ip:port,…`) on free ports, in plaintext unless
     /// `tls`, with `extra` flags last (they override the defaults here).
     pub async fn start(dir: &Path, endpoints: &str, tls: bool, extra: &[String]) -> Epp {
-        let (grpc_port, health_port, metrics_port) = (free_port(), free_port(), free_port());
-        let mut args: Vec<String> = [
-            "--endpoints",
-            endpoints,
-            "--grpc-port",
-            &grpc_port.to_string(),
-            "--grpc-health-port",
-            &health_port.to_string(),
-            "--metrics-port",
-            &metrics_port.to_string(),
+        let ports = EppPorts::free();
+        let mut args = vec!["--endpoints".to_owned(), endpoints.to_owned()];
+        args.extend(ports.flags());
+        args.extend(
             // Envoy's cluster health check asks the ext_proc port itself.
-            "--health-checking",
-            "--v",
-            "4",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+            ["--health-checking", "--v", "4"].map(String::from),
+        );
         args.push(format!("--secure-serving={tls}"));
         args.extend(extra.iter().cloned());
         let mut epp = Epp {
             process: None,
             args,
             log: dir.join("epp.log"),
-            grpc_port,
-            health_port,
-            metrics_port,
+            grpc_port: ports.grpc,
+            health_port: ports.health,
+            metrics_port: ports.metrics,
         };
         epp.restart().await;
         epp
@@ -259,9 +216,10 @@ impl Epp {
     /// Waits until the health port answers SERVING (the pool is known).
     async fn wait_serving(&mut self) {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
-        let url = format!("http://127.0.0.1:{}", self.health_port);
+        let health = SocketAddr::from(([127, 0, 0, 1], self.health_port));
         loop {
-            if let Ok(Ok(true)) = tokio::time::timeout(Duration::from_secs(1), serving(&url)).await
+            if let Ok(Some(_)) =
+                tokio::time::timeout(Duration::from_secs(1), serving(health, "")).await
             {
                 return;
             }
@@ -272,15 +230,6 @@ impl Epp {
             tokio::time::sleep(POLL).await;
         }
     }
-}
-
-async fn serving(url: &str) -> Result<bool, Box<dyn std::error::Error>> {
-    let mut client = HealthClient::connect(url.to_owned()).await?;
-    let request = HealthCheckRequest {
-        service: String::new(),
-    };
-    let status = client.check(request).await?.into_inner().status;
-    Ok(status == ServingStatus::Serving as i32)
 }
 
 // === envoy ===

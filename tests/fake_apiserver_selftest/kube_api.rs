@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use epp_discovery::kube::resources::{v1, v1alpha2};
+use epp_testkit::fake_apiserver::{FakeApiServer, FakePod, Gvr, Verb, inference_objective};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::fake_apiserver::{FakeApiServer, FakePod, Gvr, Verb, inference_objective};
 use crate::within;
 
 /// The HTTP code of a `kube::Error::Api`.
@@ -180,7 +180,7 @@ async fn typed_v1alpha2_resources_round_trip() {
     let server = FakeApiServer::start().await;
     let client = server.client();
     let old: Api<v1alpha2::InferencePool> = Api::default_namespaced(client.clone());
-    server.apply(crate::fake_apiserver::inference_pool_v1alpha2(
+    server.apply(epp_testkit::fake_apiserver::inference_pool_v1alpha2(
         "default",
         "old",
         &[("app", "x")],
@@ -209,7 +209,7 @@ async fn typed_v1alpha2_resources_round_trip() {
 #[tokio::test]
 async fn generation_counts_spec_changes_only() {
     let server = FakeApiServer::start().await;
-    let first = server.apply(crate::fake_apiserver::inference_pool_v1(
+    let first = server.apply(epp_testkit::fake_apiserver::inference_pool_v1(
         "default",
         "p",
         &[("app", "a")],

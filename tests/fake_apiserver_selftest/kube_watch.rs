@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use epp_testkit::fake_apiserver::{ExpiryMode, FakeApiServer, FakePod, Gvr, Verb};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -13,7 +14,6 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 
-use crate::fake_apiserver::{ExpiryMode, FakeApiServer, FakePod, Gvr, Verb};
 use crate::{T, within};
 
 /// Watcher events as short strings (`init`, `apply:a`, ...) or error texts. A task

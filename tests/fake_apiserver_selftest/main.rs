@@ -1,9 +1,6 @@
 //! Self-test of the fake API server: raw HTTP (the wire format) and real kube-rs clients
 //! (`Api`, `kube::runtime::watcher`) against it.
 
-#[path = "../common/fake_apiserver/mod.rs"]
-mod fake_apiserver;
-
 mod kube_api;
 mod kube_watch;
 mod raw;

@@ -4,10 +4,10 @@
 use std::pin::Pin;
 
 use bytes::Bytes;
+use epp_testkit::fake_apiserver::{ExpiryMode, FakeApiServer, FakePod, Gvr};
 use futures_util::{Stream, StreamExt};
 use serde_json::{Value, json};
 
-use crate::fake_apiserver::{ExpiryMode, FakeApiServer, FakePod, Gvr};
 use crate::{T, within};
 
 /// A plain HTTP client for one server.

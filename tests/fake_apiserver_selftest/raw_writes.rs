@@ -1,9 +1,9 @@
 //! Writes over plain HTTP: create, replace with optimistic concurrency, the patch
 //! flavours, the status subresource, delete preconditions, and their `Status` errors.
 
+use epp_testkit::fake_apiserver::{FakeApiServer, Gvr, Verb};
 use serde_json::{Value, json};
 
-use crate::fake_apiserver::{FakeApiServer, Gvr, Verb};
 use crate::raw::Raw;
 
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/default/leases";

@@ -2,15 +2,14 @@
 //! streaming lists, Lease get/create/replace/delete), pinned so that a kube upgrade
 //! that changes them is noticed here first.
 
+use epp_discovery::kube::resources::v1::InferencePool;
+use epp_testkit::fake_apiserver::{FakeApiServer, FakePod, Gvr, Verb, lease};
 use futures_util::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::watcher;
 
-use epp_discovery::kube::resources::v1::InferencePool;
-
-use crate::fake_apiserver::{FakeApiServer, FakePod, Gvr, Verb, lease};
 use crate::{T, within};
 
 /// Polls a watcher forever in a task (the test ends the runtime, and with it the task).

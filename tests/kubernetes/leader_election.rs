@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use epp_discovery::kube::leader::{LeaseTimings, lease_name};
 use epp_net::health::ServingStatus;
+use epp_testkit::fake_apiserver::{FakeApiServer, Gvr, inference_pool_v1};
 
-use crate::fake_apiserver::{FakeApiServer, Gvr, inference_pool_v1};
-use crate::harness::KubeEpp;
+use crate::KubeEpp;
 
 const V1: &str = "inference.networking.k8s.io";
 
@@ -123,7 +123,7 @@ async fn a_crashed_leader_is_replaced_after_the_lease_expires() {
         "epp",
     ));
     // Another replica (crashed, never renewing) holds the lease.
-    server.apply(crate::fake_apiserver::lease(
+    server.apply(epp_testkit::fake_apiserver::lease(
         "default",
         &lease_name("default", "pool"),
         Some("crashed-replica"),

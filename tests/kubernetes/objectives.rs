@@ -2,12 +2,12 @@
 //! a missing CRD that must not keep the EPP unready.
 
 use epp_core::datastore::MetricsUpdate;
+use epp_extproc::BodyMode;
+use epp_testkit::driver::{Outcome, Request, send_request};
+use epp_testkit::fake_apiserver::{FakeApiServer, Gvr, inference_objective, inference_pool_v1};
+use epp_testkit::messages::completion_body;
 
-use crate::common::TestEpp;
-use crate::common::driver::{Mode, Outcome, Request, send_request};
-use crate::common::messages::completion_body;
-use crate::fake_apiserver::{FakeApiServer, Gvr, inference_objective, inference_pool_v1};
-use crate::harness::KubeEpp;
+use crate::{KubeEpp, TestEpp};
 
 const V1: &str = "inference.networking.k8s.io";
 
@@ -18,7 +18,7 @@ async fn route(epp: &TestEpp, objective: &str, body: &[u8]) -> u16 {
         &[("x-gateway-inference-objective", objective)],
         body.to_vec(),
     );
-    match send_request(&mut stream, Mode::FullDuplex, &request).await {
+    match send_request(&mut stream, BodyMode::FullDuplexStreamed, &request).await {
         Outcome::Routed { .. } => 200,
         Outcome::Rejected(status, _) => u16::try_from(status).unwrap_or(0),
     }

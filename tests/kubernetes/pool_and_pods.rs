@@ -1,9 +1,10 @@
 //! The pool and its pods: readiness, selector and ports, the v1alpha2 API.
 
-use crate::fake_apiserver::{
+use epp_testkit::fake_apiserver::{
     FakeApiServer, FakePod, Gvr, inference_pool_v1, inference_pool_v1alpha2,
 };
-use crate::harness::KubeEpp;
+
+use crate::KubeEpp;
 
 const V1: &str = "inference.networking.k8s.io";
 const X: &str = "inference.networking.x-k8s.io";

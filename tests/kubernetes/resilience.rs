@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
-use crate::fake_apiserver::{FakeApiServer, Gvr, Verb, inference_pool_v1};
-use crate::harness::{KubeEpp, WAIT};
+use epp_testkit::fake_apiserver::{FakeApiServer, Gvr, Verb, inference_pool_v1};
+use epp_testkit::loopback::KUBE_WAIT;
+
+use crate::KubeEpp;
 
 const V1: &str = "inference.networking.k8s.io";
 
@@ -22,7 +24,7 @@ async fn pool_with_two_pods() -> (FakeApiServer, KubeEpp) {
     k.until_endpoints(&["10.0.0.1:8000", "10.0.0.2:8000"]).await;
     assert!(
         server
-            .wait_until(WAIT, |s| s.open_watches(&Gvr::pods()) == 1)
+            .wait_until(KUBE_WAIT, |s| s.open_watches(&Gvr::pods()) == 1)
             .await,
         "pod watch open"
     );
@@ -75,7 +77,8 @@ async fn expired_resource_version_relists() {
     k.until_endpoints(&["10.0.0.2:8000", "10.0.0.4:8000"]).await;
     assert!(
         server
-            .wait_until(WAIT, |s| s.request_count(Verb::List, &Gvr::pods()) > lists)
+            .wait_until(KUBE_WAIT, |s| s.request_count(Verb::List, &Gvr::pods())
+                > lists)
             .await,
         "relisted after 410"
     );

@@ -2,18 +2,14 @@
 //! then `/metrics` scraped over HTTP from `--metrics-port`; and its protection with
 //! TokenReview and SubjectAccessReview against the fake API server.
 
-#[path = "../common/mod.rs"]
-mod common;
-#[path = "../common/fake_apiserver/mod.rs"]
-mod fake_apiserver;
-#[path = "../kubernetes/harness.rs"]
-#[allow(dead_code)]
-mod harness;
+epp_testkit::loopback_epp!();
 
-use common::driver::{Mode, Outcome, Request, send_request};
-use common::messages::*;
-use common::{HERMETIC_CONFIG, TestEpp, metrics};
-use fake_apiserver::{FakeApiServer, inference_pool_v1};
+use epp_extproc::BodyMode;
+use epp_testkit::driver::{Outcome, Request, send_request};
+use epp_testkit::fake_apiserver::{FakeApiServer, inference_pool_v1};
+use epp_testkit::messages::*;
+use epp_testkit::prometheus::sample;
+use epp_testkit::{HERMETIC_CONFIG, metrics};
 
 /// GETs `/metrics` with an optional bearer token; returns the status and the body.
 async fn scrape(epp: &TestEpp, token: Option<&str>) -> (u16, String) {
@@ -31,13 +27,6 @@ async fn scrape(epp: &TestEpp, token: Option<&str>) -> (u16, String) {
     (status, response.text().await.expect("a text body"))
 }
 
-/// The value of the sample written exactly as `series` (name and labels).
-fn sample(page: &str, series: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|value| value.parse().ok())
-}
-
 const PAIR: &str = r#"{model_name="m",target_model_name="m"}"#;
 
 #[tokio::test]
@@ -51,7 +40,7 @@ async fn requests_errors_tokens_and_scheduling_are_exported() {
         let mut stream = epp.stream().await;
         let routed = send_request(
             &mut stream,
-            Mode::FullDuplex,
+            BodyMode::FullDuplexStreamed,
             &Request::new(&[], completion_body("m", "a prompt of some length to hash")),
         )
         .await;
@@ -75,7 +64,7 @@ async fn requests_errors_tokens_and_scheduling_are_exported() {
         let mut stream = epp.stream().await;
         let outcome = send_request(
             &mut stream,
-            Mode::Buffered,
+            BodyMode::Buffered,
             &Request::new(&[], body.to_vec()),
         )
         .await;
@@ -179,7 +168,7 @@ async fn shed_and_unroutable_requests_are_counted_by_code() {
     let mut stream = epp.stream().await;
     let outcome = send_request(
         &mut stream,
-        Mode::FullDuplex,
+        BodyMode::FullDuplexStreamed,
         &Request::new(&[], completion_body("m", "p")).subset(&["10.9.9.9:8000"]),
     )
     .await;
@@ -201,7 +190,7 @@ async fn shed_and_unroutable_requests_are_counted_by_code() {
 }
 
 /// An EPP discovering pool `pool` through `server`, with the metrics auth flag as given.
-async fn kube_epp(server: &FakeApiServer, auth: bool) -> harness::KubeEpp {
+async fn kube_epp(server: &FakeApiServer, auth: bool) -> KubeEpp {
     server.apply(inference_pool_v1(
         "default",
         "pool",
@@ -209,7 +198,7 @@ async fn kube_epp(server: &FakeApiServer, auth: bool) -> harness::KubeEpp {
         &[8000],
         "epp",
     ));
-    harness::KubeEpp::start_with(server, "inference.networking.k8s.io", |o| {
+    KubeEpp::start_with(server, "inference.networking.k8s.io", |o| {
         o.metrics_endpoint_auth = auth;
     })
     .await

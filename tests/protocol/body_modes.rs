@@ -1,8 +1,11 @@
 //! Body-mode detection, fallbacks, trailers, STREAMED routing and body shapes.
 
-use crate::common::driver::{MODES, Mode, Outcome, Request, send_request};
-use crate::common::messages::*;
-use crate::common::{HERMETIC_CONFIG, TestEpp, metrics};
+use epp_extproc::BodyMode;
+use epp_testkit::driver::{MODES, Outcome, Request, send_request};
+use epp_testkit::messages::*;
+use epp_testkit::{HERMETIC_CONFIG, metrics};
+
+use crate::TestEpp;
 
 const PODS: [&str; 3] = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"];
 
@@ -53,7 +56,11 @@ async fn streamed_mode_routes_at_headers_and_passes_chunks() {
     let mut stream = epp.stream().await;
     let reply = stream
         .exchange(
-            with_modes(request_headers(&[], false), STREAMED, STREAMED),
+            with_modes(
+                request_headers(&[], false),
+                BodyMode::Streamed,
+                BodyMode::Streamed,
+            ),
             1,
         )
         .await
@@ -107,8 +114,8 @@ async fn with_trailers_no_replayed_or_rewritten_chunk_claims_end_of_stream() {
         stream
             .send(with_modes(
                 request_headers(&headers, false),
-                FULL_DUPLEX,
-                FULL_DUPLEX,
+                BodyMode::FullDuplexStreamed,
+                BodyMode::FullDuplexStreamed,
             ))
             .await;
         for chunk in body.chunks(10_000) {
@@ -142,7 +149,14 @@ async fn buffered_partial_routes_on_what_arrived() {
     let epp = epp_with(HERMETIC_CONFIG).await;
     let mut stream = epp.stream().await;
     stream
-        .exchange(with_modes(request_headers(&[], false), 3, 3), 1)
+        .exchange(
+            with_modes(
+                request_headers(&[], false),
+                BodyMode::BufferedPartial,
+                BodyMode::BufferedPartial,
+            ),
+            1,
+        )
         .await;
     let reply = stream
         .exchange(request_body(&completion_body("m", "p"), false), 1)
@@ -150,8 +164,6 @@ async fn buffered_partial_routes_on_what_arrived() {
         .remove(0);
     assert_eq!(destination(&reply), PODS[1]);
 }
-
-const BUFFERED_PARTIAL: i32 = 3;
 
 /// Sends the first `part` of a body larger than the gateway's buffer, as Envoy does in
 /// BUFFERED_PARTIAL mode (`end_of_stream: false`), and returns the body reply.
@@ -163,8 +175,8 @@ async fn send_cut_body(
     let mut stream = epp.stream().await;
     let first = with_modes(
         request_headers(headers, false),
-        BUFFERED_PARTIAL,
-        BUFFERED_PARTIAL,
+        BodyMode::BufferedPartial,
+        BodyMode::BufferedPartial,
     );
     assert_eq!(kind(&stream.exchange(first, 1).await[0]), "request_headers");
     stream
@@ -322,8 +334,8 @@ async fn megabyte_body_in_many_chunks_is_replayed_intact() {
     stream
         .send(with_modes(
             request_headers(&[("x-gateway-model-name-rewrite", "other")], false),
-            FULL_DUPLEX,
-            FULL_DUPLEX,
+            BodyMode::FullDuplexStreamed,
+            BodyMode::FullDuplexStreamed,
         ))
         .await;
     for chunk in &chunks[..chunks.len() - 1] {
@@ -366,7 +378,7 @@ async fn prefix_affinity_through_the_service() {
         let mut stream = epp.stream().await;
         let outcome = send_request(
             &mut stream,
-            Mode::FullDuplex,
+            BodyMode::FullDuplexStreamed,
             &Request::new(&[], body.into_bytes()),
         )
         .await;

@@ -2,8 +2,10 @@
 //! prompt, the messages or `model` (issue 11, item 4). Only bodies that are not JSON, or
 //! have no string `model`, are 400, and the message says which.
 
-use crate::common::driver::{MODES, Outcome, Request, send_request};
-use crate::common::{HERMETIC_CONFIG, TestEpp, metrics};
+use epp_testkit::driver::{MODES, Outcome, Request, send_request};
+use epp_testkit::{HERMETIC_CONFIG, metrics};
+
+use crate::TestEpp;
 
 const PODS: [&str; 2] = ["10.0.0.1:8000", "10.0.0.2:8000"];
 

@@ -1,8 +1,12 @@
 //! How request bodies are buffered: one buffer however the body is chunked, replayed in
 //! large chunks, and the process-wide budget for buffered bytes (`--max-buffered-request-bytes`).
 
-use crate::common::messages::*;
-use crate::common::{ExtProcStream, HERMETIC_CONFIG, Next, TestEpp, metrics};
+use epp_extproc::BodyMode;
+use epp_testkit::messages::*;
+use epp_testkit::prometheus;
+use epp_testkit::{ExtProcStream, HERMETIC_CONFIG, Next, metrics};
+
+use crate::TestEpp;
 
 const PODS: [&str; 2] = ["10.0.0.1:8000", "10.0.0.2:8000"];
 
@@ -20,11 +24,7 @@ async fn epp_with_budget(budget: u64) -> TestEpp {
 /// The value of an unlabelled sample on the EPP's metrics page.
 fn sample(epp: &TestEpp, name: &str) -> f64 {
     let page = epp.running.metrics.render();
-    page.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{name} not on the page:\n{page}"))
-        .parse()
-        .expect("a number")
+    prometheus::sample(&page, name).unwrap_or_else(|| panic!("{name} not on the page:\n{page}"))
 }
 
 /// Waits until the buffered-bytes gauge reads `bytes` (streams end asynchronously).
@@ -132,7 +132,11 @@ async fn budget_applies_to_buffered_bodies() {
     let mut stream = epp.stream().await;
     stream
         .exchange(
-            with_modes(request_headers(&[], false), BUFFERED, BUFFERED),
+            with_modes(
+                request_headers(&[], false),
+                BodyMode::Buffered,
+                BodyMode::Buffered,
+            ),
             1,
         )
         .await;

@@ -3,8 +3,11 @@
 
 use std::collections::HashMap;
 
-use crate::common::driver::{Mode, Request, send_request};
-use crate::common::{ExtProcStream, TestEpp, metrics};
+use epp_extproc::BodyMode;
+use epp_testkit::driver::{Request, send_request};
+use epp_testkit::{ExtProcStream, metrics};
+
+use crate::TestEpp;
 
 const PODS: [&str; 4] = [
     "10.0.0.1:8000",
@@ -61,8 +64,12 @@ async fn burst(config: &str) -> HashMap<String, usize> {
         tasks.push(tokio::spawn(async move {
             let mut stream = ExtProcStream::open(client).await;
             let body = format!(r#"{{"model":"m","prompt":"request {i}"}}"#).into_bytes();
-            let outcome =
-                send_request(&mut stream, Mode::FullDuplex, &Request::new(&[], body)).await;
+            let outcome = send_request(
+                &mut stream,
+                BodyMode::FullDuplexStreamed,
+                &Request::new(&[], body),
+            )
+            .await;
             (outcome.destination().to_owned(), stream)
         }));
     }

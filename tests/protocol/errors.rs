@@ -1,8 +1,11 @@
 //! Bad streams, limits and client-supplied routing headers.
 
-use crate::common::driver::{MODES, Mode, Outcome, Request, send_request};
-use crate::common::messages::*;
-use crate::common::{HERMETIC_CONFIG, Next, TestEpp, metrics};
+use epp_extproc::BodyMode;
+use epp_testkit::driver::{MODES, Outcome, Request, send_request};
+use epp_testkit::messages::*;
+use epp_testkit::{HERMETIC_CONFIG, Next, metrics};
+
+use crate::TestEpp;
 
 const PODS: [&str; 2] = ["10.0.0.1:8000", "10.0.0.2:8000"];
 
@@ -70,7 +73,7 @@ async fn messages_after_the_end_are_errors_and_leave_nothing_behind() {
     let mut stream = epp.stream().await;
     let outcome = send_request(
         &mut stream,
-        Mode::FullDuplex,
+        BodyMode::FullDuplexStreamed,
         &Request::new(&[], completion_body("m", "p")),
     )
     .await;
@@ -145,7 +148,12 @@ async fn body_at_the_limit_is_accepted() {
     let epp =
         TestEpp::start_with(&PODS, HERMETIC_CONFIG, |o| o.max_request_body_bytes = limit).await;
     let mut stream = epp.stream().await;
-    let outcome = send_request(&mut stream, Mode::FullDuplex, &Request::new(&[], body)).await;
+    let outcome = send_request(
+        &mut stream,
+        BodyMode::FullDuplexStreamed,
+        &Request::new(&[], body),
+    )
+    .await;
     assert!(matches!(outcome, Outcome::Routed { .. }), "{outcome:?}");
 }
 
@@ -159,8 +167,8 @@ async fn client_routing_headers_are_never_trusted() {
             ("x-gateway-destination-endpoint-fallback", "6.6.6.6:666"),
         ];
         let mut stream = epp.stream().await;
-        let first = with_modes(request_headers(&headers, false), mode.proto(), mode.proto());
-        if mode == Mode::Buffered {
+        let first = with_modes(request_headers(&headers, false), mode, mode);
+        if mode == BodyMode::Buffered {
             stream.exchange(first, 1).await;
             let reply = stream
                 .exchange(request_body(&completion_body("m", "p"), true), 1)
@@ -271,7 +279,7 @@ async fn sheddable_requests_are_shed_only_when_saturated() {
     let mut stream = epp.stream().await;
     let outcome = send_request(
         &mut stream,
-        Mode::FullDuplex,
+        BodyMode::FullDuplexStreamed,
         &Request::new(&headers, completion_body("m", "p")),
     )
     .await;
@@ -285,7 +293,7 @@ async fn sheddable_requests_are_shed_only_when_saturated() {
     let mut stream = epp.stream().await;
     let outcome = send_request(
         &mut stream,
-        Mode::FullDuplex,
+        BodyMode::FullDuplexStreamed,
         &Request::new(&headers, completion_body("m", "p")),
     )
     .await;
@@ -297,7 +305,7 @@ async fn sheddable_requests_are_shed_only_when_saturated() {
     let mut stream = epp.stream().await;
     let outcome = send_request(
         &mut stream,
-        Mode::FullDuplex,
+        BodyMode::FullDuplexStreamed,
         &Request::new(&[], completion_body("m", "p")),
     )
     .await;
@@ -317,10 +325,11 @@ async fn message_over_the_decode_limit_gets_413_and_resource_exhausted() {
         TestEpp::start_with(&PODS, HERMETIC_CONFIG, |o| o.max_request_body_bytes = 1000).await;
     for mode in MODES {
         let mut stream = epp.stream().await;
-        let first = with_modes(request_headers(&[], false), mode.proto(), mode.proto());
+        let first = with_modes(request_headers(&[], false), mode, mode);
         match mode {
-            Mode::Buffered => drop(stream.exchange(first, 1).await),
-            Mode::FullDuplex => stream.send(first).await,
+            BodyMode::Buffered => drop(stream.exchange(first, 1).await),
+            // FULL_DUPLEX_STREAMED: the headers reply waits for the body.
+            _ => stream.send(first).await,
         }
         stream
             .send(request_body(&vec![b'x'; (1 << 20) + 2000], true))
@@ -352,7 +361,7 @@ async fn message_over_the_decode_limit_after_routing_ends_with_resource_exhauste
     let mut stream = epp.stream().await;
     let outcome = send_request(
         &mut stream,
-        Mode::FullDuplex,
+        BodyMode::FullDuplexStreamed,
         &Request::new(&[], completion_body("m", "p")),
     )
     .await;
@@ -413,7 +422,7 @@ async fn undecodable_message_ends_with_invalid_argument() {
         .await
         .expect("stream opens")
         .into_inner();
-    let ended = tokio::time::timeout(crate::common::REPLY_TIMEOUT, replies.message())
+    let ended = tokio::time::timeout(epp_testkit::REPLY_TIMEOUT, replies.message())
         .await
         .expect("the stream ends in time");
     match ended {

@@ -2,10 +2,11 @@
 //! `MAX_SUBSET_ENTRIES` entries; past that, entries are ignored, never routed to.
 
 use epp_core::director::MAX_SUBSET_ENTRIES;
+use epp_testkit::driver::{MODES, Outcome, Request, send_request};
+use epp_testkit::messages::completion_body;
+use epp_testkit::{HERMETIC_CONFIG, metrics};
 
-use crate::common::driver::{MODES, Outcome, Request, send_request};
-use crate::common::messages::completion_body;
-use crate::common::{HERMETIC_CONFIG, TestEpp, metrics};
+use crate::TestEpp;
 
 const PODS: [&str; 2] = ["10.0.0.1:8000", "10.0.0.2:8000"];
 

@@ -3,12 +3,14 @@
 
 use epp::cli::{LogEncoder, TimeEncoding};
 use epp_core::telemetry::logging::{CapturedLogs, LogSettings, layer_for_writer};
+use epp_extproc::BodyMode;
+use epp_testkit::HERMETIC_CONFIG;
+use epp_testkit::driver::{Outcome, Request, send_request};
+use epp_testkit::messages::*;
 use tracing_subscriber::Registry;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::common::driver::{Mode, Outcome, Request, send_request};
-use crate::common::messages::*;
-use crate::common::{HERMETIC_CONFIG, TestEpp};
+use crate::TestEpp;
 
 fn subscriber(verbosity: i32, logs: &CapturedLogs) -> impl tracing::Subscriber + Send + Sync {
     let settings = LogSettings {
@@ -38,7 +40,7 @@ async fn logged_text(verbosity: i32, requests: Vec<Request<'static>>) -> Vec<Str
     let epp = TestEpp::start(&[], HERMETIC_CONFIG).await;
     for request in &requests {
         let mut stream = epp.stream().await;
-        let outcome = send_request(&mut stream, Mode::FullDuplex, request).await;
+        let outcome = send_request(&mut stream, BodyMode::FullDuplexStreamed, request).await;
         assert!(matches!(outcome, Outcome::Rejected(..)), "{outcome:?}");
     }
     drop(epp);

@@ -2,8 +2,7 @@
 //! FULL_DUPLEX_STREAMED and BUFFERED modes (ported from the upstream hermetic test
 //! table, plus the error and edge cases of this EPP).
 
-#[path = "../common/mod.rs"]
-mod common;
+epp_testkit::loopback_epp!();
 
 mod body_modes;
 mod body_text;

@@ -1,10 +1,13 @@
 //! Response side: rows 8–11 of the upstream table, trailers, and BUFFERED responses.
 
-use crate::common::driver::{Mode, Request, send_request};
-use crate::common::messages::*;
-use crate::common::{ExtProcStream, HERMETIC_CONFIG, Next, TestEpp, metrics};
+use epp_extproc::BodyMode;
+use epp_testkit::driver::{Request, send_request};
+use epp_testkit::messages::*;
+use epp_testkit::{ExtProcStream, HERMETIC_CONFIG, Next, metrics};
 
-async fn routed_stream(epp: &TestEpp, mode: Mode) -> ExtProcStream {
+use crate::TestEpp;
+
+async fn routed_stream(epp: &TestEpp, mode: BodyMode) -> ExtProcStream {
     let mut stream = epp.stream().await;
     send_request(
         &mut stream,
@@ -43,7 +46,7 @@ async fn row8_and_10_json_response_passes_through() {
     let epp = epp().await;
     let json = br#"{"id":"x","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#;
     for chunks in [vec![&json[..20], &json[20..]], vec![&json[..], &b""[..]]] {
-        let mut stream = routed_stream(&epp, Mode::FullDuplex).await;
+        let mut stream = routed_stream(&epp, BodyMode::FullDuplexStreamed).await;
         let reply = stream
             .exchange(
                 response_headers(
@@ -66,7 +69,7 @@ async fn row8_and_10_json_response_passes_through() {
 #[tokio::test]
 async fn row9_non_json_response_unchanged() {
     let epp = epp().await;
-    let mut stream = routed_stream(&epp, Mode::FullDuplex).await;
+    let mut stream = routed_stream(&epp, BodyMode::FullDuplexStreamed).await;
     stream
         .exchange(
             response_headers(&[("content-type", "text/plain")], false),
@@ -82,7 +85,7 @@ async fn row9_non_json_response_unchanged() {
 #[tokio::test]
 async fn row11_sse_chunks_are_echoed_one_by_one() {
     let epp = epp().await;
-    let mut stream = routed_stream(&epp, Mode::FullDuplex).await;
+    let mut stream = routed_stream(&epp, BodyMode::FullDuplexStreamed).await;
     let reply = stream
         .exchange(
             response_headers(
@@ -111,7 +114,7 @@ async fn row11_sse_chunks_are_echoed_one_by_one() {
 #[tokio::test]
 async fn trailers_are_answered() {
     let epp = epp().await;
-    let mut stream = routed_stream(&epp, Mode::FullDuplex).await;
+    let mut stream = routed_stream(&epp, BodyMode::FullDuplexStreamed).await;
     stream
         .exchange(
             response_headers(&[("content-type", "application/grpc")], false),
@@ -132,7 +135,7 @@ async fn trailers_are_answered() {
 #[tokio::test]
 async fn response_trailers_end_the_response_not_its_body() {
     let epp = epp().await;
-    let mut stream = routed_stream(&epp, Mode::FullDuplex).await;
+    let mut stream = routed_stream(&epp, BodyMode::FullDuplexStreamed).await;
     stream
         .exchange(
             response_headers(&[("content-type", "application/json")], false),
@@ -156,7 +159,7 @@ async fn response_trailers_end_the_response_not_its_body() {
 #[tokio::test]
 async fn buffered_response_body_gets_no_mutation() {
     let epp = epp().await;
-    let mut stream = routed_stream(&epp, Mode::Buffered).await;
+    let mut stream = routed_stream(&epp, BodyMode::Buffered).await;
     stream
         .exchange(
             response_headers(&[("content-type", "application/json")], false),
@@ -177,7 +180,7 @@ async fn buffered_response_body_gets_no_mutation() {
 #[tokio::test]
 async fn response_headers_with_end_of_stream() {
     let epp = epp().await;
-    let mut stream = routed_stream(&epp, Mode::FullDuplex).await;
+    let mut stream = routed_stream(&epp, BodyMode::FullDuplexStreamed).await;
     let reply = stream
         .exchange(response_headers(&[(":status", "204")], true), 1)
         .await

@@ -1,9 +1,12 @@
 //! The upstream hermetic test table (`test/integration/epp/hermetic_test.go`), rows 1–7
 //! and 12–17, in both body modes. Endpoints stand in for pods `192.168.1.{1,2,3}:8000`.
 
-use crate::common::driver::{MODES, Mode, Outcome, Request, send_request};
-use crate::common::messages::*;
-use crate::common::{HERMETIC_CONFIG, TestEpp, metrics};
+use epp_extproc::BodyMode;
+use epp_testkit::driver::{MODES, Outcome, Request, send_request};
+use epp_testkit::messages::*;
+use epp_testkit::{HERMETIC_CONFIG, metrics};
+
+use crate::TestEpp;
 
 const PODS: [&str; 3] = ["192.168.1.1:8000", "192.168.1.2:8000", "192.168.1.3:8000"];
 
@@ -33,7 +36,7 @@ fn standard_headers<'a>(objective: &'a str, target: &'a str) -> Vec<(&'a str, &'
     ]
 }
 
-async fn run(mode: Mode, pods: &PodMetrics<'_>, request: Request<'_>) -> Outcome {
+async fn run(mode: BodyMode, pods: &PodMetrics<'_>, request: Request<'_>) -> Outcome {
     let epp = hermetic_epp(pods).await;
     let mut stream = epp.stream().await;
     send_request(&mut stream, mode, &request).await
@@ -215,7 +218,7 @@ async fn row7_rewrite_header_sent_twice_last_wins() {
         };
         // Target equals the body's model: the body goes upstream byte for byte.
         assert_eq!(body, &completion_body("direct-model", "test7"));
-        if mode == Mode::Buffered {
+        if mode == BodyMode::Buffered {
             assert!(
                 content_length.is_none(),
                 "an unchanged buffered body keeps its length header"
@@ -292,8 +295,8 @@ async fn row12_bodyless_get_goes_to_a_random_endpoint() {
             .exchange(
                 with_modes(
                     request_headers(&[(":method", "GET"), (":path", "/")], true),
-                    FULL_DUPLEX,
-                    FULL_DUPLEX,
+                    BodyMode::FullDuplexStreamed,
+                    BodyMode::FullDuplexStreamed,
                 ),
                 1,
             )

@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
+use epp_extproc::BodyMode;
 use epp_sim::FakeMetrics;
+use epp_testkit::driver::{Request, send_request};
+use epp_testkit::messages::completion_body;
+use epp_testkit::prometheus::sample;
 
-use crate::common::TestEpp;
-use crate::common::driver::{Mode, Request, send_request};
-use crate::common::messages::completion_body;
+use crate::TestEpp;
 
 const CONFIG: &str = "apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n- type: kv-cache-utilization-scorer\n- type: prefix-cache-scorer\n";
 
@@ -52,7 +54,7 @@ async fn pick(epp: &TestEpp, prompt: &str) -> String {
     let mut stream = epp.stream().await;
     send_request(
         &mut stream,
-        Mode::FullDuplex,
+        BodyMode::FullDuplexStreamed,
         &Request::new(
             &[],
             completion_body("meta-llama/Llama-3.1-8B-Instruct", prompt),
@@ -99,10 +101,7 @@ async fn picks_follow_scraped_queue_and_kv() {
     // The same values, and the scrapes behind them, on the Prometheus page.
     let page = epp.running.metrics.render();
     let value = |series: &str| -> f64 {
-        page.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{series} missing:\n{page}"))
+        sample(&page, series).unwrap_or_else(|| panic!("{series} missing:\n{page}"))
     };
     assert!(value("inference_extension_model_server_scrapes_total") >= 6.0);
     assert!(page.contains("inference_pool_ready_pods{name=\""), "{page}");

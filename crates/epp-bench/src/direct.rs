@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::core::v3::HeaderMap;
 use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_client::ExternalProcessorClient;
 use envoy_types::pb::envoy::service::ext_proc::v3::{ProcessingRequest, ProcessingResponse};
+use epp_testkit::messages as wire;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -42,23 +42,32 @@ pub struct DirectExchange {
     response: ModelResponse,
 }
 
-/// The model server's answer Envoy forwards to the ext_proc server: small JSON with usage.
+/// The model server's answer Envoy forwards to the ext_proc server: small JSON with usage,
+/// as the two messages that carry it.
 struct ModelResponse {
-    headers: HeaderMap,
-    body: Vec<u8>,
+    headers: ProcessingRequest,
+    body: ProcessingRequest,
+    body_len: usize,
 }
 
 impl ModelResponse {
     fn new() -> ModelResponse {
-        let body = br#"{"choices":[{"finish_reason":"length","index":0,"text":" bench"}],"created":1,"id":"cmpl-bench","model":"bench","object":"text_completion","usage":{"completion_tokens":16,"prompt_tokens":1024,"total_tokens":1040}}"#.to_vec();
+        let body = br#"{"choices":[{"finish_reason":"length","index":0,"text":" bench"}],"created":1,"id":"cmpl-bench","model":"bench","object":"text_completion","usage":{"completion_tokens":16,"prompt_tokens":1024,"total_tokens":1040}}"#;
         let length = body.len().to_string();
-        let headers = messages::header_map(&[
-            (":status", "200"),
-            ("content-type", "application/json"),
-            ("content-length", &length),
-            ("server", "epp-bench"),
-        ]);
-        ModelResponse { headers, body }
+        let headers = wire::response_headers(
+            &[
+                (":status", "200"),
+                ("content-type", "application/json"),
+                ("content-length", &length),
+                ("server", "epp-bench"),
+            ],
+            false,
+        );
+        ModelResponse {
+            headers,
+            body: wire::response_body(body, true),
+            body_len: body.len(),
+        }
     }
 }
 
@@ -92,41 +101,36 @@ impl DirectExchange {
         self.clients[slot].clone()
     }
 
-    /// Request headers as Envoy's router forwards a client's POST.
-    fn request_headers(&self, body_len: usize) -> HeaderMap {
+    /// The stream's first message: request headers as Envoy's router forwards a client's
+    /// POST, announcing the body mode both ways.
+    fn request_headers(&self, body_len: usize) -> ProcessingRequest {
         let request_id = uuid::Uuid::new_v4().to_string();
         let length = body_len.to_string();
-        messages::header_map(&[
-            (":authority", AUTHORITY),
-            (":path", self.workload.api.path()),
-            (":method", "POST"),
-            (":scheme", "http"),
-            ("content-type", "application/json"),
-            ("content-length", &length),
-            ("user-agent", "epp-bench"),
-            ("accept", "*/*"),
-            ("x-forwarded-proto", "http"),
-            ("x-request-id", &request_id),
-        ])
+        let headers = wire::request_headers(
+            &[
+                (":authority", AUTHORITY),
+                (":path", self.workload.api.path()),
+                (":method", "POST"),
+                (":scheme", "http"),
+                ("content-type", "application/json"),
+                ("content-length", &length),
+                ("user-agent", "epp-bench"),
+                ("accept", "*/*"),
+                ("x-forwarded-proto", "http"),
+                ("x-request-id", &request_id),
+            ],
+            false,
+        );
+        wire::with_modes(headers, self.mode.wire(), self.mode.wire())
     }
 
     async fn full_duplex(&self, index: u64, start: Instant) -> Result<Sample, ErrorKind> {
         let body = &self.workload.get(index).body;
-        let chunks = messages::chunks(body, self.chunk_bytes);
+        let chunks = wire::request_body_chunks(body, self.chunk_bytes);
         let (tx, rx) = mpsc::channel(chunks.len() + 3);
-        let mut outbound = vec![messages::request_headers(
-            self.request_headers(body.len()),
-            self.mode,
-        )];
-        let last = chunks.len() - 1;
-        outbound.extend(
-            chunks
-                .iter()
-                .enumerate()
-                .map(|(i, chunk)| messages::request_body(chunk.to_vec(), i == last)),
-        );
-        for message in outbound {
-            send(&tx, message).await?;
+        send(&tx, self.request_headers(body.len())).await?;
+        for chunk in chunks {
+            send(&tx, chunk).await?;
         }
         let mut replies = Replies::open(self.client(index), rx).await?;
         let reply = replies.expect(Phase::RequestHeaders).await?;
@@ -136,19 +140,11 @@ impl DirectExchange {
             .streamed_echo(Phase::RequestBody, body.len())
             .await?;
         let request = start.elapsed();
-        send(
-            &tx,
-            messages::response_headers(self.response.headers.clone()),
-        )
-        .await?;
-        send(
-            &tx,
-            messages::response_body(self.response.body.clone(), true),
-        )
-        .await?;
+        send(&tx, self.response.headers.clone()).await?;
+        send(&tx, self.response.body.clone()).await?;
         replies.expect(Phase::ResponseHeaders).await?;
         replies
-            .streamed_echo(Phase::ResponseBody, self.response.body.len())
+            .streamed_echo(Phase::ResponseBody, self.response.body_len)
             .await?;
         let exchange = start.elapsed();
         drop(tx);
@@ -163,28 +159,16 @@ impl DirectExchange {
     async fn buffered(&self, index: u64, start: Instant) -> Result<Sample, ErrorKind> {
         let body = &self.workload.get(index).body;
         let (tx, rx) = mpsc::channel(4);
-        send(
-            &tx,
-            messages::request_headers(self.request_headers(body.len()), self.mode),
-        )
-        .await?;
+        send(&tx, self.request_headers(body.len())).await?;
         let mut replies = Replies::open(self.client(index), rx).await?;
         replies.expect(Phase::RequestHeaders).await?;
-        send(&tx, messages::request_body(body.to_vec(), true)).await?;
+        send(&tx, wire::request_body(body, true)).await?;
         let reply = replies.expect(Phase::RequestBody).await?;
         let destination = messages::destination(&reply, Phase::RequestBody)?;
         let route = start.elapsed();
-        send(
-            &tx,
-            messages::response_headers(self.response.headers.clone()),
-        )
-        .await?;
+        send(&tx, self.response.headers.clone()).await?;
         replies.expect(Phase::ResponseHeaders).await?;
-        send(
-            &tx,
-            messages::response_body(self.response.body.clone(), true),
-        )
-        .await?;
+        send(&tx, self.response.body.clone()).await?;
         replies.expect(Phase::ResponseBody).await?;
         let exchange = start.elapsed();
         drop(tx);
@@ -256,7 +240,7 @@ impl Replies {
         let mut echoed = 0;
         loop {
             let reply = self.next().await?;
-            let (len, end) = messages::streamed(messages::expect(&reply, phase)?)?;
+            let (len, end) = messages::streamed(&reply, phase)?;
             echoed += len;
             if end {
                 break;

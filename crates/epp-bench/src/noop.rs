@@ -21,6 +21,7 @@ use envoy_types::pb::envoy::service::ext_proc::v3::external_processor_server::{
 use envoy_types::pb::envoy::service::ext_proc::v3::{
     CommonResponse, HeaderMutation, ProcessingRequest, ProcessingResponse, processing_request,
 };
+use epp_extproc::BodyMode;
 use epp_extproc::messages as reply;
 use epp_net::tls::{ServingTls, TlsSettings, tls_incoming};
 use futures_util::Stream;
@@ -35,31 +36,27 @@ use crate::connect::Transport;
 /// Replies buffered per stream, as the EPP does.
 const REPLY_QUEUE: usize = 32;
 
-/// How a stream's bodies arrive, from its `protocol_config`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    FullDuplex,
-    /// BUFFERED or BUFFERED_PARTIAL: the route rides on the body reply.
-    Buffered,
-    /// STREAMED or NONE: the route rides on the headers reply.
-    AtHeaders,
+/// How a stream's bodies arrive, from its `protocol_config`; a number the server does
+/// not know counts as NONE.
+fn body_mode(proto: i32) -> BodyMode {
+    BodyMode::from_proto(proto).unwrap_or(BodyMode::None)
 }
 
-impl Mode {
-    fn from_proto(mode: i32) -> Mode {
-        match mode {
-            4 => Mode::FullDuplex,
-            2 | 3 => Mode::Buffered,
-            _ => Mode::AtHeaders,
-        }
-    }
+/// BUFFERED or BUFFERED_PARTIAL: the route rides on the body reply.
+fn buffered(mode: BodyMode) -> bool {
+    matches!(mode, BodyMode::Buffered | BodyMode::BufferedPartial)
+}
+
+/// STREAMED or NONE: the route rides on the headers reply.
+fn at_headers(mode: BodyMode) -> bool {
+    matches!(mode, BodyMode::Streamed | BodyMode::None)
 }
 
 /// One stream of the no-op server: pure, no I/O.
 struct NoopStream {
     destination: Arc<str>,
-    request_mode: Mode,
-    response_mode: Mode,
+    request_mode: BodyMode,
+    response_mode: BodyMode,
     chunks: Vec<Vec<u8>>,
     body_len: usize,
 }
@@ -69,8 +66,8 @@ impl NoopStream {
         NoopStream {
             destination,
             // The EPP's default when the gateway sends no protocol_config.
-            request_mode: Mode::FullDuplex,
-            response_mode: Mode::FullDuplex,
+            request_mode: BodyMode::FullDuplexStreamed,
+            response_mode: BodyMode::FullDuplexStreamed,
             chunks: Vec::new(),
             body_len: 0,
         }
@@ -78,22 +75,20 @@ impl NoopStream {
 
     fn on_message(&mut self, message: ProcessingRequest, out: &mut Vec<ProcessingResponse>) {
         if let Some(config) = &message.protocol_config {
-            self.request_mode = Mode::from_proto(config.request_body_mode);
-            self.response_mode = Mode::from_proto(config.response_body_mode);
+            self.request_mode = body_mode(config.request_body_mode);
+            self.response_mode = body_mode(config.response_body_mode);
         }
         use processing_request::Request as R;
         match message.request {
-            Some(R::RequestHeaders(h))
-                if h.end_of_stream || self.request_mode == Mode::AtHeaders =>
-            {
+            Some(R::RequestHeaders(h)) if h.end_of_stream || at_headers(self.request_mode) => {
                 out.push(self.route_on_headers(None));
             }
-            Some(R::RequestHeaders(_)) if self.request_mode == Mode::Buffered => {
+            Some(R::RequestHeaders(_)) if buffered(self.request_mode) => {
                 out.push(reply::request_headers(None, None));
             }
             Some(R::RequestHeaders(_)) => {}
             Some(R::RequestBody(b)) => match self.request_mode {
-                Mode::FullDuplex => {
+                BodyMode::FullDuplexStreamed => {
                     self.body_len += b.body.len();
                     if !b.body.is_empty() {
                         self.chunks.push(b.body);
@@ -102,11 +97,11 @@ impl NoopStream {
                         self.release_body(out);
                     }
                 }
-                Mode::Buffered => out.push(reply::request_body(
+                mode if buffered(mode) => out.push(reply::request_body(
                     Some(self.routing(None)),
                     Some(reply::destination_metadata(&self.destination)),
                 )),
-                Mode::AtHeaders => out.push(reply::request_body(None, None)),
+                _ => out.push(reply::request_body(None, None)),
             },
             Some(R::RequestTrailers(_)) => {
                 if !self.chunks.is_empty() {
@@ -124,13 +119,13 @@ impl NoopStream {
                 })))
             }
             Some(R::ResponseBody(b)) => match self.response_mode {
-                Mode::FullDuplex => {
+                BodyMode::FullDuplexStreamed => {
                     out.push(reply::response_body(Some(reply::streamed_chunk(
                         b.body,
                         b.end_of_stream,
                     ))));
                 }
-                Mode::Buffered | Mode::AtHeaders => out.push(reply::response_body(None)),
+                _ => out.push(reply::response_body(None)),
             },
             Some(R::ResponseTrailers(_)) => out.push(reply::response_trailers()),
             None => {}
@@ -321,8 +316,10 @@ impl Drop for InProcessNoop {
 
 #[cfg(test)]
 mod tests {
+    use epp_testkit::messages as wire;
+
     use super::*;
-    use crate::messages::{self, BodyMode, Phase};
+    use crate::messages::{self, Phase};
 
     /// The replies to each message, in order.
     fn run(messages: Vec<ProcessingRequest>) -> Vec<Vec<ProcessingResponse>> {
@@ -338,15 +335,19 @@ mod tests {
     }
 
     fn headers(mode: BodyMode) -> ProcessingRequest {
-        messages::request_headers(messages::header_map(&[(":method", "POST")]), mode)
+        wire::with_modes(
+            wire::request_headers(&[(":method", "POST")], false),
+            mode,
+            mode,
+        )
     }
 
     #[test]
     fn full_duplex_holds_the_route_until_the_body_ends_and_echoes() {
         let replies = run(vec![
-            headers(BodyMode::FullDuplex),
-            messages::request_body(vec![1; 10], false),
-            messages::request_body(vec![2; 5], true),
+            headers(BodyMode::FullDuplexStreamed),
+            wire::request_body(&[1; 10], false),
+            wire::request_body(&[2; 5], true),
         ]);
         assert!(replies[0].is_empty() && replies[1].is_empty());
         let end = &replies[2];
@@ -357,10 +358,7 @@ mod tests {
         );
         let lengths: Vec<_> = end[1..]
             .iter()
-            .map(|r| {
-                messages::streamed(messages::expect(r, Phase::RequestBody).expect("body"))
-                    .expect("chunk")
-            })
+            .map(|r| messages::streamed(r, Phase::RequestBody).expect("chunk"))
             .collect();
         assert_eq!(lengths, [(10, false), (5, true)]);
     }
@@ -369,9 +367,9 @@ mod tests {
     fn buffered_routes_on_the_body_reply() {
         let replies = run(vec![
             headers(BodyMode::Buffered),
-            messages::request_body(vec![1; 10], true),
-            messages::response_headers(messages::header_map(&[(":status", "200")])),
-            messages::response_body(vec![3; 4], true),
+            wire::request_body(&[1; 10], true),
+            wire::response_headers(&[(":status", "200")], false),
+            wire::response_body(&[3; 4], true),
         ]);
         assert!(messages::expect(&replies[0][0], Phase::RequestHeaders).is_ok());
         assert_eq!(

@@ -40,8 +40,6 @@
 //! at once; set `deletionTimestamp` with `apply` to model a terminating pod), waiting
 //! for a future resourceVersion, and authentication of its own clients (every request is
 //! allowed; reviews only answer what they are asked).
-#![allow(dead_code, unused_imports)]
-
 mod faults;
 mod handlers;
 mod http;

@@ -1,26 +1,14 @@
 //! Drives one request through the EPP in a given body mode and reports what the gateway
 //! would do with the replies.
 
-use crate::common::ExtProcStream;
-use crate::common::messages::*;
+use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingRequest;
+use epp_extproc::BodyMode;
 
-/// The request-side body mode under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    FullDuplex,
-    Buffered,
-}
+use crate::messages::*;
+use crate::stream::ExtProcStream;
 
-pub const MODES: [Mode; 2] = [Mode::FullDuplex, Mode::Buffered];
-
-impl Mode {
-    pub fn proto(self) -> i32 {
-        match self {
-            Mode::FullDuplex => FULL_DUPLEX,
-            Mode::Buffered => BUFFERED,
-        }
-    }
-}
+/// The body modes [`send_request`] drives: the two that route on the body.
+pub const MODES: [BodyMode; 2] = [BodyMode::FullDuplexStreamed, BodyMode::Buffered];
 
 /// What happened to the request.
 #[derive(Debug, PartialEq)]
@@ -76,10 +64,7 @@ impl<'a> Request<'a> {
         self
     }
 
-    fn decorate(
-        &self,
-        message: envoy_types::pb::envoy::service::ext_proc::v3::ProcessingRequest,
-    ) -> envoy_types::pb::envoy::service::ext_proc::v3::ProcessingRequest {
+    fn decorate(&self, message: ProcessingRequest) -> ProcessingRequest {
         match &self.subset {
             Some(subset) => with_subset(message, subset),
             None => message,
@@ -87,27 +72,24 @@ impl<'a> Request<'a> {
     }
 }
 
-/// Sends the request side and interprets the replies.
+/// Sends the request side in `mode` (one of [`MODES`]) and interprets the replies.
 pub async fn send_request(
     stream: &mut ExtProcStream,
-    mode: Mode,
+    mode: BodyMode,
     request: &Request<'_>,
 ) -> Outcome {
-    let first = with_modes(
-        request_headers(&request.headers, false),
-        mode.proto(),
-        mode.proto(),
-    );
+    let first = with_modes(request_headers(&request.headers, false), mode, mode);
     match mode {
-        Mode::FullDuplex => full_duplex(stream, request, first).await,
-        Mode::Buffered => buffered(stream, request, first).await,
+        BodyMode::FullDuplexStreamed => full_duplex(stream, request, first).await,
+        BodyMode::Buffered => buffered(stream, request, first).await,
+        other => panic!("send_request drives {MODES:?}, not {other:?}"),
     }
 }
 
 async fn full_duplex(
     stream: &mut ExtProcStream,
     request: &Request<'_>,
-    first: envoy_types::pb::envoy::service::ext_proc::v3::ProcessingRequest,
+    first: ProcessingRequest,
 ) -> Outcome {
     stream.send(request.decorate(first)).await;
     let last = request.chunks.len() - 1;
@@ -149,7 +131,7 @@ async fn full_duplex(
 async fn buffered(
     stream: &mut ExtProcStream,
     request: &Request<'_>,
-    first: envoy_types::pb::envoy::service::ext_proc::v3::ProcessingRequest,
+    first: ProcessingRequest,
 ) -> Outcome {
     let headers_reply = stream.exchange(request.decorate(first), 1).await.remove(0);
     assert_eq!(kind(&headers_reply), "request_headers");

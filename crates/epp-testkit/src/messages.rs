@@ -1,16 +1,18 @@
-//! ProcessingRequest builders and ProcessingResponse readers for tests.
+//! The ext_proc messages Envoy sends (`ProcessingRequest` builders) and readers for the
+//! replies (`ProcessingResponse`). Body modes are the production [`BodyMode`]. The readers
+//! return `Option`s, except [`destination`], which asserts like a test does.
 
 use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue, Metadata};
+use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_mode::BodySendMode;
 use envoy_types::pb::envoy::service::ext_proc::v3::{
     CommonResponse, HttpBody, HttpHeaders, HttpTrailers, ProcessingRequest, ProcessingResponse,
-    ProtocolConfiguration, body_mutation, processing_request, processing_response,
+    ProtocolConfiguration, StreamedBodyResponse, body_mutation, processing_request,
+    processing_response,
 };
 use envoy_types::pb::google::protobuf::{ListValue, Struct, Value, value};
+use epp_extproc::BodyMode;
 
-pub const FULL_DUPLEX: i32 = 4;
-pub const BUFFERED: i32 = 2;
-pub const STREAMED: i32 = 1;
-
+/// Headers as Envoy 1.3x sends them: keys as given, values in `raw_value`.
 fn header_map(headers: &[(&str, &str)]) -> HeaderMap {
     HeaderMap {
         headers: headers
@@ -22,6 +24,18 @@ fn header_map(headers: &[(&str, &str)]) -> HeaderMap {
             })
             .collect(),
     }
+}
+
+/// The `ProcessingMode.BodySendMode` number of `mode`.
+fn wire(mode: BodyMode) -> i32 {
+    let mode = match mode {
+        BodyMode::None => BodySendMode::None,
+        BodyMode::Streamed => BodySendMode::Streamed,
+        BodyMode::Buffered => BodySendMode::Buffered,
+        BodyMode::BufferedPartial => BodySendMode::BufferedPartial,
+        BodyMode::FullDuplexStreamed => BodySendMode::FullDuplexStreamed,
+    };
+    mode as i32
 }
 
 pub fn request_headers(headers: &[(&str, &str)], end_of_stream: bool) -> ProcessingRequest {
@@ -44,6 +58,21 @@ pub fn request_body(body: &[u8], end_of_stream: bool) -> ProcessingRequest {
         })),
         ..Default::default()
     }
+}
+
+/// `body` as request-body messages of at most `chunk_bytes` each, the last marked
+/// end-of-stream; an empty body is one empty message.
+pub fn request_body_chunks(
+    body: &[u8],
+    chunk_bytes: usize,
+) -> impl ExactSizeIterator<Item = ProcessingRequest> + '_ {
+    let size = chunk_bytes.max(1);
+    let count = body.len().div_ceil(size).max(1);
+    (0..count).map(move |i| {
+        let start = i * size;
+        let end = body.len().min(start + size);
+        request_body(&body[start..end], i + 1 == count)
+    })
 }
 
 pub fn request_trailers() -> ProcessingRequest {
@@ -89,12 +118,12 @@ pub fn response_trailers() -> ProcessingRequest {
 /// Marks the message as the stream's first, announcing the body modes as Envoy does.
 pub fn with_modes(
     mut message: ProcessingRequest,
-    request_mode: i32,
-    response_mode: i32,
+    request_mode: BodyMode,
+    response_mode: BodyMode,
 ) -> ProcessingRequest {
     message.protocol_config = Some(ProtocolConfiguration {
-        request_body_mode: request_mode,
-        response_body_mode: response_mode,
+        request_body_mode: wire(request_mode),
+        response_body_mode: wire(response_mode),
         ..Default::default()
     });
     message
@@ -216,12 +245,17 @@ pub fn destination(reply: &ProcessingResponse) -> String {
     header
 }
 
-/// A streamed body chunk: (bytes, end_of_stream).
-pub fn streamed(reply: &ProcessingResponse) -> Option<(Vec<u8>, bool)> {
+/// A FULL_DUPLEX_STREAMED body chunk, borrowed.
+pub fn streamed_chunk(reply: &ProcessingResponse) -> Option<&StreamedBodyResponse> {
     match common(reply)?.body_mutation.as_ref()?.mutation.as_ref()? {
-        body_mutation::Mutation::StreamedResponse(s) => Some((s.body.clone(), s.end_of_stream)),
+        body_mutation::Mutation::StreamedResponse(s) => Some(s),
         _ => None,
     }
+}
+
+/// A streamed body chunk: (bytes, end_of_stream).
+pub fn streamed(reply: &ProcessingResponse) -> Option<(Vec<u8>, bool)> {
+    streamed_chunk(reply).map(|s| (s.body.clone(), s.end_of_stream))
 }
 
 /// A BUFFERED body replacement.
@@ -240,5 +274,38 @@ pub fn immediate(reply: &ProcessingResponse) -> Option<(i32, String)> {
             String::from_utf8_lossy(&r.body).into_owned(),
         )),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_modes_announce_the_numbers_the_server_reads() {
+        for mode in [
+            BodyMode::None,
+            BodyMode::Streamed,
+            BodyMode::Buffered,
+            BodyMode::BufferedPartial,
+            BodyMode::FullDuplexStreamed,
+        ] {
+            assert_eq!(BodyMode::from_proto(wire(mode)), Some(mode));
+        }
+    }
+
+    #[test]
+    fn chunks_cover_the_body_and_only_the_last_ends_it() {
+        let pieces: Vec<(usize, bool)> = request_body_chunks(&[7u8; 40_000], 16_384)
+            .map(|m| match &m.request {
+                Some(processing_request::Request::RequestBody(b)) => {
+                    (b.body.len(), b.end_of_stream)
+                }
+                other => panic!("not a body message: {other:?}"),
+            })
+            .collect();
+        assert_eq!(pieces, [(16_384, false), (16_384, false), (7_232, true)]);
+        let empty: Vec<_> = request_body_chunks(&[], 16).collect();
+        assert_eq!(empty, [request_body(&[], true)]);
     }
 }

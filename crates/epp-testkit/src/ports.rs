@@ -1,0 +1,63 @@
+//! Loopback ports for child processes (the `epp` binary, Envoy), which must be told a port
+//! rather than bind port 0 themselves.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A loopback port that is free now, taken below the kernel's ephemeral range so that no
+/// outgoing connection (Envoy's, the clients') can occupy it before the child binds it.
+/// Each test process starts at its own offset, so parallel runs rarely meet.
+pub fn free_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    let high = ephemeral_low().clamp(LOW + 1_000, 32_768);
+    let span = high - LOW;
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let Ok(port) = u16::try_from(LOW + offset) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{high}");
+}
+
+fn ephemeral_low() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// The three ports of an `epp` binary, free when taken.
+#[derive(Debug, Clone, Copy)]
+pub struct EppPorts {
+    pub grpc: u16,
+    pub health: u16,
+    pub metrics: u16,
+}
+
+impl EppPorts {
+    pub fn free() -> EppPorts {
+        EppPorts {
+            grpc: free_port(),
+            health: free_port(),
+            metrics: free_port(),
+        }
+    }
+
+    /// `--grpc-port`, `--grpc-health-port` and `--metrics-port` with these ports.
+    pub fn flags(&self) -> Vec<String> {
+        [
+            ("--grpc-port", self.grpc),
+            ("--grpc-health-port", self.health),
+            ("--metrics-port", self.metrics),
+        ]
+        .into_iter()
+        .flat_map(|(flag, port)| [flag.to_owned(), port.to_string()])
+        .collect()
+    }
+}
