@@ -245,11 +245,6 @@ impl RunningSim {
         SimStats::from_snapshot(self.shared.engine().snapshot())
     }
 
-    /// The `/metrics` page, rendered without HTTP.
-    pub fn metrics_text(&self) -> String {
-        self.shared.render_metrics()
-    }
-
     /// Checks the engine's KV invariants (allocated + free = total, and more).
     pub fn check_invariants(&self) -> Result<(), String> {
         self.shared.engine().check_invariants()

@@ -251,11 +251,6 @@ impl ServingTls {
         TlsAcceptor::from(self.config.clone())
     }
 
-    /// The rustls server configuration (shares the swappable certificate).
-    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
-        self.config.clone()
-    }
-
     /// The certificate chain currently served (leaf first).
     pub fn current_chain(&self) -> Vec<CertificateDer<'static>> {
         self.cert.current.load().cert.clone()
