@@ -47,16 +47,7 @@ fn prompt(size: usize, variant: usize) -> String {
 }
 
 fn route(director: &Director, headers: &RequestHeaders, prompt: &str) -> usize {
-    let request = RoutingRequest {
-        request_id: "bench",
-        model: "m",
-        target_model: "m",
-        prompt: Some(prompt),
-        headers,
-        objective: None,
-        subset: None,
-        at_headers: false,
-    };
+    let request = RoutingRequest::new("bench", "m", Some(prompt), headers);
     director.route(&request).expect("routed").destination.len()
 }
 

@@ -49,6 +49,28 @@ pub struct RoutingRequest<'a> {
     pub at_headers: bool,
 }
 
+impl<'a> RoutingRequest<'a> {
+    /// A request for `model` (no rewrite) with `prompt`, no objective, no subset hint,
+    /// routed with its body: the common case, for tests, benches and simulators.
+    pub fn new(
+        request_id: &'a str,
+        model: &'a str,
+        prompt: Option<&'a str>,
+        headers: &'a RequestHeaders,
+    ) -> Self {
+        RoutingRequest {
+            request_id,
+            model,
+            target_model: model,
+            prompt,
+            headers,
+            objective: None,
+            subset: None,
+            at_headers: false,
+        }
+    }
+}
+
 /// Why a pick is made the way it is (bounded: usable as a metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PickReason {

@@ -64,16 +64,7 @@ fn destinations(config: &str, seed: u64) -> Vec<String> {
             let decision = if i % 5 == 4 {
                 director.route_bodyless(None)
             } else {
-                director.route(&RoutingRequest {
-                    request_id: "r",
-                    model: "m",
-                    target_model: "m",
-                    prompt: Some(&prompt),
-                    headers: &headers,
-                    objective: None,
-                    subset: None,
-                    at_headers: false,
-                })
+                director.route(&RoutingRequest::new("r", "m", Some(&prompt), &headers))
             }
             .expect("routed");
             let destination = decision.destination.clone();
@@ -116,16 +107,7 @@ fn the_staleness_rule_reads_the_directors_clock() {
         1,
     );
     let headers = RequestHeaders::new();
-    let request = RoutingRequest {
-        request_id: "r",
-        model: "m",
-        target_model: "m",
-        prompt: Some("hello"),
-        headers: &headers,
-        objective: None,
-        subset: None,
-        at_headers: false,
-    };
+    let request = RoutingRequest::new("r", "m", Some("hello"), &headers);
     let snapshot = director.datastore().snapshot();
     let refresh_second = || {
         snapshot.endpoints()[2].store_metrics(TestEndpoint::new("10.0.0.3:8000").kv(0.3).metrics())

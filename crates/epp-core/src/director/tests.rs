@@ -42,14 +42,9 @@ fn request<'a>(
     subset: Option<&'a [String]>,
 ) -> RoutingRequest<'a> {
     RoutingRequest {
-        request_id: "r",
-        model: "m",
-        target_model: "m",
-        prompt: Some("hello"),
-        headers,
         objective,
         subset,
-        at_headers: false,
+        ..RoutingRequest::new("r", "m", Some("hello"), headers)
     }
 }
 

@@ -262,16 +262,7 @@ const NAN_PAGE: &str = "vllm:num_requests_waiting{model_name=\"m\"} NaN\nvllm:nu
 /// Routes one request with the default scheduling profile and returns the destination.
 fn pick(director: &epp_core::director::Director) -> String {
     let headers = epp_core::request::RequestHeaders::new();
-    let request = epp_core::director::RoutingRequest {
-        request_id: "r",
-        model: "m",
-        target_model: "m",
-        prompt: Some("hello"),
-        headers: &headers,
-        objective: None,
-        subset: None,
-        at_headers: false,
-    };
+    let request = epp_core::director::RoutingRequest::new("r", "m", Some("hello"), &headers);
     director.route(&request).expect("routed").destination
 }
 
