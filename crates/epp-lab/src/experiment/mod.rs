@@ -1,0 +1,1 @@
+//! The experiment file and the built-in presets (being written).

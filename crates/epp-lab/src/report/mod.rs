@@ -1,0 +1,1 @@
+//! Outputs of a lab run (being written).

@@ -1,0 +1,1 @@
+//! Request generation and traces (being written).
