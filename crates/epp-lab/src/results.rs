@@ -61,9 +61,10 @@ impl RequestRecord {
 
     /// Time per output token after the first, seconds; `None` with fewer than 2 tokens.
     pub fn tpot_s(&self) -> Option<f64> {
-        (self.output_tokens >= 2)
-            .then(|| (self.completed_s? - self.first_token_s?) / f64::from(self.output_tokens - 1))
-            .flatten()
+        if self.output_tokens < 2 {
+            return None;
+        }
+        Some((self.completed_s? - self.first_token_s?) / f64::from(self.output_tokens - 1))
     }
 
     /// Time from arrival to the first engine step, seconds.
