@@ -39,3 +39,25 @@ pub struct ModelProfile {
     /// Measured KV capacity per pod in tokens, when published.
     pub kv_capacity_tokens: Option<u64>,
 }
+
+/// Names of the built-in profiles (sim-model.md §1.4), in table order.
+pub const NAMES: &[&str] = &[
+    "qwen3-32b-h100-tp2",
+    "llama-3.1-8b-h100-tp1",
+    "qwen3-8b-h100-tp1",
+    "llama-3.1-70b-h100-tp4",
+    "r1-distill-qwen-7b",
+    "llama-3.1-8b-a100-tp1",
+];
+
+/// A built-in profile by name.
+pub fn by_name(name: &str) -> Option<ModelProfile> {
+    let _ = name;
+    None
+}
+
+/// A GPU by name (`h100-sxm`, `a100-sxm`, `h200`).
+pub fn gpu_by_name(name: &str) -> Option<Gpu> {
+    let _ = name;
+    None
+}
