@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::{OutputLength, SimConfig};
-use crate::sequence::NewSequence;
 use crate::sequence::TokenEvent;
+use crate::sequence::{NewSequence, new_sequence};
 use crate::tokens::{OutputPlan, TokenizedPrompt, chat_template};
 
 /// Which OpenAI route a request came through.
@@ -150,14 +150,16 @@ impl Generation {
         salt.extend_from_slice(&(target as u64).to_le_bytes());
         let prompts = self.prompts.iter().enumerate();
         prompts
-            .map(|(index, prompt)| NewSequence {
-                index: index as u32,
-                adapter: self.adapter.clone(),
-                hash_seed,
-                prompt: prompt.clone(),
-                output: OutputPlan::new(prompt.digest(&salt), target, random),
-                max_tokens: target,
-                events: events.clone(),
+            .map(|(index, prompt)| {
+                new_sequence(
+                    index as u32,
+                    self.adapter.clone(),
+                    hash_seed,
+                    prompt,
+                    OutputPlan::new(prompt.digest(&salt), target, random),
+                    target,
+                    events.clone(),
+                )
             })
             .collect()
     }

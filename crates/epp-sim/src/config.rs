@@ -38,44 +38,10 @@ pub enum KvUsageMetric {
     BothNames,
 }
 
-/// The additive step-time model: one engine step lasts
+/// The additive step-time model (`epp_engine`'s linear backend): one engine step lasts
 /// `base + prefill_tokens·per_prefill_token + decodes·per_decode_seq
 ///  + decode_context_tokens·per_context_token`, multiplied by the server's `time_scale`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StepTimeModel {
-    /// Fixed cost of every step (kernel launches, weights read once). Default 7 ms.
-    pub base: Duration,
-    /// Cost of each prompt (or recomputed) token computed in the step. Default 35 µs
-    /// (about 24k tokens/s of prefill with the base cost).
-    pub per_prefill_token: Duration,
-    /// Scheduling overhead of each decoding sequence. Default 5 µs (BLIS β_B ≈ 4.4 µs).
-    pub per_decode_seq: Duration,
-    /// KV read of each context token of a decoding sequence. Default 76 ns
-    /// (1.95 × 131,072 B/token ÷ 3.35 TB/s for Llama-3.1-8B on H100).
-    pub per_context_token: Duration,
-}
-
-impl Default for StepTimeModel {
-    fn default() -> Self {
-        Self {
-            base: Duration::from_micros(7_000),
-            per_prefill_token: Duration::from_micros(35),
-            per_decode_seq: Duration::from_micros(5),
-            per_context_token: Duration::from_nanos(76),
-        }
-    }
-}
-
-impl StepTimeModel {
-    /// Duration of one step (unscaled).
-    pub fn step(&self, prefill_tokens: usize, decodes: usize, decode_context: usize) -> Duration {
-        let factor = |d: Duration, n: usize| d.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
-        self.base
-            .saturating_add(factor(self.per_prefill_token, prefill_tokens))
-            .saturating_add(factor(self.per_decode_seq, decodes))
-            .saturating_add(factor(self.per_context_token, decode_context))
-    }
-}
+pub type StepTimeModel = epp_engine::LinearStepTime;
 
 /// Everything that shapes one simulated vLLM server. Build it with `Default` and field
 /// updates, or from command-line flags with [`crate::SimArgs::parse`].
@@ -141,6 +107,18 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
+    /// The engine's limits and step-time model.
+    pub fn engine_config(&self) -> epp_engine::EngineConfig {
+        epp_engine::EngineConfig {
+            max_num_seqs: self.max_num_seqs,
+            max_num_batched_tokens: self.max_num_batched_tokens,
+            block_size: self.block_size,
+            num_gpu_blocks: self.num_gpu_blocks,
+            max_loras: self.max_loras,
+            step_time: epp_engine::StepTime::Linear(self.step_time.clone()),
+        }
+    }
+
     /// KV capacity in tokens.
     pub fn kv_capacity_tokens(&self) -> usize {
         self.num_gpu_blocks.saturating_mul(self.block_size)

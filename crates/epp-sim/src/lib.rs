@@ -12,9 +12,9 @@
 //! * **Engine**: continuous batching with `max_num_seqs`, a per-step token budget, chunked
 //!   prefill, FCFS queueing, recompute preemption, and a step time of
 //!   `base + prefill_tokens·a + decodes·b + decode_context·c` (`engine.rs`,
-//!   [`config::StepTimeModel`]).
+//!   [`config::StepTimeModel`]); the engine itself is `epp_engine`'s, shared with `epp-lab`.
 //! * **KV cache**: refcounted blocks with chained prefix hashes and an LRU free queue; usage as
-//!   vLLM reports it. See [`kv_cache`].
+//!   vLLM reports it. See [`epp_engine::kv_cache`].
 //! * **LoRA**: `max_loras` adapters run at once; others wait (`lora.rs`).
 //! * **Metrics**: vLLM V1 names, plus llm-d-inference-sim's fake-metrics override, settable at
 //!   start ([`SimConfig::fake_metrics`]), through [`RunningSim::set_fake_metrics`], or over
@@ -37,11 +37,8 @@
 mod api;
 pub mod args;
 pub mod config;
-mod engine;
 pub mod fake;
 mod http;
-pub mod kv_cache;
-mod lora;
 mod metrics;
 mod respond;
 mod sequence;

@@ -6,60 +6,12 @@ use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::{KvUsageMetric, SimConfig};
-use crate::engine::EngineSnapshot;
 use crate::fake::FakeMetrics;
-
-/// vLLM's `vllm:time_to_first_token_seconds` buckets.
-pub const TTFT_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-    20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
-];
-
-/// vLLM's `vllm:e2e_request_latency_seconds` buckets.
-pub const E2E_BUCKETS: &[f64] = &[
-    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
-    480.0, 960.0, 1920.0, 7680.0,
-];
+use epp_engine::EngineSnapshot;
+use epp_engine::histogram::Histogram;
 
 /// The `text/plain` content type of format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// A Prometheus histogram with fixed bucket bounds (seconds).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Histogram {
-    bounds: &'static [f64],
-    /// Per-bucket (not cumulative) counts; the last one is `+Inf`.
-    counts: Vec<u64>,
-    sum: f64,
-}
-
-impl Histogram {
-    /// An empty histogram over `bounds` (ascending).
-    pub fn new(bounds: &'static [f64]) -> Self {
-        Self {
-            bounds,
-            counts: vec![0; bounds.len() + 1],
-            sum: 0.0,
-        }
-    }
-
-    /// Records one value.
-    pub fn observe(&mut self, value: f64) {
-        let bucket = self.bounds.partition_point(|&b| b < value);
-        self.counts[bucket] += 1;
-        self.sum += value;
-    }
-
-    /// Number of values recorded.
-    pub fn count(&self) -> u64 {
-        self.counts.iter().sum()
-    }
-
-    /// Sum of the values recorded.
-    pub fn sum(&self) -> f64 {
-        self.sum
-    }
-}
 
 /// Label strings fixed for a server's lifetime.
 #[derive(Debug)]
@@ -235,14 +187,14 @@ fn counter(out: &mut String, name: &str, help: &str, labels: &str, value: u64) {
 fn histogram(out: &mut String, name: &str, help: &str, labels: &str, h: &Histogram) {
     header(out, name, help, "histogram");
     let mut cumulative = 0u64;
-    for (bound, count) in h.bounds.iter().zip(&h.counts) {
+    for (bound, count) in h.bounds().iter().zip(h.counts()) {
         cumulative += count;
         let (le, n) = (Num(*bound), Num(cumulative as f64));
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
     }
     let total = Num(h.count() as f64);
     let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {total}");
-    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", Num(h.sum));
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", Num(h.sum()));
     let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
 }
 

@@ -15,12 +15,12 @@ use tokio::time::{Instant, sleep_until};
 use crate::SimError;
 use crate::api::{Endpoint, Generation};
 use crate::config::SimConfig;
-use crate::engine::{Engine, EngineSnapshot};
 use crate::fake::FakeMetrics;
 use crate::http;
-use crate::kv_cache::hash_seed;
 use crate::metrics::{self, MetricsLabels};
-use crate::sequence::NewSequence;
+use crate::sequence::{NewSequence, SimClient};
+use epp_engine::kv_cache::hash_seed;
+use epp_engine::{Engine, EngineSnapshot};
 
 /// How far the engine may fall behind its modelled clock before it stops catching up.
 const MAX_LAG: Duration = Duration::from_millis(20);
@@ -30,7 +30,9 @@ pub(crate) struct Shared {
     pub config: SimConfig,
     pub address: SocketAddr,
     pub server_id: HeaderValue,
-    engine: Mutex<Engine>,
+    engine: Mutex<Engine<SimClient>>,
+    /// The engine's epoch: its `now` is the time since.
+    started: Instant,
     fake: Mutex<Option<FakeMetrics>>,
     work: Notify,
     labels: MetricsLabels,
@@ -41,7 +43,8 @@ impl Shared {
     fn new(config: SimConfig, address: SocketAddr) -> Self {
         Self {
             server_id: HeaderValue::from(address.port()),
-            engine: Mutex::new(Engine::new(&config)),
+            engine: Mutex::new(Engine::new(&config.engine_config())),
+            started: Instant::now(),
             fake: Mutex::new(config.fake_metrics.clone()),
             work: Notify::new(),
             labels: MetricsLabels::new(&config),
@@ -52,14 +55,19 @@ impl Shared {
     }
 
     /// The engine, locked. Never held across an `.await`.
-    pub fn engine(&self) -> MutexGuard<'_, Engine> {
+    pub fn engine(&self) -> MutexGuard<'_, Engine<SimClient>> {
         self.engine.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Queues sequences and wakes the engine.
     pub fn submit(&self, sequences: Vec<NewSequence>) {
-        self.engine().submit(sequences, Instant::now());
+        self.engine().submit(sequences, self.now());
         self.work.notify_one();
+    }
+
+    /// The engine's clock: wall time since the server started.
+    fn now(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// The block-hash seed of a request's model or adapter.
@@ -113,7 +121,12 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
 async fn run_engine(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut deadline = Instant::now();
     loop {
-        let step = shared.engine().schedule(Instant::now());
+        let step = {
+            let mut engine = shared.engine();
+            let step = engine.schedule(shared.now());
+            engine.take_retired().for_each(drop); // the HTTP side heard the last token // sequences whose client left
+            step
+        };
         let Some(duration) = step else {
             tokio::select! {
                 () = shared.work.notified() => {}
@@ -127,7 +140,9 @@ async fn run_engine(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             () = sleep_until(deadline) => {}
             () = stopped(&mut stop) => return,
         }
-        shared.engine().complete(Instant::now());
+        let mut engine = shared.engine();
+        engine.complete(shared.now());
+        engine.take_retired().for_each(drop); // the HTTP side heard the last token
     }
 }
 

@@ -51,9 +51,12 @@ impl TokenizedPrompt {
         self.bytes.len() / TOKEN_BYTES
     }
 
-    /// The token bytes.
-    pub fn into_bytes(self) -> Vec<u8> {
+    /// The token ids: each token's 4 bytes read little-endian.
+    pub fn token_ids(&self) -> Vec<u32> {
         self.bytes
+            .chunks_exact(TOKEN_BYTES)
+            .map(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]))
+            .collect()
     }
 
     /// A digest of the prompt and `salt`, for seeding per-request randomness.

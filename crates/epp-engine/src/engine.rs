@@ -11,18 +11,49 @@
 //! 3. At the end of the step, computed blocks are indexed, and each sequence whose tokens are
 //!    all computed emits one token; sequences at their output length finish.
 //!
-//! Everything here is synchronous and clock-free: the caller passes `now`.
+//! Everything here is synchronous and clock-free: the caller passes `now`, a [`Duration`]
+//! since an epoch of its choosing (the wall clock's start in `epp-sim`, virtual time zero in
+//! `epp-lab`).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use crate::config::{SimConfig, StepTimeModel};
+use crate::histogram::{E2E_BUCKETS, Histogram, TTFT_BUCKETS};
 use crate::kv_cache::{BlockId, KvCache};
 use crate::lora::{self, LoraSlots};
-use crate::metrics::{E2E_BUCKETS, Histogram, TTFT_BUCKETS};
-use crate::sequence::{FinishReason, NewSequence, Sequence};
+use crate::sequence::{Client, FinishReason, NewSequence, Sequence};
+use crate::step_time::{BatchShape, StepTime};
+
+/// The limits of one engine (vLLM's scheduler and cache settings).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// Running sequences at most (`max_num_seqs`, ≥ 1).
+    pub max_num_seqs: usize,
+    /// Token budget of one step (`max_num_batched_tokens`, ≥ 1).
+    pub max_num_batched_tokens: usize,
+    /// Tokens per KV block (≥ 1).
+    pub block_size: usize,
+    /// KV blocks on the GPU(s).
+    pub num_gpu_blocks: usize,
+    /// Adapters that can be active at once (≥ 1).
+    pub max_loras: usize,
+    /// How long a step lasts.
+    pub step_time: StepTime,
+}
+
+impl Default for EngineConfig {
+    /// vLLM's online-serving defaults on a large GPU, with 100,000 tokens of KV cache.
+    fn default() -> Self {
+        Self {
+            max_num_seqs: 1024,
+            max_num_batched_tokens: 8192,
+            block_size: 16,
+            num_gpu_blocks: 6250,
+            max_loras: 1,
+            step_time: StepTime::default(),
+        }
+    }
+}
 
 /// Monotonic counters of one engine.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -60,45 +91,52 @@ pub struct EngineSnapshot {
     pub waiting_loras: String,
 }
 
-#[derive(Default)]
-struct BatchCost {
-    seqs: usize,
-    prefill_tokens: usize,
-    decodes: usize,
-    decode_context: usize,
+/// Adds `n` scheduled tokens of `seq` to the batch's shape.
+fn add_to_batch<C: Client>(batch: &mut BatchShape, seq: &Sequence<C>, n: usize) {
+    match seq.is_decode(n) {
+        true => batch.add_decode(seq.num_computed),
+        false => batch.add_prefill(n, seq.num_computed),
+    }
 }
 
-impl BatchCost {
-    fn add(&mut self, seq: &Sequence, n: usize) {
-        self.seqs += 1;
-        if seq.is_decode(n) {
-            self.decodes += 1;
-            self.decode_context += seq.num_computed;
-        } else {
-            self.prefill_tokens += n;
-        }
-    }
+/// A sequence the engine is done with, handed back by [`Engine::complete`].
+#[derive(Debug)]
+pub struct Retired<C> {
+    /// Why it ended.
+    pub reason: FinishReason,
+    /// When it arrived, was first scheduled, emitted its first token, and ended.
+    pub arrival: Duration,
+    pub scheduled_at: Option<Duration>,
+    pub first_token: Option<Duration>,
+    pub finished_at: Duration,
+    pub prompt_len: usize,
+    /// Prompt tokens found cached at the first admission.
+    pub cached_tokens: usize,
+    pub output_tokens: usize,
+    pub preemptions: u32,
+    pub client: C,
 }
 
 /// The scheduler state of one simulated server.
 #[derive(Debug)]
-pub struct Engine {
+pub struct Engine<C> {
     max_num_seqs: usize,
     max_num_batched_tokens: usize,
-    step_time: StepTimeModel,
+    step_time: StepTime,
     kv: KvCache,
     lora: LoraSlots,
-    running: Vec<Sequence>,
-    waiting: VecDeque<Sequence>,
+    running: Vec<Sequence<C>>,
+    waiting: VecDeque<Sequence<C>>,
     counters: Counters,
     ttft: Histogram,
     e2e: Histogram,
     hits: Vec<BlockId>,
+    retired: Vec<Retired<C>>,
 }
 
-impl Engine {
+impl<C: Client> Engine<C> {
     /// An idle engine with an empty cache.
-    pub fn new(config: &SimConfig) -> Self {
+    pub fn new(config: &EngineConfig) -> Self {
         Self {
             max_num_seqs: config.max_num_seqs,
             max_num_batched_tokens: config.max_num_batched_tokens,
@@ -111,35 +149,43 @@ impl Engine {
             ttft: Histogram::new(TTFT_BUCKETS),
             e2e: Histogram::new(E2E_BUCKETS),
             hits: Vec::new(),
+            retired: Vec::new(),
         }
     }
 
     /// Queues new sequences (at the back of the waiting queue).
-    pub fn submit(&mut self, sequences: impl IntoIterator<Item = NewSequence>, now: Instant) {
+    pub fn submit(&mut self, sequences: impl IntoIterator<Item = NewSequence<C>>, now: Duration) {
         for new in sequences {
             self.waiting.push_back(Sequence::new(new, now));
             self.counters.received += 1;
         }
     }
 
-    /// Plans one step; returns its modelled (unscaled) duration, or `None` if nothing runs.
-    pub fn schedule(&mut self, now: Instant) -> Option<Duration> {
+    /// Plans one step; returns its modelled duration, or `None` if nothing runs.
+    pub fn schedule(&mut self, now: Duration) -> Option<Duration> {
         self.drop_abandoned(now);
         let mut budget = self.max_num_batched_tokens;
-        let mut batch = BatchCost::default();
+        let mut batch = BatchShape::default();
         let preempted = self.schedule_running(&mut budget, &mut batch);
         if !preempted || batch.seqs == 0 {
-            self.schedule_waiting(&mut budget, &mut batch);
+            self.schedule_waiting(&mut budget, &mut batch, now);
         }
-        (batch.seqs > 0).then(|| {
-            self.step_time
-                .step(batch.prefill_tokens, batch.decodes, batch.decode_context)
-        })
+        (batch.seqs > 0).then(|| self.step_time.step(&batch))
+    }
+
+    /// Whether any sequence is running or waiting.
+    pub fn has_work(&self) -> bool {
+        !self.running.is_empty() || !self.waiting.is_empty()
+    }
+
+    /// Sequences that ended since the last call (finished or aborted), in the order they ended.
+    pub fn take_retired(&mut self) -> std::vec::Drain<'_, Retired<C>> {
+        self.retired.drain(..)
     }
 
     /// Ends the step planned by [`Engine::schedule`] at `now`: indexes blocks, emits tokens,
-    /// retires finished sequences.
-    pub fn complete(&mut self, now: Instant) {
+    /// retires finished sequences (collect them with [`Engine::take_retired`]).
+    pub fn complete(&mut self, now: Duration) {
         for seq in &mut self.running {
             if seq.scheduled == 0 {
                 continue;
@@ -153,11 +199,11 @@ impl Engine {
             if seq.emit_token(now) {
                 self.counters.prompt_tokens += seq.prompt_len as u64;
                 self.ttft
-                    .observe(now.duration_since(seq.arrival).as_secs_f64());
+                    .observe(now.saturating_sub(seq.arrival).as_secs_f64());
             }
             self.counters.generation_tokens += 1;
         }
-        let done: Vec<Sequence> = self
+        let done: Vec<Sequence<C>> = self
             .running
             .extract_if(.., |s| s.finish.is_some())
             .collect();
@@ -210,7 +256,7 @@ impl Engine {
         }
     }
 
-    fn schedule_running(&mut self, budget: &mut usize, batch: &mut BatchCost) -> bool {
+    fn schedule_running(&mut self, budget: &mut usize, batch: &mut BatchShape) -> bool {
         let mut preempted = false;
         let mut i = 0;
         while i < self.running.len() && *budget > 0 {
@@ -221,7 +267,7 @@ impl Engine {
             let seq = &mut self.running[i];
             seq.scheduled = n;
             *budget -= n;
-            batch.add(seq, n);
+            add_to_batch(batch, seq, n);
             i += 1;
         }
         preempted
@@ -249,7 +295,7 @@ impl Engine {
         }
     }
 
-    fn preempt(&mut self, mut seq: Sequence) {
+    fn preempt(&mut self, mut seq: Sequence<C>) {
         self.kv.free(&seq.blocks);
         seq.reset_for_recompute();
         self.lora.stop(seq.adapter.as_ref());
@@ -257,7 +303,7 @@ impl Engine {
         self.waiting.push_front(seq);
     }
 
-    fn schedule_waiting(&mut self, budget: &mut usize, batch: &mut BatchCost) {
+    fn schedule_waiting(&mut self, budget: &mut usize, batch: &mut BatchShape, now: Duration) {
         let mut skipped = Vec::new();
         while *budget > 0 && self.running.len() < self.max_num_seqs {
             let Some(mut seq) = self.waiting.pop_front() else {
@@ -272,7 +318,8 @@ impl Engine {
                 break;
             };
             *budget -= n;
-            batch.add(&seq, n);
+            add_to_batch(batch, &seq, n);
+            seq.scheduled_at.get_or_insert(now);
             self.lora.start(seq.adapter.as_ref());
             self.running.push(seq);
         }
@@ -283,7 +330,7 @@ impl Engine {
 
     /// Reuses the longest cached prefix (at most `num_tokens − 1` tokens) and allocates the
     /// first chunk; returns the chunk size, or `None` when the cache is full.
-    fn admit(&mut self, seq: &mut Sequence, budget: usize) -> Option<usize> {
+    fn admit(&mut self, seq: &mut Sequence<C>, budget: usize) -> Option<usize> {
         let block_size = self.kv.block_size();
         let max_hit_blocks = (seq.num_tokens() - 1) / block_size;
         seq.ensure_hashes(max_hit_blocks, block_size);
@@ -306,18 +353,31 @@ impl Engine {
         Some(n)
     }
 
-    fn drop_abandoned(&mut self, now: Instant) {
-        let gone: Vec<Sequence> = self.running.extract_if(.., |s| s.is_abandoned()).collect();
+    fn drop_abandoned(&mut self, now: Duration) {
+        let gone: Vec<Sequence<C>> = self.running.extract_if(.., |s| s.is_abandoned()).collect();
         for mut seq in gone {
             seq.finish = Some(FinishReason::Abort);
             self.retire(seq, now);
         }
-        let before = self.waiting.len();
-        self.waiting.retain(|s| !s.is_abandoned());
-        self.counters.finished[2] += (before - self.waiting.len()) as u64;
+        if self.waiting.iter().any(Sequence::is_abandoned) {
+            let (gone, kept): (VecDeque<_>, VecDeque<_>) =
+                self.waiting.drain(..).partition(Sequence::is_abandoned);
+            self.waiting = kept;
+            for mut seq in gone {
+                seq.finish = Some(FinishReason::Abort);
+                self.retire_unstarted(seq, now);
+            }
+        }
     }
 
-    fn retire(&mut self, seq: Sequence, now: Instant) {
+    /// Retires a waiting sequence: it holds no blocks and no adapter slot.
+    fn retire_unstarted(&mut self, seq: Sequence<C>, now: Duration) {
+        debug_assert!(seq.blocks.is_empty());
+        self.counters.finished[2] += 1;
+        self.push_retired(seq, FinishReason::Abort, now);
+    }
+
+    fn retire(&mut self, seq: Sequence<C>, now: Duration) {
         self.kv.free(&seq.blocks);
         self.lora.stop(seq.adapter.as_ref());
         let reason = seq.finish.unwrap_or(FinishReason::Abort);
@@ -329,8 +389,24 @@ impl Engine {
         self.counters.finished[slot] += 1;
         if reason != FinishReason::Abort {
             self.e2e
-                .observe(now.duration_since(seq.arrival).as_secs_f64());
+                .observe(now.saturating_sub(seq.arrival).as_secs_f64());
         }
+        self.push_retired(seq, reason, now);
+    }
+
+    fn push_retired(&mut self, seq: Sequence<C>, reason: FinishReason, now: Duration) {
+        self.retired.push(Retired {
+            reason,
+            arrival: seq.arrival,
+            scheduled_at: seq.scheduled_at,
+            first_token: seq.first_token,
+            finished_at: now,
+            prompt_len: seq.prompt_len,
+            cached_tokens: seq.cached_tokens.unwrap_or(0),
+            output_tokens: seq.num_output,
+            preemptions: seq.preemptions,
+            client: seq.client,
+        });
     }
 }
 

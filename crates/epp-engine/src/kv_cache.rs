@@ -34,6 +34,21 @@ pub fn chain_hash(previous: u64, block: &[u8]) -> u64 {
     hasher.digest()
 }
 
+/// The hash of a block of token ids (each as 4 little-endian bytes), chained on the previous
+/// block's hash: equal to [`chain_hash`] over the same bytes.
+pub fn chain_hash_tokens(previous: u64, block: &[u32]) -> u64 {
+    let mut hasher = Xxh64::new(0);
+    hasher.update(&previous.to_le_bytes());
+    let mut buffer = [0u8; 256];
+    for chunk in block.chunks(64) {
+        for (bytes, token) in buffer.chunks_exact_mut(4).zip(chunk) {
+            bytes.copy_from_slice(&token.to_le_bytes());
+        }
+        hasher.update(&buffer[..chunk.len() * 4]);
+    }
+    hasher.digest()
+}
+
 #[derive(Clone, Debug)]
 struct Block {
     hash: Option<u64>,
