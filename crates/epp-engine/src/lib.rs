@@ -22,4 +22,7 @@ pub mod step_time;
 pub use engine::{Counters, Engine, EngineConfig, EngineSnapshot, Retired};
 pub use profiles::{Gpu, ModelArch, ModelProfile};
 pub use sequence::{Client, Emitted, Finish, FinishReason, NewSequence};
-pub use step_time::{BatchShape, LinearStepTime, Roofline, StepTime};
+pub use step_time::{
+    BatchShape, ConstantStepTime, DecodeGrid, LinearStepTime, Roofline, RooflineCoefficients,
+    StepTable, StepTime,
+};

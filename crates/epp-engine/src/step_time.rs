@@ -1,7 +1,19 @@
 //! How long one engine step lasts, from the shape of its batch.
 //!
 //! Backends: [`LinearStepTime`] (a fixed cost plus per-token costs; `epp-sim`'s default),
-//! [`Roofline`] (sim-model.md §1.4, from a model architecture and a GPU).
+//! [`Roofline`] (sim-model.md §1.4, from a model architecture and a GPU),
+//! [`ConstantStepTime`] (llm-d-inference-sim style: per-token prefill, constant decode) and
+//! [`StepTable`] (piecewise-linear interpolation of measured samples, Dynamo mocker style).
+
+mod constant;
+mod roofline;
+mod table;
+#[cfg(test)]
+mod tests;
+
+pub use constant::ConstantStepTime;
+pub use roofline::{Roofline, RooflineCoefficients};
+pub use table::{DecodeGrid, StepTable};
 
 use std::time::Duration;
 
@@ -48,6 +60,8 @@ impl BatchShape {
 pub enum StepTime {
     Linear(LinearStepTime),
     Roofline(Roofline),
+    Constant(ConstantStepTime),
+    Table(StepTable),
 }
 
 impl StepTime {
@@ -56,6 +70,8 @@ impl StepTime {
         match self {
             StepTime::Linear(model) => model.step(batch),
             StepTime::Roofline(model) => model.step(batch),
+            StepTime::Constant(model) => model.step(batch),
+            StepTime::Table(model) => model.step(batch),
         }
     }
 }
@@ -107,15 +123,12 @@ impl LinearStepTime {
     }
 }
 
-/// The additive roofline model of sim-model.md §1.4 (to be filled in: see profiles).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Roofline {
-    pub profile: crate::ModelProfile,
-}
-
-impl Roofline {
-    /// Duration of one step.
-    pub fn step(&self, _batch: &BatchShape) -> Duration {
+/// A step length in seconds as a [`Duration`]: negative and NaN become zero, huge values
+/// saturate, so a step never panics whatever the coefficients.
+fn duration_from_secs(secs: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
         Duration::ZERO
+    } else {
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
     }
 }
