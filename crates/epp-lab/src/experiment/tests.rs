@@ -249,6 +249,22 @@ fn every_preset_parses_and_generates_its_first_seed() {
         let w = Workload::generate(&e.workload, e.seeds[0], Path::new(".")).expect(name);
         assert!(!w.requests.is_empty(), "{name}");
     }
+    let sglang = load(presets::text("sglang-v04").expect("W4")).expect("W4");
+    assert_eq!(
+        sglang.resolved_json()["workload"]["load"]["stages"][0]["rate"],
+        "inf"
+    );
+    let w = Workload::generate(&sglang.workload, 1, Path::new(".")).expect("W4");
+    assert_eq!(
+        w.requests.len(),
+        64 * 16,
+        "every (group, question) pair once"
+    );
+    assert!(
+        w.requests
+            .iter()
+            .all(|r| r.arrival == crate::workload::Arrival::At(0.0))
+    );
 }
 
 #[test]

@@ -166,6 +166,7 @@ pub enum LoadType {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StageSpec {
+    #[serde(serialize_with = "rate_out")]
     pub rate: f64,
     #[serde(default)]
     pub duration: f64,
@@ -190,6 +191,15 @@ pub struct TraceSpec {
     /// Replay only the first N lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_requests: Option<usize>,
+}
+
+/// JSON has no infinity: an infinite rate is written as `"inf"`.
+fn rate_out<S: serde::Serializer>(rate: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if rate.is_infinite() {
+        s.serialize_str("inf")
+    } else {
+        s.serialize_f64(*rate)
+    }
 }
 
 fn one() -> f64 {

@@ -60,7 +60,7 @@ pub fn derived_token(key: u64, n: u64) -> u32 {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&key.to_le_bytes());
     bytes[8..].copy_from_slice(&n.to_le_bytes());
-    (xxh64(&bytes, 0x6570_702d_6c61_62) % u64::from(VOCAB)) as u32
+    (xxh64(&bytes, 0x0065_7070_2d6c_6162) % u64::from(VOCAB)) as u32
 }
 
 /// The n-th output token of a request. Deterministic, so a later round of a multi-turn
@@ -80,5 +80,5 @@ pub fn mix(parts: &[u64]) -> u64 {
     for part in parts {
         bytes.extend_from_slice(&part.to_le_bytes());
     }
-    xxh64(&bytes, 0x6d69_78)
+    xxh64(&bytes, 0x006d_6978)
 }

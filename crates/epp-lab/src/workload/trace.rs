@@ -193,7 +193,7 @@ impl<'a> Parser<'a> {
             .last()
             .copied()
             .unwrap_or_else(|| mix(&[f.number as u64]));
-        fit(&mut tokens, input, mix(&[0x6c6f_67, pad_key]));
+        fit(&mut tokens, input, mix(&[0x006c_6f67, pad_key]));
         let output = f
             .u64(map, "output_tokens")?
             .map_or(DEFAULT_OUTPUT_TOKENS, clamp_u32);
@@ -255,7 +255,7 @@ impl<'a> Parser<'a> {
                     group: None,
                     session,
                     round,
-                    output_key: mix(&[0x7472_6163_65, i as u64]),
+                    output_key: mix(&[0x0074_7261_6365, i as u64]),
                 }
             })
             .collect();
