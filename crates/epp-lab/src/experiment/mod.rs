@@ -133,6 +133,21 @@ impl Experiment {
         Experiment::from_yaml(text, Path::new("."))
     }
 
+    /// A shorter run for CI: every finite load stage's duration times `factor` (rates,
+    /// cluster and policies unchanged). Traces and all-at-once stages are left as they are.
+    pub fn scaled(&self, factor: f64) -> Experiment {
+        let mut out = self.clone();
+        if factor.is_finite()
+            && factor > 0.0
+            && let Some(load) = out.workload.load.as_mut()
+        {
+            for stage in load.stages.iter_mut().filter(|s| s.rate.is_finite()) {
+                stage.duration *= factor;
+            }
+        }
+        out
+    }
+
     /// The experiment as resolved, for `summary.json`: every default applied, policies with
     /// their full config text.
     pub fn resolved_json(&self) -> serde_json::Value {

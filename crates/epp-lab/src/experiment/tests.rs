@@ -272,3 +272,26 @@ fn unknown_preset_lists_the_known_ones() {
     let err = Experiment::preset("nope").expect_err("unknown");
     assert!(err.to_string().contains("llmd-73pct"), "{err}");
 }
+
+#[test]
+fn scaled_shortens_stages_only() {
+    let e = load(GOOD).expect("valid");
+    let half = e.scaled(0.5);
+    let durations = |e: &Experiment| -> Vec<f64> {
+        e.workload
+            .load
+            .as_ref()
+            .expect("load")
+            .stages
+            .iter()
+            .map(|s| s.duration)
+            .collect()
+    };
+    assert_eq!(durations(&half), vec![1.0, 1.0]);
+    assert_eq!(
+        half.workload.load.as_ref().expect("load").stages[1].rate,
+        10.0
+    );
+    assert_eq!(half.cluster.pods, e.cluster.pods);
+    assert_eq!(durations(&e.scaled(f64::NAN)), durations(&e));
+}
