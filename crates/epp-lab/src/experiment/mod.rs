@@ -1,1 +1,164 @@
-//! The experiment file and the built-in presets (being written).
+//! The experiment file (cluster, workload, signals, policies, seeds) and the built-in
+//! presets. See `presets/quick.yaml` for a commented example.
+//!
+//! The file is decoded into raw types (`raw.rs`, unknown fields are errors) and then
+//! validated into the types below (`resolve.rs`); every error names the field path.
+
+mod duration;
+pub mod presets;
+mod raw;
+mod resolve;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use epp_engine::ModelProfile;
+
+use crate::workload::WorkloadSpec;
+
+/// A validated experiment.
+#[derive(Clone, Debug)]
+pub struct Experiment {
+    pub name: String,
+    pub description: Option<String>,
+    pub cluster: ClusterSpec,
+    /// The model the requests ask for.
+    pub model_name: String,
+    /// Never `builtin`: a built-in workload is replaced by its preset's sections.
+    pub workload: WorkloadSpec,
+    pub signals: Signals,
+    pub policies: Vec<Policy>,
+    pub seeds: Vec<u64>,
+}
+
+/// The simulated pods, all alike.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    pub pods: usize,
+    pub profile: ModelProfile,
+    /// Overrides the KV capacity per pod the profile gives or the engine computes.
+    pub kv_capacity_tokens: Option<u64>,
+    /// Engine KV block size, tokens (default 16, vLLM's).
+    pub block_size: usize,
+    /// vLLM's token budget per step (default 8192).
+    pub max_num_batched_tokens: usize,
+    /// vLLM's running-sequence cap (default 1024, vLLM V1's for H100-class servers).
+    pub max_num_seqs: usize,
+    pub max_model_len: Option<usize>,
+    pub step_time: StepTimeSpec,
+    pub overheads: Overheads,
+}
+
+/// How a step's duration is computed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepTimeSpec {
+    /// The additive roofline of sim-model.md §1.4 (the default).
+    Roofline,
+    Linear {
+        base_ms: f64,
+        per_prefill_token_us: f64,
+        per_decode_seq_us: f64,
+        per_context_token_ns: f64,
+    },
+}
+
+/// Per-request serving overheads outside the engine steps (BLIS's α terms), seconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Overheads {
+    /// Before the request reaches the engine queue (default 15.6 ms).
+    pub frontend_s: f64,
+    /// Per input token, before scheduling (default 46 µs).
+    pub per_token_s: f64,
+    /// After the last token (default 0.78 ms).
+    pub end_s: f64,
+}
+
+/// What the scheduler sees, and how late.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Signals {
+    /// How often pod metrics are scraped (default 50 ms).
+    pub scrape_interval_s: f64,
+    /// Metrics older than this count as stale (default 2 s, `--metrics-staleness-threshold`).
+    pub metrics_staleness_s: f64,
+    /// Delay of KV-cache events from the engine to the scheduler (default 10 ms).
+    pub kv_event_delay_s: f64,
+}
+
+/// One scheduling policy under test.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub name: String,
+    /// `EndpointPickerConfig` text (validated at load time).
+    pub config_text: String,
+}
+
+/// Why an experiment was rejected. Messages name the field path.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    /// Not valid YAML, a missing field or an unknown one.
+    #[error("experiment file: {0}")]
+    Decode(String),
+    /// A field with a bad value.
+    #[error("{field}: {message}")]
+    Field { field: String, message: String },
+    /// A policy's `EndpointPickerConfig` does not load.
+    #[error("policies[{index}] ({name}): {message}")]
+    Policy {
+        index: usize,
+        name: String,
+        message: String,
+    },
+    #[error("unknown preset {name:?} (known: {known})")]
+    UnknownPreset { name: String, known: String },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Experiment {
+    /// Decodes and validates an experiment file. Relative paths (policy configs, traces)
+    /// are taken from `base_dir`.
+    pub fn from_yaml(text: &str, base_dir: &Path) -> Result<Experiment, ExperimentError> {
+        resolve::from_yaml(text, base_dir, &resolve::BUILT_IN)
+    }
+
+    /// A built-in preset (see [`presets::list`]).
+    pub fn preset(name: &str) -> Result<Experiment, ExperimentError> {
+        let text = presets::text(name).ok_or_else(|| unknown_preset(name))?;
+        Experiment::from_yaml(text, Path::new("."))
+    }
+
+    /// A shorter run for CI: every finite load stage's duration times `factor` (rates,
+    /// cluster and policies unchanged). Traces and all-at-once stages are left as they are.
+    pub fn scaled(&self, factor: f64) -> Experiment {
+        let mut out = self.clone();
+        if factor.is_finite()
+            && factor > 0.0
+            && let Some(load) = out.workload.load.as_mut()
+        {
+            for stage in load.stages.iter_mut().filter(|s| s.rate.is_finite()) {
+                stage.duration *= factor;
+            }
+        }
+        out
+    }
+
+    /// The experiment as resolved, for `summary.json`: every default applied, policies with
+    /// their full config text.
+    pub fn resolved_json(&self) -> serde_json::Value {
+        resolve::to_json(self)
+    }
+}
+
+fn unknown_preset(name: &str) -> ExperimentError {
+    let known: Vec<&str> = presets::list().iter().map(|(n, _)| *n).collect();
+    ExperimentError::UnknownPreset {
+        name: name.to_string(),
+        known: known.join(", "),
+    }
+}

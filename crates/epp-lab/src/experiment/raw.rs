@@ -1,0 +1,155 @@
+//! The experiment file as decoded, before validation. Every struct denies unknown fields,
+//! so a typo is an error naming it.
+
+use serde::Deserialize;
+
+use crate::workload::WorkloadSpec;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExperiment {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub cluster: RawCluster,
+    #[serde(default)]
+    pub model_name: Option<String>,
+    pub workload: WorkloadSpec,
+    #[serde(default)]
+    pub signals: RawSignals,
+    pub policies: Vec<RawPolicy>,
+    #[serde(default)]
+    pub seeds: Option<Vec<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// A built-in profile name, or leave it out and give `model`, `gpu` and `tp`.
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub model: Option<RawModel>,
+    #[serde(default)]
+    pub gpu: Option<RawGpu>,
+    #[serde(default)]
+    pub tp: Option<u32>,
+    pub pods: usize,
+    #[serde(default)]
+    pub kv_capacity_tokens: Option<u64>,
+    #[serde(default)]
+    pub block_size: Option<usize>,
+    #[serde(default)]
+    pub max_num_batched_tokens: Option<usize>,
+    #[serde(default)]
+    pub max_num_seqs: Option<usize>,
+    #[serde(default)]
+    pub max_model_len: Option<usize>,
+    #[serde(default)]
+    pub step_time: Option<RawStepTime>,
+    #[serde(default)]
+    pub overheads: Option<RawOverheads>,
+}
+
+/// A model's shape, for a cluster without a named profile.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub layers: u32,
+    pub hidden: u32,
+    pub heads: u32,
+    pub kv_heads: u32,
+    pub head_dim: u32,
+    pub ffn: u32,
+    /// Total weights, GB (1e9 bytes).
+    pub weight_gb: f64,
+    #[serde(default = "two")]
+    pub kv_bytes_per_element: u32,
+}
+
+fn two() -> u32 {
+    2
+}
+
+/// A GPU by name (`h100-sxm`) or by its datasheet numbers.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawGpu {
+    Named(String),
+    Spec(RawGpuSpec),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGpuSpec {
+    pub name: String,
+    pub peak_tflops: f64,
+    pub hbm_tb_s: f64,
+    pub memory_gb: f64,
+    #[serde(default = "mfu_default")]
+    pub mfu_prefill: f64,
+}
+
+fn mfu_default() -> f64 {
+    0.45
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum RawStepTime {
+    Roofline,
+    Linear(RawLinear),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLinear {
+    pub base_ms: f64,
+    pub per_prefill_token_us: f64,
+    pub per_decode_seq_us: f64,
+    #[serde(default)]
+    pub per_context_token_ns: f64,
+}
+
+/// BLIS's α terms; each defaults to BLIS's Qwen3-32B value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOverheads {
+    #[serde(default)]
+    pub frontend_ms: Option<f64>,
+    #[serde(default)]
+    pub per_token_us: Option<f64>,
+    #[serde(default)]
+    pub end_ms: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSignals {
+    #[serde(default)]
+    pub scrape_interval: Option<RawDuration>,
+    #[serde(default)]
+    pub metrics_staleness: Option<RawDuration>,
+    #[serde(default)]
+    pub kv_event_delay: Option<RawDuration>,
+}
+
+/// Seconds, or a Go duration string (`50ms`, `2s`, `1m30s`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawDuration {
+    Seconds(f64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub name: String,
+    /// Inline `EndpointPickerConfig` text.
+    #[serde(default)]
+    pub config: Option<String>,
+    /// A config file, relative to the experiment file's directory.
+    #[serde(default)]
+    pub config_file: Option<String>,
+}

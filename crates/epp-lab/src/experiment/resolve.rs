@@ -1,0 +1,390 @@
+//! Raw experiment → validated [`Experiment`]: defaults, profile lookup, built-in workloads,
+//! policy configs checked by the EPP's own loader.
+
+use std::path::Path;
+
+use epp_core::config::EndpointPickerConfig;
+use epp_engine::profiles::NAMES;
+use epp_engine::{Gpu, ModelArch, ModelProfile};
+use serde_json::json;
+
+use super::duration::parse_go_duration;
+use super::raw::{
+    RawCluster, RawDuration, RawExperiment, RawGpu, RawPolicy, RawSignals, RawStepTime,
+};
+use super::{ClusterSpec, Experiment, ExperimentError, Overheads, Policy, Signals, StepTimeSpec};
+use crate::workload::{self, WorkloadSpec};
+
+/// Where named profiles and GPUs come from (tests substitute their own).
+pub(crate) struct Resolvers {
+    pub profile: fn(&str) -> Option<ModelProfile>,
+    pub gpu: fn(&str) -> Option<Gpu>,
+}
+
+pub(crate) const BUILT_IN: Resolvers = Resolvers {
+    profile: epp_engine::profiles::by_name,
+    gpu: epp_engine::profiles::gpu_by_name,
+};
+
+pub(crate) fn from_yaml(
+    text: &str,
+    base_dir: &Path,
+    resolvers: &Resolvers,
+) -> Result<Experiment, ExperimentError> {
+    let raw: RawExperiment =
+        serde_saphyr::from_str(text).map_err(|e| ExperimentError::Decode(e.to_string()))?;
+    if raw.name.trim().is_empty() {
+        return Err(field("name", "must not be empty"));
+    }
+    let cluster = cluster(raw.cluster, resolvers)?;
+    let model_name = match raw.model_name {
+        Some(name) if name.trim().is_empty() => {
+            return Err(field("model_name", "must not be empty"));
+        }
+        Some(name) => name,
+        None => default_model_name(&cluster.profile.name),
+    };
+    let seeds = raw.seeds.unwrap_or_else(|| vec![1]);
+    if seeds.is_empty() {
+        return Err(field("seeds", "give at least one seed"));
+    }
+    Ok(Experiment {
+        name: raw.name,
+        description: raw.description,
+        cluster,
+        model_name,
+        workload: workload_spec(raw.workload)?,
+        signals: signals(raw.signals)?,
+        policies: policies(raw.policies, base_dir)?,
+        seeds,
+    })
+}
+
+fn field(path: &str, message: &str) -> ExperimentError {
+    ExperimentError::Field {
+        field: path.to_string(),
+        message: message.to_string(),
+    }
+}
+
+// === cluster ===
+
+fn cluster(raw: RawCluster, resolvers: &Resolvers) -> Result<ClusterSpec, ExperimentError> {
+    let profile = profile(&raw, resolvers)?;
+    let positive = |value: Option<usize>, default: usize, path: &str| match value {
+        Some(0) => Err(field(path, "must be at least 1")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    if raw.pods == 0 {
+        return Err(field("cluster.pods", "must be at least 1"));
+    }
+    if raw.kv_capacity_tokens == Some(0) {
+        return Err(field("cluster.kv_capacity_tokens", "must be at least 1"));
+    }
+    if raw.max_model_len == Some(0) {
+        return Err(field("cluster.max_model_len", "must be at least 1"));
+    }
+    Ok(ClusterSpec {
+        pods: raw.pods,
+        profile,
+        kv_capacity_tokens: raw.kv_capacity_tokens,
+        block_size: positive(raw.block_size, 16, "cluster.block_size")?,
+        max_num_batched_tokens: positive(
+            raw.max_num_batched_tokens,
+            8192,
+            "cluster.max_num_batched_tokens",
+        )?,
+        max_num_seqs: positive(raw.max_num_seqs, 1024, "cluster.max_num_seqs")?,
+        max_model_len: raw.max_model_len,
+        step_time: step_time(raw.step_time)?,
+        overheads: overheads(raw.overheads.as_ref())?,
+    })
+}
+
+fn profile(raw: &RawCluster, resolvers: &Resolvers) -> Result<ModelProfile, ExperimentError> {
+    if let Some(name) = &raw.profile {
+        if raw.model.is_some() || raw.gpu.is_some() || raw.tp.is_some() {
+            return Err(field(
+                "cluster.profile",
+                "give either a profile or model + gpu + tp, not both",
+            ));
+        }
+        if !NAMES.contains(&name.as_str()) {
+            return Err(field(
+                "cluster.profile",
+                &format!("unknown profile {name:?} (known: {})", NAMES.join(", ")),
+            ));
+        }
+        return (resolvers.profile)(name).ok_or_else(|| {
+            field(
+                "cluster.profile",
+                &format!("profile {name:?} is not available in this build"),
+            )
+        });
+    }
+    let (Some(model), Some(gpu), Some(tp)) = (&raw.model, &raw.gpu, raw.tp) else {
+        return Err(field(
+            "cluster.profile",
+            &format!(
+                "give a profile (one of {}) or model + gpu + tp",
+                NAMES.join(", ")
+            ),
+        ));
+    };
+    if tp == 0 {
+        return Err(field("cluster.tp", "must be at least 1"));
+    }
+    let arch = ModelArch {
+        layers: model.layers,
+        hidden: model.hidden,
+        heads: model.heads,
+        kv_heads: model.kv_heads,
+        head_dim: model.head_dim,
+        ffn: model.ffn,
+        weight_bytes: model.weight_gb * 1e9,
+        kv_bytes_per_element: model.kv_bytes_per_element,
+    };
+    let gpu = match gpu {
+        RawGpu::Named(name) => (resolvers.gpu)(name).ok_or_else(|| {
+            field(
+                "cluster.gpu",
+                &format!("unknown GPU {name:?} (known: h100-sxm, a100-sxm, h200)"),
+            )
+        })?,
+        RawGpu::Spec(spec) => Gpu {
+            name: spec.name.clone(),
+            peak_flops: spec.peak_tflops * 1e12,
+            hbm_bytes_per_s: spec.hbm_tb_s * 1e12,
+            memory_bytes: spec.memory_gb * 1e9,
+            mfu_prefill: spec.mfu_prefill,
+        },
+    };
+    Ok(ModelProfile {
+        name: "custom".to_string(),
+        arch,
+        gpu,
+        tp,
+        kv_capacity_tokens: None,
+    })
+}
+
+fn step_time(raw: Option<RawStepTime>) -> Result<StepTimeSpec, ExperimentError> {
+    match raw {
+        None | Some(RawStepTime::Roofline) => Ok(StepTimeSpec::Roofline),
+        Some(RawStepTime::Linear(l)) => {
+            let terms = [
+                l.base_ms,
+                l.per_prefill_token_us,
+                l.per_decode_seq_us,
+                l.per_context_token_ns,
+            ];
+            if terms.iter().any(|t| !t.is_finite() || *t < 0.0) {
+                return Err(field(
+                    "cluster.step_time.linear",
+                    "coefficients must be finite and >= 0",
+                ));
+            }
+            Ok(StepTimeSpec::Linear {
+                base_ms: l.base_ms,
+                per_prefill_token_us: l.per_prefill_token_us,
+                per_decode_seq_us: l.per_decode_seq_us,
+                per_context_token_ns: l.per_context_token_ns,
+            })
+        }
+    }
+}
+
+fn overheads(raw: Option<&super::raw::RawOverheads>) -> Result<Overheads, ExperimentError> {
+    let pick = |value: Option<f64>, default: f64, scale: f64, path: &str| match value {
+        Some(v) if !v.is_finite() || v < 0.0 => Err(field(path, "must be finite and >= 0")),
+        Some(v) => Ok(v * scale),
+        None => Ok(default * scale),
+    };
+    Ok(Overheads {
+        frontend_s: pick(
+            raw.and_then(|r| r.frontend_ms),
+            15.6,
+            1e-3,
+            "cluster.overheads.frontend_ms",
+        )?,
+        per_token_s: pick(
+            raw.and_then(|r| r.per_token_us),
+            46.0,
+            1e-6,
+            "cluster.overheads.per_token_us",
+        )?,
+        end_s: pick(
+            raw.and_then(|r| r.end_ms),
+            0.78,
+            1e-3,
+            "cluster.overheads.end_ms",
+        )?,
+    })
+}
+
+/// The Hugging Face name a profile's model is served under.
+fn default_model_name(profile: &str) -> String {
+    const TABLE: &[(&str, &str)] = &[
+        ("qwen3-32b", "Qwen/Qwen3-32B"),
+        ("qwen3-8b", "Qwen/Qwen3-8B"),
+        ("llama-3.1-8b", "meta-llama/Llama-3.1-8B-Instruct"),
+        ("llama-3.1-70b", "meta-llama/Llama-3.1-70B-Instruct"),
+        (
+            "r1-distill-qwen-7b",
+            "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+        ),
+    ];
+    TABLE
+        .iter()
+        .find(|(prefix, _)| profile.starts_with(prefix))
+        .map_or_else(|| profile.to_string(), |(_, model)| (*model).to_string())
+}
+
+// === workload, signals, policies ===
+
+/// Replaces `builtin` by the preset's workload and checks the sections.
+fn workload_spec(mut spec: WorkloadSpec) -> Result<WorkloadSpec, ExperimentError> {
+    if let Some(name) = spec.builtin.take() {
+        if spec.data.is_some() || spec.load.is_some() || spec.trace.is_some() {
+            return Err(field(
+                "workload.builtin",
+                "give either builtin or data/load/trace, not both",
+            ));
+        }
+        let text = super::presets::text(&name).ok_or_else(|| super::unknown_preset(&name))?;
+        let preset: RawExperiment = serde_saphyr::from_str(text)
+            .map_err(|e| ExperimentError::Decode(format!("preset {name}: {e}")))?;
+        spec = preset.workload;
+    }
+    workload::validate(&spec).map_err(|e| ExperimentError::Decode(e.to_string()))?;
+    Ok(spec)
+}
+
+fn signals(raw: RawSignals) -> Result<Signals, ExperimentError> {
+    let seconds = |value: Option<RawDuration>, default: f64, path: &str| {
+        let s = match value {
+            None => default,
+            Some(RawDuration::Seconds(s)) => s,
+            Some(RawDuration::Text(text)) => {
+                parse_go_duration(&text).map_err(|m| field(path, &m))?
+            }
+        };
+        if !s.is_finite() || s < 0.0 {
+            return Err(field(path, "must be a duration >= 0"));
+        }
+        Ok(s)
+    };
+    let scrape = seconds(raw.scrape_interval, 0.05, "signals.scrape_interval")?;
+    if scrape == 0.0 {
+        return Err(field("signals.scrape_interval", "must be positive"));
+    }
+    Ok(Signals {
+        scrape_interval_s: scrape,
+        metrics_staleness_s: seconds(raw.metrics_staleness, 2.0, "signals.metrics_staleness")?,
+        kv_event_delay_s: seconds(raw.kv_event_delay, 0.01, "signals.kv_event_delay")?,
+    })
+}
+
+fn policies(raw: Vec<RawPolicy>, base_dir: &Path) -> Result<Vec<Policy>, ExperimentError> {
+    if raw.is_empty() {
+        return Err(field("policies", "give at least one policy"));
+    }
+    let mut out: Vec<Policy> = Vec::with_capacity(raw.len());
+    for (index, policy) in raw.into_iter().enumerate() {
+        let error = |message: String| ExperimentError::Policy {
+            index,
+            name: policy.name.clone(),
+            message,
+        };
+        if policy.name.trim().is_empty() {
+            return Err(field(
+                &format!("policies[{index}].name"),
+                "must not be empty",
+            ));
+        }
+        if out.iter().any(|p| p.name == policy.name) {
+            return Err(error("the name is used twice".into()));
+        }
+        let config_text = match (&policy.config, &policy.config_file) {
+            (Some(text), None) => text.clone(),
+            (None, Some(file)) => {
+                let path = base_dir.join(file);
+                std::fs::read_to_string(&path)
+                    .map_err(|e| error(format!("config_file {}: {e}", path.display())))?
+            }
+            _ => return Err(error("give exactly one of config and config_file".into())),
+        };
+        EndpointPickerConfig::from_text(&config_text).map_err(|e| error(e.to_string()))?;
+        out.push(Policy {
+            name: policy.name.clone(),
+            config_text,
+        });
+    }
+    Ok(out)
+}
+
+// === resolved JSON ===
+
+pub(crate) fn to_json(e: &Experiment) -> serde_json::Value {
+    let c = &e.cluster;
+    let p = &c.profile;
+    let step_time = match &c.step_time {
+        StepTimeSpec::Roofline => json!("roofline"),
+        StepTimeSpec::Linear {
+            base_ms,
+            per_prefill_token_us,
+            per_decode_seq_us,
+            per_context_token_ns,
+        } => json!({
+            "linear": {
+                "base_ms": base_ms,
+                "per_prefill_token_us": per_prefill_token_us,
+                "per_decode_seq_us": per_decode_seq_us,
+                "per_context_token_ns": per_context_token_ns,
+            }
+        }),
+    };
+    json!({
+        "name": e.name,
+        "description": e.description,
+        "cluster": {
+            "pods": c.pods,
+            "profile": {
+                "name": p.name,
+                "model": {
+                    "layers": p.arch.layers, "hidden": p.arch.hidden, "heads": p.arch.heads,
+                    "kv_heads": p.arch.kv_heads, "head_dim": p.arch.head_dim, "ffn": p.arch.ffn,
+                    "weight_bytes": p.arch.weight_bytes, "kv_bytes_per_element": p.arch.kv_bytes_per_element,
+                },
+                "gpu": {
+                    "name": p.gpu.name, "peak_flops": p.gpu.peak_flops,
+                    "hbm_bytes_per_s": p.gpu.hbm_bytes_per_s, "memory_bytes": p.gpu.memory_bytes,
+                    "mfu_prefill": p.gpu.mfu_prefill,
+                },
+                "tp": p.tp,
+                "kv_capacity_tokens": p.kv_capacity_tokens,
+            },
+            "kv_capacity_tokens": c.kv_capacity_tokens,
+            "block_size": c.block_size,
+            "max_num_batched_tokens": c.max_num_batched_tokens,
+            "max_num_seqs": c.max_num_seqs,
+            "max_model_len": c.max_model_len,
+            "step_time": step_time,
+            "overheads": {
+                "frontend_s": c.overheads.frontend_s,
+                "per_token_s": c.overheads.per_token_s,
+                "end_s": c.overheads.end_s,
+            },
+        },
+        "model_name": e.model_name,
+        "workload": serde_json::to_value(&e.workload).unwrap_or(serde_json::Value::Null),
+        "signals": {
+            "scrape_interval_s": e.signals.scrape_interval_s,
+            "metrics_staleness_s": e.signals.metrics_staleness_s,
+            "kv_event_delay_s": e.signals.kv_event_delay_s,
+        },
+        "policies": e.policies.iter().map(|p| json!({"name": p.name, "config": p.config_text})).collect::<Vec<_>>(),
+        "seeds": e.seeds,
+    })
+}

@@ -1,0 +1,297 @@
+//! Experiment-file tests. Named profiles resolve through a stub (the real table lives in
+//! `epp_engine::profiles` and is filled in elsewhere).
+
+use std::path::Path;
+
+use epp_engine::{Gpu, ModelArch, ModelProfile};
+
+use super::resolve::{Resolvers, from_yaml};
+use super::{Experiment, ExperimentError, StepTimeSpec, presets};
+use crate::workload::{DataType, LoadType, Workload};
+
+fn stub_profile(name: &str) -> Option<ModelProfile> {
+    Some(ModelProfile {
+        name: name.to_string(),
+        arch: ModelArch {
+            layers: 64,
+            hidden: 5120,
+            heads: 64,
+            kv_heads: 8,
+            head_dim: 128,
+            ffn: 25600,
+            weight_bytes: 65.6e9,
+            kv_bytes_per_element: 2,
+        },
+        gpu: stub_gpu("h100-sxm")?,
+        tp: 2,
+        kv_capacity_tokens: None,
+    })
+}
+
+fn stub_gpu(name: &str) -> Option<Gpu> {
+    (name == "h100-sxm").then(|| Gpu {
+        name: name.to_string(),
+        peak_flops: 989e12,
+        hbm_bytes_per_s: 3.35e12,
+        memory_bytes: 80e9,
+        mfu_prefill: 0.45,
+    })
+}
+
+const STUB: Resolvers = Resolvers {
+    profile: stub_profile,
+    gpu: stub_gpu,
+};
+
+fn load(text: &str) -> Result<Experiment, ExperimentError> {
+    from_yaml(text, Path::new("."), &STUB)
+}
+
+const GOOD: &str = r#"
+name: test
+description: a small test
+cluster:
+  profile: qwen3-32b-h100-tp2
+  pods: 2
+  kv_capacity_tokens: 20000
+  block_size: 64
+  step_time: {linear: {base_ms: 5, per_prefill_token_us: 100, per_decode_seq_us: 50}}
+  overheads: {frontend_ms: 1}
+workload:
+  data:
+    type: shared_prefix
+    shared_prefix: {num_groups: 4, num_prompts_per_group: 2, system_prompt_len: 100, question_len: 10, output_len: 5}
+  load:
+    type: poisson
+    stages: [{rate: 5, duration: 2}, {rate: 10, duration: 2}]
+    warmup_stages: 1
+    num_workers: 8
+signals:
+  scrape_interval: 100ms
+  metrics_staleness: 1.5
+policies:
+  - name: queue
+    config: |
+      apiVersion: inference.networking.x-k8s.io/v1alpha1
+      kind: EndpointPickerConfig
+      plugins:
+      - type: queue-scorer
+      schedulingProfiles:
+      - name: default
+        plugins:
+        - pluginRef: queue-scorer
+seeds: [3, 4]
+"#;
+
+#[test]
+fn good_file_resolves_with_defaults() {
+    let e = load(GOOD).expect("valid file");
+    assert_eq!(e.name, "test");
+    assert_eq!(e.model_name, "Qwen/Qwen3-32B");
+    assert_eq!(e.cluster.pods, 2);
+    assert_eq!(e.cluster.block_size, 64);
+    assert_eq!(e.cluster.max_num_batched_tokens, 8192);
+    assert_eq!(e.cluster.kv_capacity_tokens, Some(20000));
+    assert_eq!(
+        e.cluster.step_time,
+        StepTimeSpec::Linear {
+            base_ms: 5.0,
+            per_prefill_token_us: 100.0,
+            per_decode_seq_us: 50.0,
+            per_context_token_ns: 0.0
+        }
+    );
+    assert!((e.cluster.overheads.frontend_s - 0.001).abs() < 1e-12);
+    assert!((e.cluster.overheads.per_token_s - 46e-6).abs() < 1e-12);
+    assert!((e.signals.scrape_interval_s - 0.1).abs() < 1e-12);
+    assert!((e.signals.metrics_staleness_s - 1.5).abs() < 1e-12);
+    assert!((e.signals.kv_event_delay_s - 0.01).abs() < 1e-12);
+    assert_eq!(e.seeds, vec![3, 4]);
+    assert_eq!(e.policies[0].name, "queue");
+    let load = e.workload.load.as_ref().expect("load");
+    assert_eq!(load.kind, LoadType::Poisson);
+    assert_eq!(load.warmup_stages, 1);
+    let json = e.resolved_json();
+    assert_eq!(json["policies"][0]["name"], "queue");
+    assert!(
+        json["policies"][0]["config"]
+            .as_str()
+            .expect("text")
+            .contains("queue-scorer")
+    );
+    assert_eq!(json["cluster"]["block_size"], 64);
+}
+
+#[test]
+fn unknown_fields_are_named() {
+    let table = [
+        ("  pods: 2\n", "  pods: 2\n  podz: 3\n", "podz"),
+        (
+            "    warmup_stages: 1\n",
+            "    warmup_stage: 1\n",
+            "warmup_stage",
+        ),
+        ("seeds: [3, 4]\n", "seeds: [3, 4]\nseed: 1\n", "seed"),
+    ];
+    for (from, to, name) in table {
+        let text = GOOD.replacen(from, to, 1);
+        let err = load(&text).expect_err(name).to_string();
+        assert!(err.contains(name), "{name}: {err}");
+    }
+}
+
+#[test]
+fn bad_values_name_the_field() {
+    let table = [
+        (
+            "profile: qwen3-32b-h100-tp2",
+            "profile: qwen3-33b",
+            "cluster.profile",
+        ),
+        ("pods: 2", "pods: 0", "cluster.pods"),
+        (
+            "scrape_interval: 100ms",
+            "scrape_interval: 100xs",
+            "signals.scrape_interval",
+        ),
+        ("seeds: [3, 4]", "seeds: []", "seeds"),
+        (
+            "{rate: 5, duration: 2}",
+            "{rate: -5, duration: 2}",
+            "load.stages[0].rate",
+        ),
+        ("warmup_stages: 1", "warmup_stages: 2", "load.warmup_stages"),
+    ];
+    for (from, to, path) in table {
+        let text = GOOD.replacen(from, to, 1);
+        let err = load(&text).expect_err(path).to_string();
+        assert!(err.contains(path), "{path}: {err}");
+    }
+}
+
+#[test]
+fn bad_policy_config_names_the_policy() {
+    let text = GOOD.replacen("- type: queue-scorer", "- type: qeue-scorer", 1);
+    let err = load(&text).expect_err("bad plugin");
+    assert!(
+        matches!(err, ExperimentError::Policy { index: 0, .. }),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("policies[0] (queue)"), "{message}");
+    assert!(message.contains("qeue-scorer"), "{message}");
+}
+
+#[test]
+fn policy_config_file_is_relative_to_the_experiment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = presets::text("quick").expect("quick");
+    let quick = load(config).expect("quick parses");
+    std::fs::write(dir.path().join("mine.yaml"), &quick.policies[0].config_text).expect("write");
+    let start = GOOD.find("  - name: queue").expect("policy");
+    let end = GOOD.find("seeds:").expect("seeds");
+    let text = format!(
+        "{}  - name: mine\n    config_file: mine.yaml\n{}",
+        &GOOD[..start],
+        &GOOD[end..]
+    );
+    let e = from_yaml(&text, dir.path(), &STUB).expect("config_file");
+    assert_eq!(e.policies[0].config_text, quick.policies[0].config_text);
+    let missing = from_yaml(&text, Path::new("/nonexistent"), &STUB).expect_err("missing file");
+    assert!(
+        missing.to_string().contains("policies[0] (mine)"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn custom_model_and_gpu() {
+    let text = GOOD.replacen(
+        "  profile: qwen3-32b-h100-tp2\n",
+        "  model: {layers: 64, hidden: 5120, heads: 64, kv_heads: 8, head_dim: 128, ffn: 25600, weight_gb: 65.6}\n  gpu: {name: x, peak_tflops: 989, hbm_tb_s: 3.35, memory_gb: 80}\n  tp: 2\n",
+        1,
+    );
+    let e = load(&text).expect("custom");
+    assert_eq!(e.cluster.profile.name, "custom");
+    assert!((e.cluster.profile.gpu.peak_flops - 989e12).abs() < 1.0);
+    assert_eq!(e.model_name, "custom");
+}
+
+#[test]
+fn builtin_workload_takes_the_presets_sections() {
+    let start = GOOD.find("workload:").expect("workload");
+    let end = GOOD.find("signals:").expect("signals");
+    let text = format!(
+        "{}workload:\n  builtin: quick\n{}",
+        &GOOD[..start],
+        &GOOD[end..]
+    );
+    let e = load(&text).expect("builtin");
+    let quick = load(presets::text("quick").expect("quick")).expect("quick");
+    assert_eq!(e.workload, quick.workload);
+    assert!(e.workload.builtin.is_none());
+}
+
+#[test]
+fn every_preset_parses_and_generates_its_first_seed() {
+    for (name, description) in presets::list() {
+        assert!(!description.is_empty());
+        let text = presets::text(name).expect("listed preset has text");
+        let e = load(text).unwrap_or_else(|err| panic!("preset {name}: {err}"));
+        assert_eq!(&e.name, name);
+        assert!(!e.policies.is_empty(), "{name}");
+        let data = e.workload.data.as_ref().expect("presets generate data");
+        assert_eq!(data.kind, DataType::SharedPrefix, "{name}");
+    }
+    // Small presets generate quickly; the big ones are checked by parsing only.
+    for name in ["quick", "w1-small"] {
+        let e = load(presets::text(name).expect(name)).expect(name);
+        let w = Workload::generate(&e.workload, e.seeds[0], Path::new(".")).expect(name);
+        assert!(!w.requests.is_empty(), "{name}");
+    }
+    let sglang = load(presets::text("sglang-v04").expect("W4")).expect("W4");
+    assert_eq!(
+        sglang.resolved_json()["workload"]["load"]["stages"][0]["rate"],
+        "inf"
+    );
+    let w = Workload::generate(&sglang.workload, 1, Path::new(".")).expect("W4");
+    assert_eq!(
+        w.requests.len(),
+        64 * 16,
+        "every (group, question) pair once"
+    );
+    assert!(
+        w.requests
+            .iter()
+            .all(|r| r.arrival == crate::workload::Arrival::At(0.0))
+    );
+}
+
+#[test]
+fn unknown_preset_lists_the_known_ones() {
+    let err = Experiment::preset("nope").expect_err("unknown");
+    assert!(err.to_string().contains("llmd-73pct"), "{err}");
+}
+
+#[test]
+fn scaled_shortens_stages_only() {
+    let e = load(GOOD).expect("valid");
+    let half = e.scaled(0.5);
+    let durations = |e: &Experiment| -> Vec<f64> {
+        e.workload
+            .load
+            .as_ref()
+            .expect("load")
+            .stages
+            .iter()
+            .map(|s| s.duration)
+            .collect()
+    };
+    assert_eq!(durations(&half), vec![1.0, 1.0]);
+    assert_eq!(
+        half.workload.load.as_ref().expect("load").stages[1].rate,
+        10.0
+    );
+    assert_eq!(half.cluster.pods, e.cluster.pods);
+    assert_eq!(durations(&e.scaled(f64::NAN)), durations(&e));
+}
