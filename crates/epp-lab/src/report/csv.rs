@@ -89,8 +89,11 @@ pub(crate) fn pods_csv(samples: &[PodSample]) -> String {
     out
 }
 
+/// Reads one number out of a stage's metrics.
+type Getter = fn(&StageMetrics) -> Option<f64>;
+
 /// The metrics of the tidy table, in row order.
-const TIDY_METRICS: [(&str, fn(&StageMetrics) -> Option<f64>); 9] = [
+const TIDY_METRICS: [(&str, Getter); 9] = [
     ("ttft_p50_ms", |m| m.ttft_ms.as_ref().map(|q| q.p50)),
     ("ttft_p90_ms", |m| m.ttft_ms.as_ref().map(|q| q.p90)),
     ("ttft_p99_ms", |m| m.ttft_ms.as_ref().map(|q| q.p99)),
