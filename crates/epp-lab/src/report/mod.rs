@@ -122,13 +122,14 @@ pub fn write_all(
     })
 }
 
-/// The summary without wall-clock numbers (`wall_seconds` and any `*_us*` field), for
+/// The summary without wall-clock numbers (`wall_seconds`, and any `*_us` or `*_us_*` field
+/// such as scheduler microseconds per decision), for
 /// comparing two runs of the same experiment.
 pub fn deterministic_view(summary: &serde_json::Value) -> serde_json::Value {
     match summary {
         serde_json::Value::Object(map) => serde_json::Value::Object(
             map.iter()
-                .filter(|(k, _)| *k != "wall_seconds" && !k.contains("_us"))
+                .filter(|(k, _)| !is_wall_clock(k))
                 .map(|(k, v)| (k.clone(), deterministic_view(v)))
                 .collect(),
         ),
@@ -137,6 +138,10 @@ pub fn deterministic_view(summary: &serde_json::Value) -> serde_json::Value {
         }
         other => other.clone(),
     }
+}
+
+fn is_wall_clock(key: &str) -> bool {
+    key == "wall_seconds" || key.ends_with("_us") || key.contains("_us_")
 }
 
 /// A policy name made safe as a path component: `[A-Za-z0-9._-]` kept, anything else `_`.

@@ -399,6 +399,8 @@ fn two_writes_are_byte_identical_except_wall_time() {
     let s2 = write_all(d2.path(), &ctx.report(7.0, false), &shuffled).expect("second");
     assert_ne!(s1, s2, "wall_seconds differs");
     assert_eq!(deterministic_view(&s1), deterministic_view(&s2));
+    let v = json!({"wall_seconds": 1, "a": [{"scheduler_us_per_decision": 2, "kv_usage": 3, "x_us": 4}]});
+    assert_eq!(deterministic_view(&v), json!({"a": [{"kv_usage": 3}]}));
     let (f1, f2) = (files(d1.path()), files(d2.path()));
     assert_eq!(f1.len(), f2.len());
     assert!(f1.len() > 10, "{} files", f1.len());
