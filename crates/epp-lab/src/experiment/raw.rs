@@ -65,6 +65,12 @@ pub struct RawModel {
     pub weight_gb: f64,
     #[serde(default = "two")]
     pub kv_bytes_per_element: u32,
+    /// Vocabulary size (embedding and LM-head size); default 128,256 (Llama 3).
+    #[serde(default = "default_vocab")]
+    pub vocab: u32,
+    /// Whether the LM head shares the embedding's weights.
+    #[serde(default)]
+    pub tied_embeddings: bool,
 }
 
 fn two() -> u32 {
@@ -152,4 +158,8 @@ pub struct RawPolicy {
     /// A config file, relative to the experiment file's directory.
     #[serde(default)]
     pub config_file: Option<String>,
+}
+
+fn default_vocab() -> u32 {
+    128_256
 }

@@ -144,6 +144,8 @@ fn profile(raw: &RawCluster, resolvers: &Resolvers) -> Result<ModelProfile, Expe
         ffn: model.ffn,
         weight_bytes: model.weight_gb * 1e9,
         kv_bytes_per_element: model.kv_bytes_per_element,
+        vocab: model.vocab,
+        tied_embeddings: model.tied_embeddings,
     };
     let gpu = match gpu {
         RawGpu::Named(name) => (resolvers.gpu)(name).ok_or_else(|| {
@@ -166,6 +168,8 @@ fn profile(raw: &RawCluster, resolvers: &Resolvers) -> Result<ModelProfile, Expe
         gpu,
         tp,
         kv_capacity_tokens: None,
+        gpu_memory_utilization: epp_engine::profiles::DEFAULT_GPU_MEMORY_UTILIZATION,
+        activation_reserve_bytes: epp_engine::profiles::DEFAULT_ACTIVATION_RESERVE_BYTES,
     })
 }
 

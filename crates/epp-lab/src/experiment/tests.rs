@@ -1,46 +1,14 @@
-//! Experiment-file tests. Named profiles resolve through a stub (the real table lives in
-//! `epp_engine::profiles` and is filled in elsewhere).
+//! Experiment-file tests.
 
 use std::path::Path;
-
-use epp_engine::{Gpu, ModelArch, ModelProfile};
 
 use super::resolve::{Resolvers, from_yaml};
 use super::{Experiment, ExperimentError, StepTimeSpec, presets};
 use crate::workload::{DataType, LoadType, Workload};
 
-fn stub_profile(name: &str) -> Option<ModelProfile> {
-    Some(ModelProfile {
-        name: name.to_string(),
-        arch: ModelArch {
-            layers: 64,
-            hidden: 5120,
-            heads: 64,
-            kv_heads: 8,
-            head_dim: 128,
-            ffn: 25600,
-            weight_bytes: 65.6e9,
-            kv_bytes_per_element: 2,
-        },
-        gpu: stub_gpu("h100-sxm")?,
-        tp: 2,
-        kv_capacity_tokens: None,
-    })
-}
-
-fn stub_gpu(name: &str) -> Option<Gpu> {
-    (name == "h100-sxm").then(|| Gpu {
-        name: name.to_string(),
-        peak_flops: 989e12,
-        hbm_bytes_per_s: 3.35e12,
-        memory_bytes: 80e9,
-        mfu_prefill: 0.45,
-    })
-}
-
 const STUB: Resolvers = Resolvers {
-    profile: stub_profile,
-    gpu: stub_gpu,
+    profile: epp_engine::profiles::by_name,
+    gpu: epp_engine::profiles::gpu_by_name,
 };
 
 fn load(text: &str) -> Result<Experiment, ExperimentError> {
