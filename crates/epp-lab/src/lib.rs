@@ -6,9 +6,11 @@
 //! * [`workload`]: request generation (inference-perf `shared_prefix`, random/synthetic,
 //!   multi-turn, load stages) and traces (Mooncake, the EPP's request log).
 //! * [`results`]: what one run records.
+//! * [`sim`]: the discrete-event simulator that runs one (policy, seed).
 //! * [`report`]: `summary.json`, inference-perf stage files, CSVs, plots, the manifest.
 
 pub mod experiment;
 pub mod report;
 pub mod results;
+pub mod sim;
 pub mod workload;

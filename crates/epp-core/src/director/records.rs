@@ -42,6 +42,8 @@ pub struct DecisionRecord<'a> {
 pub struct DecisionRecorder {
     log: bool,
     file: Option<SyncSender<String>>,
+    /// Unbounded, for simulators that read the records back after the run.
+    memory: Option<std::sync::mpsc::Sender<String>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -60,8 +62,22 @@ impl DecisionRecorder {
         DecisionRecorder {
             log: true,
             file: None,
+            memory: None,
             dropped: Arc::default(),
         }
+    }
+
+    /// Records into memory, read back from the returned receiver (one JSON line each). For
+    /// simulators, which route a bounded number of requests; never for traffic.
+    pub fn to_memory() -> (Self, std::sync::mpsc::Receiver<String>) {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let recorder = DecisionRecorder {
+            log: false,
+            file: None,
+            memory: Some(sender),
+            dropped: Arc::default(),
+        };
+        (recorder, receiver)
     }
 
     /// Records to `path` (appended, one JSON object per line), written by a background
@@ -94,6 +110,7 @@ impl DecisionRecorder {
         Ok(DecisionRecorder {
             log,
             file: Some(sender),
+            memory: None,
             dropped: Arc::default(),
         })
     }
@@ -109,6 +126,9 @@ impl DecisionRecorder {
         };
         if self.log {
             tracing::info!(target: "epp::decision", record = %json, "decision");
+        }
+        if let Some(memory) = &self.memory {
+            let _ = memory.send(json.clone());
         }
         if let Some(file) = &self.file {
             match file.try_send(json) {

@@ -1,0 +1,418 @@
+//! The discrete-event simulator: one (experiment, policy, seed) run in virtual time.
+//!
+//! Events ([`events::Event`]) sit in a heap ordered by (time, sequence), so ties run FIFO
+//! and the same inputs give the same run. What the scheduler sees is what it would see in
+//! production: pod metrics as of the last scrape tick (each pod scraped on its own phase),
+//! its own in-flight counts and prefix index always fresh, and the real director, profiles
+//! and plugins making every pick ([`router::Router`]).
+//!
+//! A request's life: `Arrival` (routed at once) → `Enqueue` on its pod after the frontend
+//! delay → engine steps (`StepEnd`) until its last token → `Done` after the streaming and
+//! end overheads, when the EPP's in-flight slot is released.
+
+pub mod events;
+pub mod pod;
+pub mod router;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use epp_core::director::Decision;
+use epp_engine::{EngineConfig, LinearStepTime, StepTime};
+
+use crate::experiment::{Experiment, StepTimeSpec};
+use crate::results::{FinishReason, RequestRecord, RunResult};
+use crate::workload::{Arrival, Workload};
+use events::{Event, EventQueue, Nanos, nanos, seconds};
+use pod::Pod;
+use router::Router;
+
+/// How long after the last arrival the run may go on draining queues; requests still
+/// running then are reported `unfinished`.
+pub const MAX_DRAIN_S: f64 = 3600.0;
+
+/// Knobs of one run that are not part of the experiment.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Keep the director's decision records.
+    pub record_decisions: bool,
+    /// Check the engine invariants after every step (slow; for tests).
+    pub check_invariants: bool,
+}
+
+/// Why a run could not start or went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("policy {policy}: {message}")]
+    Policy { policy: String, message: String },
+    #[error("invariant broken at t={time_s}s: {message}")]
+    Invariant { time_s: f64, message: String },
+}
+
+/// The engine configuration of every pod of the experiment's cluster.
+pub fn engine_config(experiment: &Experiment) -> EngineConfig {
+    let cluster = &experiment.cluster;
+    let capacity = cluster
+        .kv_capacity_tokens
+        .unwrap_or_else(|| cluster.profile.kv_capacity_tokens());
+    let block_size = cluster.block_size.max(1);
+    let step_time = match &cluster.step_time {
+        StepTimeSpec::Roofline => StepTime::Roofline(cluster.profile.roofline()),
+        StepTimeSpec::Linear {
+            base_ms,
+            per_prefill_token_us,
+            per_decode_seq_us,
+            per_context_token_ns,
+        } => StepTime::Linear(LinearStepTime {
+            base: Duration::from_secs_f64(base_ms / 1e3),
+            per_prefill_token: Duration::from_secs_f64(per_prefill_token_us / 1e6),
+            per_decode_seq: Duration::from_secs_f64(per_decode_seq_us / 1e6),
+            per_context_token: Duration::from_secs_f64(per_context_token_ns / 1e9),
+        }),
+    };
+    EngineConfig {
+        max_num_seqs: cluster.max_num_seqs.max(1),
+        max_num_batched_tokens: cluster.max_num_batched_tokens.max(1),
+        block_size,
+        num_gpu_blocks: (capacity as usize / block_size).max(1),
+        max_loras: 1,
+        step_time,
+    }
+}
+
+/// Where each request is in its life.
+#[derive(Debug)]
+struct Flight {
+    record: RequestRecord,
+    /// Holds the EPP's in-flight slot on the pod until the stream ends.
+    decision: Option<Decision>,
+}
+
+/// One run's state.
+struct Run<'a> {
+    experiment: &'a Experiment,
+    workload: &'a Workload,
+    router: Router,
+    pods: Vec<Pod>,
+    queue: EventQueue,
+    flights: Vec<Flight>,
+    /// The next round of each request's session, for closed-loop arrivals.
+    next_round: Vec<Option<u32>>,
+    /// Requests waiting for a concurrency slot.
+    held: VecDeque<u32>,
+    in_flight: usize,
+    /// Requests neither completed nor rejected yet.
+    unresolved: usize,
+    options: RunOptions,
+    decision_us: Vec<f64>,
+    samples: Vec<crate::results::PodSample>,
+    /// Scrapes stop after this time, so an idle run ends.
+    horizon: Nanos,
+    now: Nanos,
+}
+
+/// Runs one policy of `experiment` on `workload` with `seed`.
+pub fn run(
+    experiment: &Experiment,
+    policy: usize,
+    workload: &Workload,
+    seed: u64,
+    options: RunOptions,
+) -> Result<RunResult, SimError> {
+    let started = Instant::now();
+    let policy = &experiment.policies[policy];
+    let pods = experiment.cluster.pods.max(1);
+    let staleness = Duration::from_secs_f64(experiment.signals.metrics_staleness_s.max(0.0));
+    let router = Router::new(
+        &policy.config_text,
+        pods,
+        staleness,
+        seed,
+        options.record_decisions,
+    )
+    .map_err(|message| SimError::Policy {
+        policy: policy.name.clone(),
+        message,
+    })?;
+    let config = engine_config(experiment);
+    let mut run = Run::new(experiment, workload, router, &config, options);
+    run.schedule_arrivals();
+    run.schedule_scrapes();
+    run.drive()?;
+    let simulated_s = seconds(run.now);
+    let records = run.router.take_records();
+    Ok(RunResult {
+        policy: policy.name.clone(),
+        seed,
+        requests: run.flights.into_iter().map(|f| f.record).collect(),
+        pods: run.samples,
+        stages: workload.stages.clone(),
+        simulated_s,
+        wall_s: started.elapsed().as_secs_f64(),
+        decision_us: run.decision_us,
+        decision_records: records,
+    })
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        experiment: &'a Experiment,
+        workload: &'a Workload,
+        router: Router,
+        config: &EngineConfig,
+        options: RunOptions,
+    ) -> Self {
+        let pods = (0..experiment.cluster.pods.max(1))
+            .map(|_| Pod::new(config))
+            .collect();
+        let flights = workload
+            .requests
+            .iter()
+            .enumerate()
+            .map(|(id, spec)| Flight {
+                record: RequestRecord {
+                    id: id as u64,
+                    stage: spec.stage,
+                    group: spec.group,
+                    session: spec.session,
+                    round: spec.round,
+                    pod: None,
+                    arrival_s: 0.0,
+                    scheduled_s: None,
+                    first_token_s: None,
+                    completed_s: None,
+                    input_tokens: u32::try_from(spec.prompt.tokens.len()).unwrap_or(u32::MAX),
+                    cached_tokens: 0,
+                    output_tokens: 0,
+                    preemptions: 0,
+                    finish: FinishReason::Unfinished,
+                },
+                decision: None,
+            })
+            .collect();
+        let last_arrival = workload
+            .requests
+            .iter()
+            .filter_map(|r| match r.arrival {
+                Arrival::At(t) => Some(t),
+                Arrival::AfterPrevious { .. } => None,
+            })
+            .fold(0.0, f64::max);
+        Run {
+            experiment,
+            workload,
+            router,
+            pods,
+            queue: EventQueue::default(),
+            flights,
+            next_round: next_rounds(workload),
+            held: VecDeque::new(),
+            in_flight: 0,
+            unresolved: workload.requests.len(),
+            options,
+            decision_us: Vec::with_capacity(workload.requests.len()),
+            samples: Vec::new(),
+            horizon: nanos(last_arrival + MAX_DRAIN_S),
+            now: 0,
+        }
+    }
+
+    fn schedule_arrivals(&mut self) {
+        for (i, spec) in self.workload.requests.iter().enumerate() {
+            if let Arrival::At(t) = spec.arrival {
+                self.queue.push(nanos(t), Event::Arrival(i as u32));
+            }
+        }
+    }
+
+    /// Each pod is scraped every interval, pod `p` offset by `p/pods` of an interval.
+    fn schedule_scrapes(&mut self) {
+        let interval = nanos(self.experiment.signals.scrape_interval_s).max(1);
+        let pods = self.pods.len() as u64;
+        for p in 0..pods {
+            self.queue.push(interval * p / pods, Event::Scrape(p as u32));
+        }
+    }
+
+    fn drive(&mut self) -> Result<(), SimError> {
+        while let Some((at, event)) = self.queue.pop() {
+            if at > self.horizon {
+                break;
+            }
+            debug_assert!(at >= self.now, "the clock is monotone");
+            self.now = at;
+            match event {
+                Event::Arrival(r) => self.arrive(r),
+                Event::Enqueue { pod, request } => self.enqueue(pod, request),
+                Event::StepEnd(pod) => self.step_end(pod)?,
+                Event::Scrape(pod) => self.scrape(pod),
+                Event::Done(r) => self.done(r),
+            }
+            if self.is_finished() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every request has completed or been rejected.
+    fn is_finished(&self) -> bool {
+        self.unresolved == 0
+    }
+
+    fn arrive(&mut self, request: u32) {
+        let flight = &mut self.flights[request as usize];
+        flight.record.arrival_s = seconds(self.now);
+        let limit = self.workload.max_concurrency.unwrap_or(usize::MAX);
+        if self.in_flight >= limit {
+            self.held.push_back(request);
+            return;
+        }
+        self.send(request);
+    }
+
+    /// Routes a request with the production director and sends it to the pod picked.
+    fn send(&mut self, request: u32) {
+        self.in_flight += 1;
+        let spec = &self.workload.requests[request as usize];
+        self.router.set_time(Duration::from_nanos(self.now));
+        let id = request.to_string();
+        let started = Instant::now();
+        let routed = self
+            .router
+            .route(&id, &self.experiment.model_name, spec.prompt.text());
+        self.decision_us.push(started.elapsed().as_secs_f64() * 1e6);
+        let flight = &mut self.flights[request as usize];
+        let pod = match routed {
+            Ok(decision) => {
+                let pod = self.router.pod_of(&decision);
+                flight.decision = Some(decision);
+                pod
+            }
+            Err(_) => None,
+        };
+        let Some(pod) = pod else {
+            flight.record.finish = FinishReason::Rejected;
+            flight.decision = None;
+            self.resolve(request);
+            return;
+        };
+        flight.record.pod = Some(pod as u32);
+        let delay = nanos(self.experiment.cluster.overheads.frontend_s);
+        let pod = pod as u32;
+        self.queue
+            .push(self.now + delay, Event::Enqueue { pod, request });
+    }
+
+    fn enqueue(&mut self, pod: u32, request: u32) {
+        let spec = &self.workload.requests[request as usize];
+        let engine = &mut self.pods[pod as usize];
+        engine.submit(
+            request,
+            &spec.prompt.tokens,
+            spec.output_tokens,
+            spec.output_key,
+            self.now,
+        );
+        self.start_step(pod);
+    }
+
+    fn start_step(&mut self, pod: u32) {
+        if let Some(end) = self.pods[pod as usize].start_step(self.now) {
+            self.queue.push(end, Event::StepEnd(pod));
+        }
+    }
+
+    fn step_end(&mut self, pod: u32) -> Result<(), SimError> {
+        let overheads = self.experiment.cluster.overheads.clone();
+        let per_token = overheads.per_token_s;
+        let mut finished = Vec::new();
+        for retired in self.pods[pod as usize].end_step(self.now) {
+            let record = &mut self.flights[retired.client.request as usize].record;
+            record.scheduled_s = retired.scheduled_at.map(|t| t.as_secs_f64());
+            record.first_token_s = retired.first_token.map(|t| t.as_secs_f64() + per_token);
+            let done = retired.finished_at.as_secs_f64() + per_token + overheads.end_s;
+            record.completed_s = Some(done);
+            record.cached_tokens = u32::try_from(retired.cached_tokens).unwrap_or(u32::MAX);
+            record.output_tokens = u32::try_from(retired.output_tokens).unwrap_or(u32::MAX);
+            record.preemptions = retired.preemptions;
+            finished.push((retired.client.request, nanos(done)));
+        }
+        for (request, at) in finished {
+            self.queue.push(at.max(self.now), Event::Done(request));
+        }
+        if self.options.check_invariants {
+            self.pods[pod as usize]
+                .check_invariants()
+                .map_err(|message| SimError::Invariant {
+                    time_s: seconds(self.now),
+                    message,
+                })?;
+        }
+        self.start_step(pod);
+        Ok(())
+    }
+
+    fn scrape(&mut self, pod: u32) {
+        let engine = &self.pods[pod as usize];
+        self.router.set_time(Duration::from_nanos(self.now));
+        self.router
+            .endpoint(pod as usize)
+            .store_metrics(engine.scrape());
+        self.samples.push(engine.sample(pod, seconds(self.now)));
+        let interval = nanos(self.experiment.signals.scrape_interval_s).max(1);
+        self.queue.push(self.now + interval, Event::Scrape(pod));
+    }
+
+    /// The client has the whole response: the stream ends, freeing the EPP's in-flight slot.
+    fn done(&mut self, request: u32) {
+        let flight = &mut self.flights[request as usize];
+        flight.record.finish = FinishReason::Length;
+        flight.decision = None;
+        self.resolve(request);
+    }
+
+    /// A request is over (completed or rejected): its concurrency slot goes to the next held
+    /// request and, in a closed loop, its session's next round is sent after the think time.
+    fn resolve(&mut self, request: u32) {
+        self.unresolved -= 1;
+        self.release_slot();
+        if let Some(next) = self.next_round[request as usize]
+            && let Arrival::AfterPrevious { think_s } = self.workload.requests[next as usize].arrival
+        {
+            self.queue
+                .push(self.now + nanos(think_s), Event::Arrival(next));
+        }
+    }
+
+    fn release_slot(&mut self) {
+        self.in_flight -= 1;
+        let limit = self.workload.max_concurrency.unwrap_or(usize::MAX);
+        while self.in_flight < limit {
+            let Some(next) = self.held.pop_front() else {
+                break;
+            };
+            self.send(next);
+        }
+    }
+}
+
+/// For each request, the next request of its session that waits for it to complete.
+fn next_rounds(workload: &Workload) -> Vec<Option<u32>> {
+    let mut next = vec![None; workload.requests.len()];
+    let mut last_of_session = std::collections::BTreeMap::new();
+    for (i, spec) in workload.requests.iter().enumerate() {
+        let Some(session) = spec.session else {
+            continue;
+        };
+        if let Some(previous) = last_of_session.insert(session, i as u32)
+            && matches!(spec.arrival, Arrival::AfterPrevious { .. })
+        {
+            next[previous as usize] = Some(i as u32);
+        }
+    }
+    next
+}
+
+#[cfg(test)]
+mod tests;
