@@ -7,10 +7,13 @@
 //!   multi-turn, load stages) and traces (Mooncake, the EPP's request log).
 //! * [`results`]: what one run records.
 //! * [`sim`]: the discrete-event simulator that runs one (policy, seed).
+//! * [`runner`]: every (policy, seed) of an experiment on a thread pool, then the report.
 //! * [`report`]: `summary.json`, inference-perf stage files, CSVs, plots, the manifest.
 
+pub mod cli;
 pub mod experiment;
 pub mod report;
 pub mod results;
+pub mod runner;
 pub mod sim;
 pub mod workload;

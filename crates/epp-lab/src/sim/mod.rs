@@ -33,7 +33,9 @@ pub const MAX_DRAIN_S: f64 = 3600.0;
 
 /// Knobs of one run that are not part of the experiment.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct RunOptions {
+pub struct RunOptions<'p> {
+    /// Counts requests resolved (completed or rejected), for a progress bar.
+    pub progress: Option<&'p std::sync::atomic::AtomicU64>,
     /// Keep the director's decision records.
     pub record_decisions: bool,
     /// Check the engine invariants after every step (slow; for tests).
@@ -103,7 +105,7 @@ struct Run<'a> {
     in_flight: usize,
     /// Requests neither completed nor rejected yet.
     unresolved: usize,
-    options: RunOptions,
+    options: RunOptions<'a>,
     decision_us: Vec<f64>,
     samples: Vec<crate::results::PodSample>,
     /// Scrapes stop after this time, so an idle run ends.
@@ -117,7 +119,7 @@ pub fn run(
     policy: usize,
     workload: &Workload,
     seed: u64,
-    options: RunOptions,
+    options: RunOptions<'_>,
 ) -> Result<RunResult, SimError> {
     let started = Instant::now();
     let policy = &experiment.policies[policy];
@@ -160,7 +162,7 @@ impl<'a> Run<'a> {
         workload: &'a Workload,
         router: Router,
         config: &EngineConfig,
-        options: RunOptions,
+        options: RunOptions<'a>,
     ) -> Self {
         let pods = (0..experiment.cluster.pods.max(1))
             .map(|_| Pod::new(config))
@@ -376,6 +378,9 @@ impl<'a> Run<'a> {
     /// request and, in a closed loop, its session's next round is sent after the think time.
     fn resolve(&mut self, request: u32) {
         self.unresolved -= 1;
+        if let Some(progress) = self.options.progress {
+            progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.release_slot();
         if let Some(next) = self.next_round[request as usize]
             && let Arrival::AfterPrevious { think_s } = self.workload.requests[next as usize].arrival

@@ -20,6 +20,7 @@ fn run_policy(experiment: &Experiment, policy: &str, seed: u64) -> RunResult {
     let options = RunOptions {
         record_decisions: true,
         check_invariants: true,
+        progress: None,
     };
     run(experiment, index, &workload, seed, options).expect("run")
 }
