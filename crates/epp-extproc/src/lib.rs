@@ -15,6 +15,7 @@
 
 mod budget;
 pub mod messages;
+pub mod request_log;
 mod state;
 mod usage;
 
@@ -37,6 +38,7 @@ pub use state::{
     BodyMode, FAIRNESS_HEADER, Flow, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER, REQUEST_ID_HEADER,
     StreamSettings, StreamState,
 };
+pub use request_log::{RequestLog, RequestLogEntry, RequestLogSettings};
 pub use usage::{Usage, UsageScanner};
 
 /// The narrow boundary between the protocol and routing.
