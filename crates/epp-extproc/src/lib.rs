@@ -34,11 +34,11 @@ use tonic::{Request, Response, Status, Streaming};
 use epp_core::director::{Decision, Director, PickError, RoutingRequest};
 
 pub use budget::{BudgetExhausted, BudgetLease, BufferBudget, DEFAULT_BUFFER_BUDGET};
+pub use request_log::{RequestLog, RequestLogEntry, RequestLogSettings};
 pub use state::{
     BodyMode, FAIRNESS_HEADER, Flow, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER, REQUEST_ID_HEADER,
     StreamSettings, StreamState,
 };
-pub use request_log::{RequestLog, RequestLogEntry, RequestLogSettings};
 pub use usage::{Usage, UsageScanner};
 
 /// The narrow boundary between the protocol and routing.

@@ -90,7 +90,9 @@ impl RequestLogEntry {
             input_tokens: None,
             output_tokens: None,
             cached_tokens: None,
-            session: request.session.map(|s| cut(s, MAX_SESSION_BYTES).to_owned()),
+            session: request
+                .session
+                .map(|s| cut(s, MAX_SESSION_BYTES).to_owned()),
             endpoint: request.endpoint.to_owned(),
             status: None,
         }

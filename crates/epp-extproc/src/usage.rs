@@ -285,7 +285,8 @@ mod tests {
         // vLLM without --enable-prompt-tokens-details sends null details.
         let null = r#"{"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6,"prompt_tokens_details":null}}"#;
         assert_eq!(scan(false, &[null]), usage(5, 1, 6));
-        let negative = r#"{"usage":{"prompt_tokens":5,"prompt_tokens_details":{"cached_tokens":-1}}}"#;
+        let negative =
+            r#"{"usage":{"prompt_tokens":5,"prompt_tokens_details":{"cached_tokens":-1}}}"#;
         assert_eq!(scan(false, &[negative]), usage(5, 0, 0));
     }
 

@@ -176,7 +176,10 @@ fn line_has_every_field_and_no_prompt_text() {
     assert_eq!(logged, hashes);
     let text = log_out.text();
     for word in ["quick brown", "swordfish", "lazy", "password", "hidden"] {
-        assert!(!text.contains(word), "prompt text {word:?} in the log: {text}");
+        assert!(
+            !text.contains(word),
+            "prompt text {word:?} in the log: {text}"
+        );
     }
 }
 
@@ -207,8 +210,8 @@ impl Write for Stuck {
 #[test]
 fn a_stuck_writer_drops_and_counts_instead_of_waiting() {
     let (release, stuck) = std::sync::mpsc::channel();
-    let log = RequestLog::to_writer(Stuck(stuck), RequestLogSettings::default())
-        .expect("writer thread");
+    let log =
+        RequestLog::to_writer(Stuck(stuck), RequestLogSettings::default()).expect("writer thread");
     // Lines of about 1 MiB of hashes each: the byte bound (64 MiB) is reached long before
     // the line bound.
     let prompt = "a".repeat(64 * 65_536);

@@ -63,7 +63,9 @@ impl StreamState {
         let now = SystemTime::now();
         self.telemetry
             .received_at
-            .and_then(|received| now.checked_sub(Instant::now().saturating_duration_since(received)))
+            .and_then(|received| {
+                now.checked_sub(Instant::now().saturating_duration_since(received))
+            })
             .unwrap_or(now)
     }
 }
