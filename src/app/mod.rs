@@ -1,6 +1,7 @@
 //! Building and running the EPP from parsed flags: discovery, scheduler, ext_proc and
 //! health servers, and a graceful drain on shutdown.
 
+mod request_log;
 mod sources;
 
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use epp_datalayer::extract::CompiledMapping;
 use epp_datalayer::pool_gauges::{self, PoolGaugesCell};
 use epp_datalayer::scraper::{ScrapeSettings, ScrapeStatsMap, Scraper};
 use epp_discovery::watched_file::FileError;
-use epp_extproc::{BodyMode, BufferBudget, ExtProcService, StreamSettings};
+use epp_extproc::{BodyMode, BufferBudget, ExtProcService, RequestLog, StreamSettings};
 use epp_net::health::{HealthState, ext_proc_health_server, health_server};
 use epp_net::listener::Acceptor;
 use epp_sim::{RunningSim, SimError};
@@ -62,6 +63,12 @@ pub enum StartError {
     NoEndpointSource,
     #[error("cannot open --decision-records-file {path}: {source}")]
     DecisionRecords {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open --request-log-file {path}: {source}")]
+    RequestLog {
         path: String,
         #[source]
         source: std::io::Error,
@@ -167,6 +174,11 @@ pub async fn start(
     let mut tasks = sources.tasks;
     let scraping = start_scraping(options, &datastore, &metrics, &mut tasks)?;
     let director = director(options, &config, &datastore, &metrics)?;
+    let stream_settings = stream_settings(
+        options,
+        &metrics,
+        request_log::request_log(options, &config)?,
+    );
     let metrics_server = serve_metrics(
         options,
         &metrics,
@@ -184,7 +196,7 @@ pub async fn start(
     let (ext_proc_address, ext_proc) = serve_ext_proc(
         options,
         director,
-        &metrics,
+        stream_settings,
         &health,
         &shutdown_rx,
         &mut tasks,
@@ -343,13 +355,12 @@ type GrpcServer = JoinHandle<Result<(), tonic::transport::Error>>;
 async fn serve_ext_proc(
     options: &Options,
     director: Director,
-    metrics: &Arc<EppMetrics>,
+    settings: StreamSettings,
     health: &HealthState,
     shutdown: &watch::Receiver<bool>,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> Result<(SocketAddr, GrpcServer), StartError> {
-    let service =
-        ExtProcService::new(Arc::new(director), stream_settings(options, metrics)).into_server();
+    let service = ExtProcService::new(Arc::new(director), settings).into_server();
     let listener = bind("grpc-port", options.grpc_port).await?;
     let address = local_address(&listener, "grpc-port")?;
     let mut router = ext_proc_server_builder().add_service(service);
@@ -433,7 +444,12 @@ fn scrape_settings(options: &Options, metrics: &Arc<EppMetrics>) -> ScrapeSettin
     }
 }
 
-fn stream_settings(options: &Options, metrics: &Arc<EppMetrics>) -> StreamSettings {
+/// The ext_proc streams' limits, metrics and request log.
+fn stream_settings(
+    options: &Options,
+    metrics: &Arc<EppMetrics>,
+    request_log: Option<Arc<RequestLog>>,
+) -> StreamSettings {
     StreamSettings {
         max_request_body_bytes: usize::try_from(options.max_request_body_bytes)
             .unwrap_or(usize::MAX),
@@ -447,6 +463,7 @@ fn stream_settings(options: &Options, metrics: &Arc<EppMetrics>) -> StreamSettin
             usize::try_from(options.max_buffered_request_bytes).unwrap_or(usize::MAX),
             Arc::clone(metrics),
         ),
+        request_log,
     }
 }
 

@@ -139,6 +139,11 @@ pub(super) static FLAGS: LazyLock<Vec<Flag<Options>>> = LazyLock::new(|| vec![
         "weighted scores, the pick and its reason, the time spent (no prompt text).")),
     flag!("decision-records-file", String, decision_records_file, path,
         "Append the decision records to this file as JSON lines (implies recording)."),
+    flag!("request-log-file", String, request_log_file, path, concat!(
+        "Append one JSON line per routed request when its response ends: arrival, model, ",
+        "prompt block hashes (never prompt text), token counts, session; for replay in epp-lab.")),
+    flag!("request-log-session-header", String, request_log_session_header, header_name,
+        "Header whose value --request-log-file records as the request's session."),
     flag!("objectives-file", String, objectives_file, path, concat!(
         "Standalone mode: a YAML or JSON list of {name, priority} objectives, re-read when it ",
         "changes (requests name one with x-gateway-inference-objective).")),
@@ -162,6 +167,21 @@ fn optional_text(value: &str) -> Result<Option<String>, String> {
 
 fn path(value: &str) -> Result<Option<PathBuf>, String> {
     Ok((!value.is_empty()).then(|| PathBuf::from(value)))
+}
+
+/// An HTTP header name (RFC 9110 token), lowercased as the gateway sends it.
+fn header_name(value: &str) -> Result<String, String> {
+    const TOKEN_PUNCTUATION: &[u8] = b"!#$%&'*+-.^_`|~";
+    if value.is_empty() {
+        return Err("must be a header name, e.g. x-session-id".to_owned());
+    }
+    if let Some(c) = value.chars().find(|c| {
+        !(c.is_ascii_alphanumeric()
+            || u8::try_from(*c).is_ok_and(|b| TOKEN_PUNCTUATION.contains(&b)))
+    }) {
+        return Err(format!("{c:?} cannot be part of a header name"));
+    }
+    Ok(value.to_ascii_lowercase())
 }
 
 fn namespace(value: &str) -> Result<String, String> {

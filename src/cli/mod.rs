@@ -148,6 +148,12 @@ pub struct Options {
     pub decision_records: bool,
     /// `--decision-records-file`: append decision records to this file (JSON lines).
     pub decision_records_file: Option<PathBuf>,
+    /// `--request-log-file`: append one JSON line per routed request whose response ended
+    /// (for replay in `epp-lab`; no prompt text).
+    pub request_log_file: Option<PathBuf>,
+    /// `--request-log-session-header`: header whose value the request log keeps as the
+    /// session, lowercase.
+    pub request_log_session_header: String,
     /// `--objectives-file`: InferenceObjectives for standalone mode.
     pub objectives_file: Option<PathBuf>,
     /// `--print-crds`: print the CRDs of the resources the EPP reads, and exit.
@@ -224,6 +230,8 @@ impl Default for Options {
             objectives_file: None,
             decision_records: false,
             decision_records_file: None,
+            request_log_file: None,
+            request_log_session_header: epp_extproc::request_log::DEFAULT_SESSION_HEADER.to_owned(),
             lease_timings: LeaseTimings::default(),
             simulator_args: String::new(),
             simulator_config: SimConfig::default(),

@@ -18,6 +18,10 @@ pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
+    /// `prompt_tokens_details.cached_tokens`: prompt tokens served from the prefix cache;
+    /// `None` when the server did not say (vLLM sends it only with
+    /// `--enable-prompt-tokens-details`).
+    pub cached_tokens: Option<u64>,
 }
 
 /// Accumulates what is needed to find `usage` in one response.
@@ -44,18 +48,31 @@ struct UsageFields {
     completion_tokens: Option<f64>,
     #[serde(default)]
     total_tokens: Option<f64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptTokensDetails {
+    #[serde(default)]
+    cached_tokens: Option<f64>,
+}
+
+/// A token count: finite and not negative, else none.
+fn count(v: Option<f64>) -> Option<u64> {
+    v.filter(|x| x.is_finite() && *x >= 0.0).map(|x| x as u64)
 }
 
 impl UsageFields {
     fn to_usage(&self) -> Usage {
-        let count = |v: Option<f64>| {
-            v.filter(|x| x.is_finite() && *x >= 0.0)
-                .map_or(0, |x| x as u64)
-        };
         Usage {
-            prompt_tokens: count(self.prompt_tokens),
-            completion_tokens: count(self.completion_tokens),
-            total_tokens: count(self.total_tokens),
+            prompt_tokens: count(self.prompt_tokens).unwrap_or(0),
+            completion_tokens: count(self.completion_tokens).unwrap_or(0),
+            total_tokens: count(self.total_tokens).unwrap_or(0),
+            cached_tokens: self
+                .prompt_tokens_details
+                .as_ref()
+                .and_then(|d| count(d.cached_tokens)),
         }
     }
 }
@@ -195,6 +212,7 @@ mod tests {
             prompt_tokens: p,
             completion_tokens: c,
             total_tokens: t,
+            cached_tokens: None,
         })
     }
 
@@ -252,6 +270,24 @@ mod tests {
         }
         assert!(scanner.buffer.len() <= JSON_TAIL);
         assert_eq!(scanner.finish(), usage(9, 0, 9));
+    }
+
+    #[test]
+    fn cached_tokens_from_prompt_tokens_details() {
+        let json = r#"{"usage":{"prompt_tokens":50,"completion_tokens":2,"total_tokens":52,"prompt_tokens_details":{"cached_tokens":32}}}"#;
+        let want = Usage {
+            cached_tokens: Some(32),
+            ..usage(50, 2, 52).expect("usage")
+        };
+        assert_eq!(scan(false, &[json]), Some(want));
+        let sse = format!("data: {json}\n\ndata: [DONE]\n\n");
+        assert_eq!(scan(true, &[&sse]), Some(want));
+        // vLLM without --enable-prompt-tokens-details sends null details.
+        let null = r#"{"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6,"prompt_tokens_details":null}}"#;
+        assert_eq!(scan(false, &[null]), usage(5, 1, 6));
+        let negative =
+            r#"{"usage":{"prompt_tokens":5,"prompt_tokens_details":{"cached_tokens":-1}}}"#;
+        assert_eq!(scan(false, &[negative]), usage(5, 0, 0));
     }
 
     #[test]

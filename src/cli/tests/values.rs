@@ -53,6 +53,8 @@ fn every_flag_default() {
         ("refresh-metrics-interval", "50ms"),
         ("refresh-prometheus-metrics-interval", "5s"),
         ("request-body-mode-fallback", "full-duplex-streamed"),
+        ("request-log-file", ""),
+        ("request-log-session-header", "x-session-id"),
         ("secure-serving", "true"),
         ("simulate-endpoints", "0"),
         ("simulator-args", ""),
@@ -228,6 +230,14 @@ fn invalid_values_exit_1_naming_the_flag() {
             "--endpoints=10.0.0.1:80, 10.0.0.1:80",
             "for flag -endpoints: \"10.0.0.1:80\" is listed twice",
         ),
+        (
+            "--request-log-session-header=",
+            "for flag -request-log-session-header: must be a header name",
+        ),
+        (
+            "--request-log-session-header=x session",
+            "for flag -request-log-session-header: ' ' cannot be part of a header name",
+        ),
     ];
     for (arg, want) in cases {
         let e = err(&["--pool-name=p", arg]);
@@ -252,6 +262,8 @@ fn typed_values() {
         "--cert-path=/certs",
         "--config-text=x: 1",
         "--max-request-body-bytes=1_000",
+        "--request-log-file=/var/log/requests.jsonl",
+        "--request-log-session-header=X-Conversation_ID",
     ]);
     assert_eq!(o.pool_namespace, "default");
     assert_eq!(o.pool_group, "inference.networking.x-k8s.io");
@@ -263,6 +275,11 @@ fn typed_values() {
     assert_eq!(o.cert_path, Some(PathBuf::from("/certs")));
     assert_eq!(o.config_text.as_deref(), Some("x: 1"));
     assert_eq!(o.max_request_body_bytes, 1000);
+    assert_eq!(
+        o.request_log_file,
+        Some(PathBuf::from("/var/log/requests.jsonl"))
+    );
+    assert_eq!(o.request_log_session_header, "x-conversation_id");
     assert!(
         o.flag_values()
             .contains(&("lora-info-metric".into(), String::new()))

@@ -4,6 +4,7 @@
 //! `request.rs` handles the request side (routing), `response.rs` the response side.
 
 mod request;
+mod request_log;
 mod response;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tonic::Status;
 use crate::EndpointPicker;
 use crate::budget::{BudgetLease, BufferBudget, DEFAULT_BUFFER_BUDGET};
 use crate::messages::{DESTINATION_ENDPOINT, SUBSET_KEY, SUBSET_NAMESPACE};
+use crate::request_log::{RequestLog, RequestLogEntry};
 use crate::usage::UsageScanner;
 use epp_core::director::Decision;
 use epp_core::request::RequestHeaders;
@@ -79,6 +81,8 @@ pub struct StreamSettings {
     pub metrics: Arc<EppMetrics>,
     /// Request-body bytes all streams may buffer together; past it a request gets 503.
     pub buffer_budget: Arc<BufferBudget>,
+    /// `--request-log-file`: where routed requests are logged for replay (off: `None`).
+    pub request_log: Option<Arc<RequestLog>>,
 }
 
 impl Default for StreamSettings {
@@ -90,6 +94,7 @@ impl Default for StreamSettings {
             log_bodies: false,
             buffer_budget: BufferBudget::new(DEFAULT_BUFFER_BUDGET, Arc::clone(&metrics)),
             metrics,
+            request_log: None,
         }
     }
 }
@@ -141,6 +146,8 @@ pub struct StreamState {
     model: String,
     target_model: String,
     usage: Option<UsageScanner>,
+    /// The request-log line, from the decision until the response ends (with the log on).
+    log_entry: Option<Box<RequestLogEntry>>,
     telemetry: StreamTelemetry,
 }
 
@@ -188,6 +195,7 @@ impl StreamState {
             model: String::new(),
             target_model: String::new(),
             usage: None,
+            log_entry: None,
             telemetry: StreamTelemetry {
                 received_at: None,
                 body_started_at: None,

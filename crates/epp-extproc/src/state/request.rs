@@ -45,6 +45,7 @@ impl StreamState {
                 Some(self.routing_common(&decision, None)),
                 Some(messages::destination_metadata(&decision.destination)),
             ));
+            self.begin_log_entry(&decision, None);
             self.decision = Some(decision);
             return Ok(Flow::Continue);
         }
@@ -189,6 +190,7 @@ impl StreamState {
             }
             _ => None,
         };
+        self.begin_log_entry(&decision, read.prompt.as_deref());
         drop(read);
         let sent_len = rewritten.as_ref().map_or(body.len(), Vec::len);
         let buffered_length = self.buffered_content_length(&body, rewritten.as_deref(), end);
@@ -265,6 +267,7 @@ impl StreamState {
             Some(self.routing_common(&decision, None)),
             Some(messages::destination_metadata(&decision.destination)),
         ));
+        self.begin_log_entry(&decision, None);
         self.decision = Some(decision);
         Ok(Flow::Continue)
     }

@@ -37,6 +37,7 @@ impl StreamState {
         if all().any(|h| h.key == ":status" && header_text(h).starts_with('5')) {
             self.record_error(ErrorCode::ModelServerError);
         }
+        self.note_response_status(&headers);
         self.usage = Some(UsageScanner::new(streaming));
         self.response_phase = ResponsePhase::Body;
         out.push(messages::response_headers(Some(CommonResponse {
@@ -113,5 +114,6 @@ impl StreamState {
                 model.normalized_time_per_output_token(seconds, usage.completion_tokens);
             }
         }
+        self.finish_log_entry(usage.as_ref());
     }
 }
