@@ -71,7 +71,10 @@ pub fn main_with(args: &[String]) -> ExitCode {
                 print!("{text}");
                 ExitCode::SUCCESS
             }
-            Some((name, None)) => fail(1, &format!("unknown preset {name:?}; `epp-lab presets` lists them")),
+            Some((name, None)) => fail(
+                1,
+                &format!("unknown preset {name:?}; `epp-lab presets` lists them"),
+            ),
             None => fail(2, "show-preset needs a preset name"),
         },
         Some("run") => match parse_run(&args[1..]) {
@@ -165,7 +168,11 @@ fn load(command: &RunCommand) -> Result<Experiment, String> {
             .iter()
             .find(|name| !experiment.policies.iter().any(|p| &p.name == *name))
         {
-            let known: Vec<&str> = experiment.policies.iter().map(|p| p.name.as_str()).collect();
+            let known: Vec<&str> = experiment
+                .policies
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect();
             return Err(format!(
                 "--policy {unknown:?} is not in the experiment (it has: {})",
                 known.join(", ")
@@ -243,8 +250,8 @@ mod tests {
 
     #[test]
     fn run_takes_a_file_or_a_preset_and_needs_out() {
-        let parsed = parse_run(&args(&["x.yaml", "--out", "d", "--seed", "3", "--seed=4"]))
-            .expect("parses");
+        let parsed =
+            parse_run(&args(&["x.yaml", "--out", "d", "--seed", "3", "--seed=4"])).expect("parses");
         assert_eq!(parsed.experiment, Some(PathBuf::from("x.yaml")));
         assert_eq!(parsed.seeds, vec![3, 4]);
         assert!(parse_run(&args(&["--preset", "quick"])).is_err());
@@ -257,9 +264,14 @@ mod tests {
 
     #[test]
     fn an_unknown_policy_is_named() {
-        let command = parse_run(&args(&["--preset", "quick", "--out", "d", "--policy", "nope"]))
-            .expect("parses");
+        let command = parse_run(&args(&[
+            "--preset", "quick", "--out", "d", "--policy", "nope",
+        ]))
+        .expect("parses");
         let error = load(&command).expect_err("unknown policy");
-        assert!(error.contains("nope") && error.contains("random"), "{error}");
+        assert!(
+            error.contains("nope") && error.contains("random"),
+            "{error}"
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! on stderr, then the report.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::experiment::Experiment;
@@ -149,7 +149,11 @@ fn progress_bar(resolved: &AtomicU64, total: u64, finished: &AtomicBool) {
             continue;
         }
         let done = resolved.load(Ordering::Relaxed).min(total);
-        let fraction = if total == 0 { 1.0 } else { done as f64 / total as f64 };
+        let fraction = if total == 0 {
+            1.0
+        } else {
+            done as f64 / total as f64
+        };
         let filled = (fraction * 30.0) as usize;
         eprint!(
             "\r[{}{}] {:3.0}% {done}/{total} requests, {:.0} s",

@@ -232,7 +232,8 @@ impl<'a> Run<'a> {
         let interval = nanos(self.experiment.signals.scrape_interval_s).max(1);
         let pods = self.pods.len() as u64;
         for p in 0..pods {
-            self.queue.push(interval * p / pods, Event::Scrape(p as u32));
+            self.queue
+                .push(interval * p / pods, Event::Scrape(p as u32));
         }
     }
 
@@ -383,7 +384,8 @@ impl<'a> Run<'a> {
         }
         self.release_slot();
         if let Some(next) = self.next_round[request as usize]
-            && let Arrival::AfterPrevious { think_s } = self.workload.requests[next as usize].arrival
+            && let Arrival::AfterPrevious { think_s } =
+                self.workload.requests[next as usize].arrival
         {
             self.queue
                 .push(self.now + nanos(think_s), Event::Arrival(next));

@@ -40,7 +40,10 @@ fn every_request_completes_with_ordered_times() {
         assert!(r.cached_tokens < r.input_tokens, "{r:?}");
     }
     let times: Vec<f64> = result.pods.iter().map(|s| s.time_s).collect();
-    assert!(times.windows(2).all(|w| w[0] <= w[1]), "samples in time order");
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "samples in time order"
+    );
     let records = result.decision_records.expect("records");
     assert_eq!(records.len(), result.requests.len());
 }
@@ -61,8 +64,16 @@ fn the_same_seed_gives_the_same_run_and_another_seed_another() {
 fn prefix_affinity_raises_the_hit_rate_over_random() {
     let experiment = quick();
     let hit_rate = |result: &RunResult| {
-        let cached: u64 = result.requests.iter().map(|r| u64::from(r.cached_tokens)).sum();
-        let input: u64 = result.requests.iter().map(|r| u64::from(r.input_tokens)).sum();
+        let cached: u64 = result
+            .requests
+            .iter()
+            .map(|r| u64::from(r.cached_tokens))
+            .sum();
+        let input: u64 = result
+            .requests
+            .iter()
+            .map(|r| u64::from(r.input_tokens))
+            .sum();
         cached as f64 / input as f64
     };
     let approximate = hit_rate(&run_policy(&experiment, "approximate", 1));

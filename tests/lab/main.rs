@@ -1,0 +1,229 @@
+//! `epp-lab` as a researcher uses it: the binary, presets, experiment files, outputs,
+//! determinism, and the published W1 ordering at reduced scale.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn lab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_epp-lab"))
+}
+
+/// Runs `epp-lab` with `args`; panics with its output unless it succeeds.
+fn run_lab(args: &[&str]) -> String {
+    let output = lab().args(args).output().expect("epp-lab runs");
+    assert!(
+        output.status.success(),
+        "epp-lab {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn summary(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json");
+    serde_json::from_str(&text).expect("summary.json is JSON")
+}
+
+/// Every file under `dir` with its bytes, except the manifest (it records wall time).
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in std::fs::read_dir(&next).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = path
+                .strip_prefix(dir)
+                .expect("prefix")
+                .display()
+                .to_string();
+            if name == "manifest.json" || name.ends_with(".png") {
+                continue;
+            }
+            let mut bytes = std::fs::read(&path).expect("read");
+            if name == "summary.json" {
+                let mut value: Value = serde_json::from_slice(&bytes).expect("json");
+                value["wall_seconds"] = Value::Null;
+                bytes = value.to_string().into_bytes();
+            }
+            out.push((name, bytes));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn presets_are_listed_and_each_prints_as_a_runnable_file() {
+    let listed = run_lab(&["presets"]);
+    for name in [
+        "llmd-73pct",
+        "kthena-gsp",
+        "sglang-v04",
+        "gie-prefix-4a",
+        "gie-prefix-4b",
+        "gie-prefix-4c",
+        "gie-prefix-4d",
+        "ldb-synthetic",
+        "quick",
+    ] {
+        assert!(listed.contains(name), "{name} missing from:\n{listed}");
+    }
+    let text = run_lab(&["show-preset", "quick"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("mine.yaml");
+    std::fs::write(&file, text.replace("name: quick", "name: mine")).expect("write");
+    let out = dir.path().join("out");
+    run_lab(&[
+        "run",
+        file.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--quiet",
+        "--no-plots",
+    ]);
+    assert_eq!(summary(&out)["experiment"]["name"], "mine");
+}
+
+#[test]
+fn a_run_writes_every_output_and_the_same_seed_gives_identical_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for out in [&a, &b] {
+        let out = out.to_str().expect("utf-8");
+        let args = ["run", "--preset", "quick", "--out", out, "--seed", "5"];
+        run_lab(&[&args[..], &["--quiet", "--decisions", "--threads", "2"]].concat());
+    }
+    let s = summary(&a);
+    assert_eq!(s["seeds"], serde_json::json!([5]));
+    for policy in ["approximate", "load", "random"] {
+        let p = &s["policies"][policy];
+        let overall = &p["overall"];
+        for field in ["ttft_ms", "tpot_ms", "e2e_ms"] {
+            for q in ["mean", "p50", "p90", "p99"] {
+                assert!(overall[field][q].as_f64().is_some(), "{policy} {field} {q}");
+            }
+        }
+        for field in ["output_tokens_per_s", "requests_per_s", "prefix_hit_rate"] {
+            assert!(overall[field].as_f64().is_some(), "{policy} {field}");
+        }
+        let stages = p["stages"].as_array().expect("stages");
+        assert!(
+            stages
+                .iter()
+                .all(|s| s["rate"].is_number() && s["requests"].is_number())
+        );
+        let seed_dir = a.join(policy).join("seed-5");
+        for file in [
+            "summary_lifecycle_metrics.json",
+            "stage_0_lifecycle_metrics.json",
+            "requests.csv",
+            "pods.csv",
+            "decisions.jsonl",
+        ] {
+            assert!(seed_dir.join(file).is_file(), "{policy}/{file}");
+        }
+    }
+    for file in [
+        "tidy.csv",
+        "manifest.json",
+        "plots/ttft_vs_qps.png",
+        "plots/throughput_vs_qps.png",
+    ] {
+        assert!(a.join(file).is_file(), "{file}");
+    }
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("manifest.json")).expect("manifest"))
+            .expect("json");
+    assert!(manifest["coefficients"].is_object(), "{manifest}");
+    assert_eq!(files(&a), files(&b), "same experiment and seed, same bytes");
+}
+
+#[test]
+fn bad_experiments_get_one_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bad.yaml");
+    let text = run_lab(&["show-preset", "quick"]).replace("pods: 2", "podz: 2");
+    std::fs::write(&file, text).expect("write");
+    let output = lab()
+        .args([
+            "run",
+            file.to_str().expect("utf-8"),
+            "--out",
+            "/nonexistent/x",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("podz"), "{stderr}");
+    let output = lab()
+        .args(["run", "--preset", "nope", "--out", "x"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nope"));
+    let output = lab()
+        .args(["run", "--preset", "quick"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2), "--out is required");
+}
+
+/// W1 at reduced scale (sim-model.md §3): above the random/load knee the approximate prefix
+/// policy keeps TTFT p90 low while random and load collapse, and it serves more tokens.
+#[test]
+fn w1_small_reproduces_the_published_ordering() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("w1");
+    let args = [
+        "run",
+        "--preset",
+        "w1-small",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ];
+    run_lab(&[&args[..], &["--quiet", "--no-plots", "--seed", "1"]].concat());
+    let s = summary(&out);
+    let stages = |policy: &str| {
+        s["policies"][policy]["stages"]
+            .as_array()
+            .cloned()
+            .expect("stages")
+    };
+    let (approximate, load, random) = (stages("approximate"), stages("load"), stages("random"));
+    let p90 = |stage: &Value| stage["ttft_ms"]["p90"].as_f64().unwrap_or(f64::INFINITY);
+    let knee_gap = approximate
+        .iter()
+        .zip(&load)
+        .zip(&random)
+        .filter(|((a, _), _)| a["warmup"] == false)
+        .map(|((a, l), r)| p90(l).min(p90(r)) / p90(a))
+        .fold(0.0, f64::max);
+    assert!(
+        knee_gap > 10.0,
+        "largest TTFT p90 gap over load and random: {knee_gap:.1}x"
+    );
+    let overall = |policy: &str, field: &str| {
+        s["policies"][policy]["overall"][field]
+            .as_f64()
+            .expect("number")
+    };
+    for baseline in ["load", "random"] {
+        assert!(
+            overall("approximate", "output_tokens_per_s")
+                > overall(baseline, "output_tokens_per_s"),
+            "output tokens/s vs {baseline}"
+        );
+        assert!(
+            overall("approximate", "prefix_hit_rate") > overall(baseline, "prefix_hit_rate"),
+            "hit rate vs {baseline}"
+        );
+    }
+}
