@@ -65,7 +65,7 @@ pub const TRACE: i32 = 5;
 
 /// The workspace's crates: their targets are shown at the full verbosity and their names
 /// are stripped from logger names (see `format::logger_name`).
-const OWN_CRATES: [&str; 9] = [
+const OWN_CRATES: [&str; 11] = [
     "epp",
     "epp_core",
     "epp_net",
@@ -75,6 +75,8 @@ const OWN_CRATES: [&str; 9] = [
     "epp_sim",
     "epp_bench",
     "epp_flags",
+    "epp_engine",
+    "epp_lab",
 ];
 
 /// Maps `--v N` to a `tracing` level filter (see the module docs).
