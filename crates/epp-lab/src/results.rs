@@ -32,7 +32,8 @@ pub struct RequestRecord {
     pub round: Option<u32>,
     /// The pod that served it (index into the cluster), `None` when rejected.
     pub pod: Option<u32>,
-    /// When the client sent it.
+    /// When the client sent it (after any wait for a concurrency slot, which the load
+    /// generators count as schedule delay, not latency).
     pub arrival_s: f64,
     /// When the engine first scheduled it (after routing and the frontend delay).
     pub scheduled_s: Option<f64>,

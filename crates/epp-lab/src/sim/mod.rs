@@ -263,9 +263,10 @@ impl<'a> Run<'a> {
         self.unresolved == 0
     }
 
+    /// A request is due. Beyond the workload's concurrency cap it waits in the client, as
+    /// inference-perf's and SGLang's clients hold it: that wait is the client's schedule
+    /// delay, and its latencies count from when it is actually sent.
     fn arrive(&mut self, request: u32) {
-        let flight = &mut self.flights[request as usize];
-        flight.record.arrival_s = seconds(self.now);
         let limit = self.workload.max_concurrency.unwrap_or(usize::MAX);
         if self.in_flight >= limit {
             self.held.push_back(request);
@@ -277,6 +278,7 @@ impl<'a> Run<'a> {
     /// Routes a request with the production director and sends it to the pod picked.
     fn send(&mut self, request: u32) {
         self.in_flight += 1;
+        self.flights[request as usize].record.arrival_s = seconds(self.now);
         let spec = &self.workload.requests[request as usize];
         self.router.set_time(Duration::from_nanos(self.now));
         let id = request.to_string();

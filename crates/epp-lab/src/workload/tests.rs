@@ -412,3 +412,21 @@ fn request_log_expands_block_hashes() {
     assert_eq!(w.stages.len(), 1);
     assert!((w.stages[0].duration_s - 0.5).abs() < 1e-9);
 }
+
+#[test]
+fn request_log_reads_lines_as_epp_writes_them() {
+    // The exact shape of `epp --request-log-file` (see README): 64-bit hashes beyond f64's
+    // exact range, and fields the lab does not use.
+    let lines = "\
+{\"arrival_unix_ms\":1700000000123.0,\"model\":\"food-review\",\"target_model\":\"food-review-v2\",\"block_size_bytes\":64,\"prompt_block_hashes\":[13865128797338874357,13105841756802698806],\"prompt_bytes\":140,\"input_tokens\":30,\"output_tokens\":12,\"cached_tokens\":16,\"session\":\"chat-9\",\"endpoint\":\"10.0.0.1:8000\",\"status\":200}
+{\"arrival_unix_ms\":1700000000623.0,\"model\":\"food-review\",\"target_model\":\"food-review-v2\",\"block_size_bytes\":64,\"prompt_block_hashes\":[13865128797338874357],\"prompt_bytes\":70,\"input_tokens\":null,\"output_tokens\":null,\"cached_tokens\":null,\"session\":null,\"endpoint\":\"10.0.0.2:8000\",\"status\":null}
+";
+    let (dir, spec) = trace(TraceFormat::EppRequestLog, None, lines);
+    let w = run_trace(&dir, spec).expect("an epp request log");
+    assert_eq!(w.requests.len(), 2);
+    let (a, b) = (&w.requests[0], &w.requests[1]);
+    assert_eq!((a.prompt.len(), a.output_tokens), (30, 12));
+    assert_eq!(b.prompt.len(), 17, "prompt_bytes / 4 without token counts");
+    assert_eq!(a.prompt.tokens[..16], b.prompt.tokens[..16], "the shared first block");
+    assert!((at(b) - 0.5).abs() < 1e-9);
+}
