@@ -8,15 +8,15 @@
 #   scripts/lab-vs-realtime.sh
 #   DURATION=30s RATE=4 POLICIES="approximate random" scripts/lab-vs-realtime.sh
 #
-# Knobs: SERVERS (2), GROUPS (12), PER_GROUP (4), SYSTEM (2000 tokens), QUESTION (200),
+# Knobs: SERVERS (2), PREFIX_GROUPS (12), PER_GROUP (4), SYSTEM (2000 tokens), QUESTION (200),
 # OUTPUT (64 tokens), RATE (6 req/s, Poisson), DURATION (60s), BLOCKS (1000 KV blocks of 16
-# tokens per server: the shared prefixes, GROUPS x SYSTEM tokens, exceed one server's cache),
+# tokens per server: the shared prefixes, PREFIX_GROUPS x SYSTEM tokens, exceed one server's cache),
 # POLICIES ("approximate load random"), OUT (report folder), SKIP_BUILD=1, BASE_PORT (18601).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SERVERS=${SERVERS:-2}
-GROUPS=${GROUPS:-12}
+PREFIX_GROUPS=${PREFIX_GROUPS:-12}
 PER_GROUP=${PER_GROUP:-4}
 SYSTEM=${SYSTEM:-2000}
 QUESTION=${QUESTION:-200}
@@ -90,7 +90,7 @@ model_name: $MODEL
 workload:
   data:
     type: shared_prefix
-    shared_prefix: {num_groups: $GROUPS, num_prompts_per_group: $PER_GROUP, system_prompt_len: $SYSTEM, question_len: $QUESTION, output_len: $OUTPUT}
+    shared_prefix: {num_groups: $PREFIX_GROUPS, num_prompts_per_group: $PER_GROUP, system_prompt_len: $SYSTEM, question_len: $QUESTION, output_len: $OUTPUT}
   load:
     type: poisson
     stages: [{rate: $RATE, duration: $seconds}]
@@ -142,7 +142,7 @@ for policy in $POLICIES; do
     sleep 1
     echo "== $policy: $RATE req/s for $DURATION through Envoy" >&2
     "$BIN/epp-bench" proxy --url "http://127.0.0.1:$LISTEN/v1/completions" \
-        --workload shared-prefix --groups "$GROUPS" --prompts-per-group "$PER_GROUP" \
+        --workload shared-prefix --groups "$PREFIX_GROUPS" --prompts-per-group "$PER_GROUP" \
         --system-prompt-len "$SYSTEM" --question-len "$QUESTION" --model "$MODEL" \
         --max-tokens "$OUTPUT" --rate "$RATE" --arrival poisson --duration "$DURATION" \
         --warmup 0 --quiet --json "$OUT/real-$policy.json" >"$OUT/real-$policy.txt"
