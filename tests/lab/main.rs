@@ -227,3 +227,63 @@ fn w1_small_reproduces_the_published_ordering() {
         );
     }
 }
+
+/// A researcher replays a Mooncake trace next to the experiment file, from another
+/// working directory; prefix routing sees the trace's shared hash ids.
+#[test]
+fn a_mooncake_trace_beside_the_experiment_runs_from_any_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut trace = String::new();
+    for i in 0..60u32 {
+        let group = i % 3;
+        trace.push_str(&format!(
+            "{{\"timestamp\": {}, \"input_length\": 1500, \"output_length\": 20, \"hash_ids\": [{}, {}, {}]}}\n",
+            i * 250,
+            group * 10,
+            group * 10 + 1,
+            1000 + i
+        ));
+    }
+    std::fs::write(dir.path().join("trace.jsonl"), trace).expect("trace");
+    let experiment = "\
+name: mooncake-replay
+cluster: {profile: llama-3.1-8b-h100-tp1, pods: 2, block_size: 16}
+workload:
+  trace: {format: mooncake, path: trace.jsonl, block_size: 512}
+policies:
+  - name: prefix
+    config: |
+      apiVersion: inference.networking.x-k8s.io/v1alpha1
+      kind: EndpointPickerConfig
+      plugins:
+      - type: prefix-cache-scorer
+      - type: max-score-picker
+      schedulingProfiles:
+      - name: default
+        plugins:
+        - pluginRef: prefix-cache-scorer
+        - pluginRef: max-score-picker
+";
+    std::fs::write(dir.path().join("exp.yaml"), experiment).expect("experiment");
+    let output = lab()
+        .current_dir(std::env::temp_dir())
+        .args(["run", "--quiet", "--no-plots", "--out"])
+        .arg(dir.path().join("out"))
+        .arg(dir.path().join("exp.yaml"))
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let s = summary(&dir.path().join("out"));
+    let overall = &s["policies"]["prefix"]["overall"];
+    assert_eq!(overall["requests"].as_f64(), Some(60.0));
+    assert_eq!(overall["failures"].as_f64(), Some(0.0));
+    let hit_rate = overall["prefix_hit_rate"].as_f64().expect("hit rate");
+    assert!(
+        hit_rate > 0.5,
+        "three shared 1024-token prefixes: {hit_rate}"
+    );
+}

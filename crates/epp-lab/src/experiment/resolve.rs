@@ -53,11 +53,22 @@ pub(crate) fn from_yaml(
         description: raw.description,
         cluster,
         model_name,
-        workload: workload_spec(raw.workload)?,
+        workload: anchor_trace(workload_spec(raw.workload)?, base_dir),
         signals: signals(raw.signals)?,
         policies: policies(raw.policies, base_dir)?,
         seeds,
     })
+}
+
+/// Makes a trace path relative to the experiment file absolute, so the experiment runs the
+/// same from any working directory.
+fn anchor_trace(mut workload: WorkloadSpec, base_dir: &Path) -> WorkloadSpec {
+    if let Some(trace) = workload.trace.as_mut()
+        && Path::new(&trace.path).is_relative()
+    {
+        trace.path = base_dir.join(&trace.path).display().to_string();
+    }
+    workload
 }
 
 fn field(path: &str, message: &str) -> ExperimentError {

@@ -427,6 +427,10 @@ fn request_log_reads_lines_as_epp_writes_them() {
     let (a, b) = (&w.requests[0], &w.requests[1]);
     assert_eq!((a.prompt.len(), a.output_tokens), (30, 12));
     assert_eq!(b.prompt.len(), 17, "prompt_bytes / 4 without token counts");
-    assert_eq!(a.prompt.tokens[..16], b.prompt.tokens[..16], "the shared first block");
+    assert_eq!(
+        a.prompt.tokens[..16],
+        b.prompt.tokens[..16],
+        "the shared first block"
+    );
     assert!((at(b) - 0.5).abs() < 1e-9);
 }
