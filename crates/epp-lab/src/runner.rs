@@ -184,6 +184,13 @@ fn coefficients(experiment: &Experiment) -> serde_json::Value {
             "per_decode_seq_s": model.per_decode_seq.as_secs_f64(),
             "per_context_token_s": model.per_context_token.as_secs_f64(),
         }),
-        other => serde_json::json!({ "model": format!("{other:?}") }),
+        epp_engine::StepTime::Constant(model) => serde_json::json!({
+            "model": "constant",
+            "coefficients": model,
+        }),
+        epp_engine::StepTime::Table(table) => serde_json::json!({
+            "model": "table",
+            "samples": table,
+        }),
     }
 }

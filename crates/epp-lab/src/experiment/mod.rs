@@ -62,6 +62,10 @@ pub enum StepTimeSpec {
         per_decode_seq_us: f64,
         per_context_token_ns: f64,
     },
+    /// A per-token prefill cost plus a constant decode step (llm-d-inference-sim style).
+    Constant(epp_engine::ConstantStepTime),
+    /// Interpolated measured step times.
+    Table(epp_engine::StepTable),
 }
 
 /// Per-request serving overheads outside the engine steps (BLIS's α terms), seconds.

@@ -105,6 +105,10 @@ fn mfu_default() -> f64 {
 pub enum RawStepTime {
     Roofline,
     Linear(RawLinear),
+    /// llm-d-inference-sim style: `{base_ms, prefill_per_token_ms, decode_step_ms}`.
+    Constant(epp_engine::ConstantStepTime),
+    /// Measured samples: `{prefill: [[tokens, ms]...], decode: {batch, context, ms}}`.
+    Table(epp_engine::StepTable),
 }
 
 #[derive(Debug, Deserialize)]

@@ -207,6 +207,8 @@ fn step_time(raw: Option<RawStepTime>) -> Result<StepTimeSpec, ExperimentError> 
                 per_context_token_ns: l.per_context_token_ns,
             })
         }
+        Some(RawStepTime::Constant(model)) => Ok(StepTimeSpec::Constant(model)),
+        Some(RawStepTime::Table(table)) => Ok(StepTimeSpec::Table(table)),
     }
 }
 
@@ -359,6 +361,8 @@ pub(crate) fn to_json(e: &Experiment) -> serde_json::Value {
                 "per_context_token_ns": per_context_token_ns,
             }
         }),
+        StepTimeSpec::Constant(model) => json!({ "constant": model }),
+        StepTimeSpec::Table(table) => json!({ "table": table }),
     };
     json!({
         "name": e.name,

@@ -263,3 +263,27 @@ fn scaled_shortens_stages_only() {
     assert_eq!(half.cluster.pods, e.cluster.pods);
     assert_eq!(durations(&e.scaled(f64::NAN)), durations(&e));
 }
+
+#[test]
+fn constant_and_table_step_times_are_read_and_checked() {
+    let with = |step_time: &str| {
+        GOOD.replacen(
+            "  step_time: {linear: {base_ms: 5, per_prefill_token_us: 100, per_decode_seq_us: 50}}\n",
+            &format!("  step_time: {step_time}\n"),
+            1,
+        )
+    };
+    let e = load(&with(
+        "{constant: {base_ms: 1, prefill_per_token_ms: 0.05, decode_step_ms: 10}}",
+    ))
+    .expect("constant");
+    assert!(matches!(e.cluster.step_time, StepTimeSpec::Constant(_)));
+    let table = "{table: {prefill: [[1, 5], [1000, 50]], decode: {batch: [1, 64], context: [1000, 8000], ms: [[7, 9], [15, 30]]}}}";
+    let e = load(&with(table)).expect("table");
+    assert!(matches!(e.cluster.step_time, StepTimeSpec::Table(_)));
+    let error = load(&with(
+        "{constant: {base_ms: -1, prefill_per_token_ms: 0.05, decode_step_ms: 10}}",
+    ))
+    .expect_err("negative");
+    assert!(error.to_string().contains("base_ms"), "{error}");
+}

@@ -71,6 +71,8 @@ pub fn engine_config(experiment: &Experiment) -> EngineConfig {
             per_decode_seq: Duration::from_secs_f64(per_decode_seq_us / 1e6),
             per_context_token: Duration::from_secs_f64(per_context_token_ns / 1e9),
         }),
+        StepTimeSpec::Constant(model) => StepTime::Constant(*model),
+        StepTimeSpec::Table(table) => StepTime::Table(table.clone()),
     };
     EngineConfig {
         max_num_seqs: cluster.max_num_seqs.max(1),
