@@ -53,11 +53,53 @@ pub(crate) fn from_yaml(
         description: raw.description,
         cluster,
         model_name,
-        workload: anchor_trace(workload_spec(raw.workload)?, base_dir),
+        workload: anchor_trace(
+            workload_spec(inference_perf_sections(raw.workload, base_dir)?)?,
+            base_dir,
+        ),
         signals: signals(raw.signals)?,
         policies: policies(raw.policies, base_dir)?,
         seeds,
     })
+}
+
+/// Replaces `workload.inference_perf: FILE` by that file's `data:` and `load:` sections.
+fn inference_perf_sections(
+    mut spec: WorkloadSpec,
+    base_dir: &Path,
+) -> Result<WorkloadSpec, ExperimentError> {
+    let Some(file) = spec.inference_perf.take() else {
+        return Ok(spec);
+    };
+    const FIELD: &str = "workload.inference_perf";
+    if spec.builtin.is_some() || spec.data.is_some() || spec.load.is_some() || spec.trace.is_some()
+    {
+        return Err(field(
+            FIELD,
+            "give either inference_perf or builtin/data/load/trace, not both",
+        ));
+    }
+    let path = base_dir.join(&file);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| field(FIELD, &format!("cannot read {}: {e}", path.display())))?;
+    let config: serde_json::Value = serde_saphyr::from_str(&text)
+        .map_err(|e| field(FIELD, &format!("{}: {e}", path.display())))?;
+    let section = |name: &str| {
+        let value = config.get(name).cloned().ok_or_else(|| {
+            field(
+                FIELD,
+                &format!("{} has no `{name}:` section", path.display()),
+            )
+        })?;
+        Ok::<_, ExperimentError>(value)
+    };
+    let data = serde_json::from_value(section("data")?)
+        .map_err(|e| field(FIELD, &format!("{} data: {e}", path.display())))?;
+    let load = serde_json::from_value(section("load")?)
+        .map_err(|e| field(FIELD, &format!("{} load: {e}", path.display())))?;
+    spec.data = Some(data);
+    spec.load = Some(load);
+    Ok(spec)
 }
 
 /// Makes a trace path relative to the experiment file absolute, so the experiment runs the

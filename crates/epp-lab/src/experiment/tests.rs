@@ -287,3 +287,36 @@ fn constant_and_table_step_times_are_read_and_checked() {
     .expect_err("negative");
     assert!(error.to_string().contains("base_ms"), "{error}");
 }
+
+#[test]
+fn an_inference_perf_config_file_drives_the_workload() {
+    let data_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let start = GOOD.find("workload:").expect("workload");
+    let end = GOOD.find("signals:").expect("signals");
+    let text = format!(
+        "{}workload:\n  inference_perf: inference-perf-config.yaml\n{}",
+        &GOOD[..start],
+        &GOOD[end..]
+    );
+    let e = from_yaml(&text, &data_dir, &STUB).expect("inference-perf sections");
+    let data = e.workload.data.as_ref().expect("data");
+    assert_eq!(data.kind, DataType::SharedPrefix);
+    assert_eq!(
+        data.shared_prefix
+            .as_ref()
+            .expect("shared prefix")
+            .num_groups,
+        20
+    );
+    let load = e.workload.load.as_ref().expect("load");
+    assert_eq!((load.kind, load.stages.len()), (LoadType::Poisson, 2));
+    assert!(e.workload.inference_perf.is_none());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = std::fs::read_to_string(data_dir.join("inference-perf-config.yaml"))
+        .expect("config")
+        .replace("  sweep: null", "  sweep: {type: linear}");
+    std::fs::write(dir.path().join("inference-perf-config.yaml"), config).expect("write");
+    let error = from_yaml(&text, dir.path(), &STUB).expect_err("a sweep is refused");
+    assert!(error.to_string().contains("load.sweep"), "{error}");
+}

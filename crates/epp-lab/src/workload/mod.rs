@@ -111,6 +111,40 @@ impl Workload {
     }
 }
 
+/// inference-perf fields the lab accepts only as null (its config dumps print them all):
+/// anything else would silently change the load, so it is refused by name.
+fn unsupported_inference_perf_fields(
+    data: &DataSpec,
+    load: &LoadSpec,
+) -> Result<(), WorkloadError> {
+    let set = |value: &Option<serde_json::Value>| value.as_ref().is_some_and(|v| !v.is_null());
+    let refuse = |field: &str, why: &str| Err(spec_error(field, why));
+    if set(&data.path) {
+        return refuse(
+            "data.path",
+            "datasets are not read; replay a trace with workload.trace",
+        );
+    }
+    if set(&data.trace) || set(&load.trace) {
+        return refuse(
+            "trace",
+            "give the trace as workload.trace (mooncake or epp-request-log)",
+        );
+    }
+    if set(&load.sweep) {
+        return refuse("load.sweep", "sweeps are not generated; list the stages");
+    }
+    for (i, stage) in load.stages.iter().enumerate() {
+        if set(&stage.concurrency_level) || set(&stage.num_requests) {
+            return refuse(
+                &format!("load.stages[{i}]"),
+                "concurrency_level and num_requests stages are not supported; use rate and duration (and load.max_concurrency)",
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Checks a spec without generating it (the experiment loader calls this at load time).
 pub fn validate(spec: &WorkloadSpec) -> Result<(), WorkloadError> {
     check_exactly_one(spec)?;
@@ -121,6 +155,7 @@ pub fn validate(spec: &WorkloadSpec) -> Result<(), WorkloadError> {
         return Ok(());
     };
     arrivals::validate(load)?;
+    unsupported_inference_perf_fields(data, load)?;
     let pass_known = match data.kind {
         DataType::SharedPrefix => {
             shared_prefix::check(&data.shared_prefix.clone().unwrap_or_default())?;

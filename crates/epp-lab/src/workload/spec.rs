@@ -15,6 +15,12 @@ pub struct WorkloadSpec {
     /// loader replaces it by that preset's `data`/`load`, so generation never sees it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builtin: Option<String>,
+    /// Extension: an inference-perf config file (relative to the experiment file) whose
+    /// `data:` and `load:` sections are used as they are; its other sections (`api`,
+    /// `server`, `tokenizer`, `report`, `storage`, …) are ignored. The loader replaces it by
+    /// the two sections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference_perf: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<DataSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,6 +44,12 @@ pub struct DataSpec {
     /// Output lengths for `random`/`synthetic`/`mock`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_distribution: Option<Distribution>,
+    /// inference-perf's dataset file and trace: accepted when null (as its config dumps
+    /// print them); a dataset is not read, a trace goes in `workload.trace`.
+    #[serde(default, skip_serializing)]
+    pub path: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    pub trace: Option<serde_json::Value>,
 }
 
 /// inference-perf's data generators the lab implements. `mock` is generated like `random`
@@ -148,6 +160,16 @@ pub struct LoadSpec {
     pub worker_max_concurrency: Option<u64>,
     #[serde(default, skip_serializing)]
     pub worker_max_tcp_connections: Option<u64>,
+    /// Accepted and ignored: the lab's requests never time out or trip a breaker.
+    #[serde(default, skip_serializing)]
+    pub request_timeout: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    pub circuit_breakers: Option<serde_json::Value>,
+    /// Accepted when null: a sweep or a load trace is not generated here.
+    #[serde(default, skip_serializing)]
+    pub sweep: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    pub trace: Option<serde_json::Value>,
 }
 
 /// How arrivals are spaced within a stage.
@@ -170,6 +192,11 @@ pub struct StageSpec {
     pub rate: f64,
     #[serde(default)]
     pub duration: f64,
+    /// inference-perf's concurrency and request-count stages: accepted when null.
+    #[serde(default, skip_serializing)]
+    pub concurrency_level: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    pub num_requests: Option<serde_json::Value>,
 }
 
 /// Extension: a trace to replay.

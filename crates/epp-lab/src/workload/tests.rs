@@ -14,6 +14,7 @@ fn shared_prefix(
 ) -> WorkloadSpec {
     WorkloadSpec {
         builtin: None,
+        inference_perf: None,
         data: Some(DataSpec {
             kind: DataType::SharedPrefix,
             shared_prefix: Some(SharedPrefixSpec {
@@ -27,6 +28,8 @@ fn shared_prefix(
             }),
             input_distribution: None,
             output_distribution: None,
+            path: None,
+            trace: None,
         }),
         load: Some(load(stages, kind)),
         trace: None,
@@ -43,11 +46,20 @@ fn load(stages: Vec<StageSpec>, kind: LoadType) -> LoadSpec {
         num_workers: None,
         worker_max_concurrency: None,
         worker_max_tcp_connections: None,
+        request_timeout: None,
+        circuit_breakers: None,
+        sweep: None,
+        trace: None,
     }
 }
 
 fn stage(rate: f64, duration: f64) -> StageSpec {
-    StageSpec { rate, duration }
+    StageSpec {
+        rate,
+        duration,
+        concurrency_level: None,
+        num_requests: None,
+    }
 }
 
 fn at(r: &RequestSpec) -> f64 {
@@ -264,6 +276,8 @@ fn random_data_lengths_stay_in_bounds() {
                 std_dev: 0.0,
                 total_count: None,
             }),
+            path: None,
+            trace: None,
         }),
         load: Some(load(vec![stage(100.0, 1.0)], LoadType::Constant)),
         ..WorkloadSpec::default()
