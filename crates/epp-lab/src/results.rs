@@ -14,6 +14,9 @@ pub enum FinishReason {
     Length,
     /// The scheduler found no endpoint (counted as a failure).
     Rejected,
+    /// Prompt plus output exceed the pod's `max_model_len`: vLLM answers 400 before the
+    /// engine sees it (counted as a failure).
+    TooLong,
     /// Still running when the run ended (counted as a failure).
     Unfinished,
 }

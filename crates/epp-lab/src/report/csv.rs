@@ -27,6 +27,7 @@ fn finish(f: FinishReason) -> &'static str {
     match f {
         FinishReason::Length => "length",
         FinishReason::Rejected => "rejected",
+        FinishReason::TooLong => "too_long",
         FinishReason::Unfinished => "unfinished",
     }
 }

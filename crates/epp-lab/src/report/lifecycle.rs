@@ -172,8 +172,13 @@ fn per_s(x: f64, t: f64) -> f64 {
 }
 
 fn successes(ok: &[&RequestRecord], total_time: f64) -> Successes {
-    let input: f64 = ok.iter().map(|r| f64::from(r.input_tokens)).sum();
-    let output: f64 = ok.iter().map(|r| f64::from(r.output_tokens)).sum();
+    // Folds from +0.0: `f64::sum` of nothing is -0.0.
+    let input = ok
+        .iter()
+        .fold(0.0, |sum, r| sum + f64::from(r.input_tokens));
+    let output = ok
+        .iter()
+        .fold(0.0, |sum, r| sum + f64::from(r.output_tokens));
     let ntpot = ok.iter().filter_map(|r| {
         let e2e = r.e2e_s()?;
         Some(if r.output_tokens > 0 {
@@ -215,6 +220,10 @@ fn failures(failed: &[&RequestRecord]) -> Failures {
     let mut by_label = std::collections::BTreeMap::new();
     for (reason, label) in [
         (FinishReason::Rejected, "rejected: no endpoint"),
+        (
+            FinishReason::TooLong,
+            "rejected by the server: longer than max_model_len",
+        ),
         (FinishReason::Unfinished, "unfinished at end of run"),
     ] {
         let count = failed.iter().filter(|r| r.finish == reason).count();

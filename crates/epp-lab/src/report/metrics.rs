@@ -92,7 +92,10 @@ impl StageMetrics {
     pub fn of(reqs: &[&RequestRecord], pods: usize) -> Self {
         let ok: Vec<&RequestRecord> = reqs.iter().copied().filter(|r| r.succeeded()).collect();
         let span = span_s(reqs);
-        let out: f64 = ok.iter().map(|r| f64::from(r.output_tokens)).sum();
+        // A fold from +0.0: `f64::sum` of nothing is -0.0, which would print as "-0".
+        let out = ok
+            .iter()
+            .fold(0.0, |sum, r| sum + f64::from(r.output_tokens));
         let admitted = reqs.iter().filter(|r| r.scheduled_s.is_some());
         let (cached, input) = admitted.fold((0.0, 0.0), |(c, i), r| {
             (

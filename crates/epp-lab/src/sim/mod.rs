@@ -112,6 +112,8 @@ struct Run<'a> {
     samples: Vec<crate::results::PodSample>,
     /// Scrapes stop after this time, so an idle run ends.
     horizon: Nanos,
+    /// Longest prompt + output a pod accepts (vLLM's `max_model_len`).
+    max_model_len: usize,
     now: Nanos,
 }
 
@@ -217,6 +219,7 @@ impl<'a> Run<'a> {
             decision_us: Vec::with_capacity(workload.requests.len()),
             samples: Vec::new(),
             horizon: nanos(last_arrival + MAX_DRAIN_S),
+            max_model_len: max_model_len(experiment, config),
             now: 0,
         }
     }
@@ -313,6 +316,13 @@ impl<'a> Run<'a> {
 
     fn enqueue(&mut self, pod: u32, request: u32) {
         let spec = &self.workload.requests[request as usize];
+        if spec.prompt.tokens.len() + spec.output_tokens.max(1) as usize > self.max_model_len {
+            let flight = &mut self.flights[request as usize];
+            flight.record.finish = FinishReason::TooLong;
+            flight.decision = None;
+            self.resolve(request);
+            return;
+        }
         let engine = &mut self.pods[pod as usize];
         engine.submit(
             request,
@@ -406,6 +416,16 @@ impl<'a> Run<'a> {
             self.send(next);
         }
     }
+}
+
+/// vLLM's `max_model_len`: the experiment's, else the KV capacity (vLLM refuses to start
+/// with a longer one), never more than the capacity.
+fn max_model_len(experiment: &Experiment, config: &EngineConfig) -> usize {
+    let capacity = config.num_gpu_blocks.saturating_mul(config.block_size);
+    experiment
+        .cluster
+        .max_model_len
+        .map_or(capacity, |len| len.min(capacity))
 }
 
 /// For each request, the next request of its session that waits for it to complete.

@@ -93,3 +93,29 @@ fn work_is_conserved_every_output_token_is_produced_once() {
         assert_eq!(record.output_tokens, spec.output_tokens.max(1));
     }
 }
+
+#[test]
+fn a_request_longer_than_max_model_len_fails_alone_without_blocking_the_queue() {
+    let experiment = quick();
+    let mut workload =
+        Workload::generate(&experiment.workload, 1, Path::new(".")).expect("workload");
+    // Every fourth request asks for more output than any pod's KV cache holds.
+    for spec in workload.requests.iter_mut().step_by(4) {
+        spec.output_tokens = 10_000_000;
+    }
+    let result = run(&experiment, 0, &workload, 1, RunOptions::default()).expect("run");
+    let count = |finish| {
+        result
+            .requests
+            .iter()
+            .filter(|r| r.finish == finish)
+            .count()
+    };
+    let (too_long, completed) = (count(FinishReason::TooLong), count(FinishReason::Length));
+    assert_eq!(too_long, workload.requests.len().div_ceil(4));
+    assert_eq!(
+        too_long + completed,
+        result.requests.len(),
+        "no request is stuck"
+    );
+}
