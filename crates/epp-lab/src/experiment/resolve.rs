@@ -122,6 +122,12 @@ fn field(path: &str, message: &str) -> ExperimentError {
 
 // === cluster ===
 
+/// Pods in one experiment at most.
+const MAX_PODS: usize = 4096;
+
+/// KV blocks over the whole cluster at most: each costs about 24 bytes of block table.
+const MAX_CLUSTER_BLOCKS: u64 = 100_000_000;
+
 fn cluster(raw: RawCluster, resolvers: &Resolvers) -> Result<ClusterSpec, ExperimentError> {
     let profile = profile(&raw, resolvers)?;
     let positive = |value: Option<usize>, default: usize, path: &str| match value {
@@ -138,11 +144,30 @@ fn cluster(raw: RawCluster, resolvers: &Resolvers) -> Result<ClusterSpec, Experi
     if raw.max_model_len == Some(0) {
         return Err(field("cluster.max_model_len", "must be at least 1"));
     }
+    if raw.pods > MAX_PODS {
+        return Err(field(
+            "cluster.pods",
+            &format!("at most {MAX_PODS} (got {})", raw.pods),
+        ));
+    }
+    let block_size = positive(raw.block_size, 16, "cluster.block_size")?;
+    let capacity = raw
+        .kv_capacity_tokens
+        .unwrap_or_else(|| profile.kv_capacity_tokens());
+    let blocks = (capacity / block_size as u64).saturating_mul(raw.pods as u64);
+    if blocks > MAX_CLUSTER_BLOCKS {
+        return Err(field(
+            "cluster",
+            &format!(
+                "pods × KV blocks per pod = {blocks}, more than the lab simulates ({MAX_CLUSTER_BLOCKS},                  about 2.4 GB of block tables): use fewer pods, fewer KV tokens or larger blocks"
+            ),
+        ));
+    }
     Ok(ClusterSpec {
         pods: raw.pods,
         profile,
         kv_capacity_tokens: raw.kv_capacity_tokens,
-        block_size: positive(raw.block_size, 16, "cluster.block_size")?,
+        block_size,
         max_num_batched_tokens: positive(
             raw.max_num_batched_tokens,
             8192,

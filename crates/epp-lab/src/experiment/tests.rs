@@ -320,3 +320,16 @@ fn an_inference_perf_config_file_drives_the_workload() {
     let error = from_yaml(&text, dir.path(), &STUB).expect_err("a sweep is refused");
     assert!(error.to_string().contains("load.sweep"), "{error}");
 }
+
+#[test]
+fn clusters_beyond_the_lab_limits_are_refused_by_field() {
+    let pods = load(&GOOD.replacen("  pods: 2\n", "  pods: 100000\n", 1)).expect_err("pods");
+    assert!(pods.to_string().contains("cluster.pods"), "{pods}");
+    let blocks = load(&GOOD.replacen(
+        "  kv_capacity_tokens: 20000\n",
+        "  kv_capacity_tokens: 100000000000\n",
+        1,
+    ))
+    .expect_err("blocks");
+    assert!(blocks.to_string().contains("cluster"), "{blocks}");
+}
