@@ -60,6 +60,10 @@ pub fn generate(
     Ok((arrivals, stages))
 }
 
+/// Requests one seed of a generated workload may hold (each costs its record and, while in
+/// flight, its engine state): 10 million.
+pub const MAX_REQUESTS: usize = 10_000_000;
+
 pub(super) fn validate(load: &LoadSpec) -> Result<(), WorkloadError> {
     let bad = |field: String, message: &str| {
         Err(WorkloadError::Spec {
@@ -83,6 +87,21 @@ pub(super) fn validate(load: &LoadSpec) -> Result<(), WorkloadError> {
         if stage.rate.is_finite() && stage.duration == 0.0 {
             return bad(format!("load.stages[{i}].duration"), "must be positive");
         }
+    }
+    let expected: f64 = load
+        .stages
+        .iter()
+        .filter(|s| s.rate.is_finite())
+        .map(|s| s.rate * s.duration)
+        .sum();
+    if expected > MAX_REQUESTS as f64 {
+        return bad(
+            "load.stages".into(),
+            &format!(
+                "about {expected:.0} requests; the lab runs at most {MAX_REQUESTS} per seed \
+                 (lower the rates or durations)"
+            ),
+        );
     }
     if load.warmup_stages as usize >= load.stages.len() {
         return bad(

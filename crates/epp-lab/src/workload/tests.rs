@@ -448,3 +448,33 @@ fn request_log_reads_lines_as_epp_writes_them() {
     );
     assert!((at(b) - 0.5).abs() < 1e-9);
 }
+
+#[test]
+fn absurd_loads_are_refused_before_generating() {
+    let spec = shared_prefix(2, 2, false, vec![stage(1e9, 1000.0)], LoadType::Poisson);
+    let error = validate(&spec).expect_err("too many requests");
+    assert!(error.to_string().contains("load.stages"), "{error}");
+}
+
+#[test]
+fn trace_limits_are_refused_by_line() {
+    let huge = "{\"timestamp\": 0, \"input_length\": 99999999999, \"output_length\": 1, \"hash_ids\": [1]}\n";
+    let (dir, spec) = trace(TraceFormat::Mooncake, None, huge);
+    let error = run_trace(&dir, spec)
+        .expect_err("absurd input length")
+        .to_string();
+    assert!(
+        error.contains("line 1") && error.contains("input_length"),
+        "{error}"
+    );
+    let long = format!(
+        "{{\"timestamp\": 0, \"pad\": \"{}\"}}\n",
+        "x".repeat(5 << 20)
+    );
+    let (dir, spec) = trace(TraceFormat::Mooncake, None, &long);
+    let error = run_trace(&dir, spec).expect_err("a 5 MB line").to_string();
+    assert!(
+        error.contains("line 1") && error.contains("bytes"),
+        "{error}"
+    );
+}

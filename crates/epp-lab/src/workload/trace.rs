@@ -5,7 +5,7 @@
 //! those tokens and the engine's and scheduler's own hashers see the same sharing.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -27,6 +27,25 @@ struct Line {
     session: Option<String>,
 }
 
+/// A trace line longer than this is refused (a request-log line with 65,536 hashes is
+/// about 1.3 MB).
+const MAX_LINE_BYTES: usize = 4 << 20;
+
+/// One request's prompt at most, tokens.
+const MAX_PROMPT_TOKENS: u64 = 1 << 20;
+
+/// Prompt tokens over the whole trace at most (4 bytes each in memory).
+const MAX_TRACE_TOKENS: usize = 1 << 30;
+
+fn too_big(path: &str, line: usize, message: &str) -> WorkloadError {
+    WorkloadError::TraceLine {
+        path: path.to_owned(),
+        line,
+        field: "(line)".to_owned(),
+        message: message.to_owned(),
+    }
+}
+
 /// Reads the trace and builds the workload (one stage covering the whole replay).
 pub(super) fn load(spec: &TraceSpec, base_dir: &Path) -> Result<Workload, WorkloadError> {
     check(spec)?;
@@ -37,19 +56,50 @@ pub(super) fn load(spec: &TraceSpec, base_dir: &Path) -> Result<Workload, Worklo
         source,
     })?;
     let mut parser = Parser::new(spec, shown.clone());
-    for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = Vec::new();
+    let mut tokens = 0usize;
+    for number in 1.. {
         if spec
             .max_requests
             .is_some_and(|max| parser.lines.len() >= max)
         {
             break;
         }
-        let line = line.map_err(|source| WorkloadError::Io {
-            path: shown.clone(),
-            source,
-        })?;
-        if !line.trim().is_empty() {
-            parser.line(index + 1, &line)?;
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|source| WorkloadError::Io {
+                path: shown.clone(),
+                source,
+            })?;
+        if read == 0 {
+            break;
+        }
+        if line.len() > MAX_LINE_BYTES {
+            return Err(too_big(
+                &shown,
+                number,
+                &format!("longer than {MAX_LINE_BYTES} bytes"),
+            ));
+        }
+        let text = std::str::from_utf8(&line).map_err(|_| too_big(&shown, number, "not UTF-8"))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        parser.line(number, text)?;
+        tokens += parser.lines.last().map_or(0, |l| l.tokens.len());
+        if parser.lines.len() > super::arrivals::MAX_REQUESTS || tokens > MAX_TRACE_TOKENS {
+            return Err(too_big(
+                &shown,
+                number,
+                &format!(
+                    "the trace holds more than {} requests or {MAX_TRACE_TOKENS} prompt tokens; \
+                     set trace.max_requests",
+                    super::arrivals::MAX_REQUESTS
+                ),
+            ));
         }
     }
     Ok(parser.finish(spec))
@@ -122,7 +172,11 @@ impl<'a> Parser<'a> {
         let block_size = self.spec.block_size.unwrap_or(512) as usize;
         let input = f
             .u64(map, "input_length")?
-            .ok_or_else(|| f.missing("input_length"))? as usize;
+            .ok_or_else(|| f.missing("input_length"))?;
+        if input > MAX_PROMPT_TOKENS {
+            return Err(f.error("input_length", &format!("at most {MAX_PROMPT_TOKENS}")));
+        }
+        let input = input as usize;
         let output = f
             .u64(map, "output_length")?
             .ok_or_else(|| f.missing("output_length"))?;
@@ -182,6 +236,9 @@ impl<'a> Parser<'a> {
                     / 4) as usize
             }
         };
+        if input as u64 > MAX_PROMPT_TOKENS {
+            return Err(f.error("input_tokens", &format!("at most {MAX_PROMPT_TOKENS}")));
+        }
         let mut tokens = Vec::with_capacity(input);
         for &hash in &hashes {
             if tokens.len() >= input {
