@@ -210,6 +210,21 @@ impl PrefixIndex {
         }
     }
 
+    /// Forgets that `endpoint` holds `hashes` (a server reported evicting them); hashes it
+    /// does not hold are ignored. Other endpoints' entries for the same hashes stay.
+    pub fn remove(&self, hashes: &[u64], endpoint: EndpointId) {
+        if hashes.is_empty() {
+            return;
+        }
+        let mut st = self.state.write();
+        let Some(&slot) = st.by_id.get(&endpoint) else {
+            return;
+        };
+        for &h in hashes {
+            st.remove_entry(h, slot);
+        }
+    }
+
     /// Forgets everything `endpoint` holds (it left the pool). Entries are freed in chunks of
     /// [`REMOVE_CHUNK`], yielding the write lock to waiting threads between chunks; matches
     /// stop reporting the endpoint from the first chunk on, and a concurrent `add` for the
@@ -289,6 +304,19 @@ impl State {
         self.lru_push_front(slot, n);
         self.chain_insert(h, n);
         self.total += 1;
+    }
+
+    /// Removes the entry `(h, slot)` if there is one.
+    fn remove_entry(&mut self, h: u64, slot: u32) {
+        let mut n = self.head_of(h).unwrap_or(NIL);
+        while n != NIL {
+            let node = self.nodes[n as usize];
+            if node.slot == slot {
+                self.free_entry(slot, n);
+                return;
+            }
+            n = node.chain_next;
+        }
     }
 
     /// The body of `match_prefix`; `out` is empty with capacity ≥ `slots.len()`.

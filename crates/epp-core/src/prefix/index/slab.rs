@@ -178,6 +178,11 @@ impl State {
             debug_assert!(false, "evict from an empty slot");
             return;
         }
+        self.free_entry(s, n);
+    }
+
+    /// Unlinks node `n` of slot `s` from its LRU list and its hash chain and frees it.
+    pub(super) fn free_entry(&mut self, s: u32, n: u32) {
         self.lru_unlink(s, n);
         self.chain_remove(n);
         self.free_node(n);

@@ -368,6 +368,12 @@ fn randomized_against_reference_model() {
                     ix.remove_endpoint(e);
                     model.eps.remove(&e);
                 }
+                6 => {
+                    ix.remove(&hs, e);
+                    if let Some(q) = model.eps.get_mut(&e) {
+                        q.retain(|h| !hs.contains(h));
+                    }
+                }
                 _ => {}
             }
             ix.match_prefix(&hs, &mut out);
@@ -602,4 +608,21 @@ fn dying_endpoint_is_not_reported_mid_removal() {
     assert!(ix.state.write().drain_slot(slot, REMOVE_CHUNK));
     assert_eq!(ix.len(), 3);
     assert_eq!(matched(&ix, &[1, 2, 3]), vec![(E1, 1), (E2, 2)]);
+}
+
+#[test]
+fn remove_forgets_only_that_endpoints_entries() {
+    let ix = index(100, 1000);
+    ix.add(&[1, 2, 3], E1);
+    ix.add(&[1, 2], E2);
+    ix.remove(&[2, 9], E1);
+    // Upstream's walk credits each holder of each hash until no endpoint holds one: E1
+    // still holds 1 and 3, and E2 carries the walk over 2.
+    assert_eq!(matched(&ix, &[1, 2, 3]), vec![(E1, 2), (E2, 2)]);
+    assert_eq!(holders(&ix, 2), vec![E2]);
+    assert_eq!(ix.endpoint_entries(E1), 2);
+    ix.remove(&[1], E3); // unknown endpoint: nothing happens
+    assert_eq!(ix.len(), 4);
+    ix.add(&[2], E1); // a removed entry can come back
+    assert_eq!(matched(&ix, &[1, 2, 3]), vec![(E1, 3), (E2, 2)]);
 }
