@@ -8,7 +8,8 @@
 //!    pass over those whose LoRA adapter has no slot, reuse the longest cached prefix (at most
 //!    prompt−1 tokens), schedule `min(uncached, budget)` tokens, and stop at `max_num_seqs`,
 //!    an empty budget or a full cache.
-//! 3. At the end of the step, computed blocks are indexed, and each sequence whose tokens are
+//! 3. At the end of the step, computed blocks are indexed (one `Stored` event per sequence
+//!    when [`EngineConfig::emit_cache_events`] is on), and each sequence whose tokens are
 //!    all computed emits one token; sequences at their output length finish.
 //!
 //! Everything here is synchronous and clock-free: the caller passes `now`, a [`Duration`]
@@ -196,7 +197,8 @@ impl<C: Client> Engine<C> {
 
     /// KV-cache events recorded since the last call, oldest first; none unless
     /// [`EngineConfig::emit_cache_events`]. Drain after each step: undrained events are
-    /// bounded, and an overflow discards them behind a [`CacheEvent::AllCleared`].
+    /// bounded, and an overflow discards them behind a [`CacheEvent::AllCleared`] (counted in
+    /// [`Counters::cache_events_dropped`]). Dropping the iterator early discards the rest.
     pub fn take_cache_events(&mut self) -> impl Iterator<Item = CacheEvent> + '_ {
         self.kv.take_events()
     }
