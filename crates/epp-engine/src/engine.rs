@@ -1,4 +1,4 @@
-//! The engine: a vLLM V1-style scheduler stepped by [`crate::server`]'s loop.
+//! The engine: a vLLM V1-style scheduler, stepped by the caller (`epp-sim` or `epp-lab`).
 //!
 //! One step (`schedule`, then `complete` after the step's modelled duration):
 //! 1. Running sequences first, in order: a decode takes 1 token, a partial prefill
