@@ -1,4 +1,4 @@
-//! The engine: a vLLM V1-style scheduler stepped by [`crate::server`]'s loop.
+//! The engine: a vLLM V1-style scheduler, stepped by the caller (`epp-sim` or `epp-lab`).
 //!
 //! One step (`schedule`, then `complete` after the step's modelled duration):
 //! 1. Running sequences first, in order: a decode takes 1 token, a partial prefill
@@ -8,7 +8,8 @@
 //!    pass over those whose LoRA adapter has no slot, reuse the longest cached prefix (at most
 //!    prompt−1 tokens), schedule `min(uncached, budget)` tokens, and stop at `max_num_seqs`,
 //!    an empty budget or a full cache.
-//! 3. At the end of the step, computed blocks are indexed, and each sequence whose tokens are
+//! 3. At the end of the step, computed blocks are indexed (one `Stored` event per sequence
+//!    when [`EngineConfig::emit_cache_events`] is on), and each sequence whose tokens are
 //!    all computed emits one token; sequences at their output length finish.
 //!
 //! Everything here is synchronous and clock-free: the caller passes `now`, a [`Duration`]
@@ -18,6 +19,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
+use crate::events::{CacheEvent, DEFAULT_EVENT_CAPACITY};
 use crate::histogram::{E2E_BUCKETS, Histogram, TTFT_BUCKETS};
 use crate::kv_cache::{BlockId, KvCache};
 use crate::lora::{self, LoraSlots};
@@ -39,6 +41,9 @@ pub struct EngineConfig {
     pub max_loras: usize,
     /// How long a step lasts.
     pub step_time: StepTime,
+    /// Record KV-cache events for [`Engine::take_cache_events`] (vLLM
+    /// `--kv-events-config` `enable_kv_cache_events`).
+    pub emit_cache_events: bool,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +56,7 @@ impl Default for EngineConfig {
             num_gpu_blocks: 6250,
             max_loras: 1,
             step_time: StepTime::default(),
+            emit_cache_events: false,
         }
     }
 }
@@ -72,6 +78,8 @@ pub struct Counters {
     pub preemptions: u64,
     /// Sequences ended, by reason: length, stop, abort.
     pub finished: [u64; 3],
+    /// KV-cache events discarded because they were not drained in time.
+    pub cache_events_dropped: u64,
 }
 
 /// A copy of the engine's observable state, taken under the lock.
@@ -137,11 +145,15 @@ pub struct Engine<C> {
 impl<C: Client> Engine<C> {
     /// An idle engine with an empty cache.
     pub fn new(config: &EngineConfig) -> Self {
+        let mut kv = KvCache::new(config.num_gpu_blocks, config.block_size);
+        if config.emit_cache_events {
+            kv.enable_events(DEFAULT_EVENT_CAPACITY);
+        }
         Self {
             max_num_seqs: config.max_num_seqs,
             max_num_batched_tokens: config.max_num_batched_tokens,
             step_time: config.step_time.clone(),
-            kv: KvCache::new(config.num_gpu_blocks, config.block_size),
+            kv,
             lora: LoraSlots::new(config.max_loras),
             running: Vec::new(),
             waiting: VecDeque::new(),
@@ -181,6 +193,31 @@ impl<C: Client> Engine<C> {
     /// Sequences that ended since the last call (finished or aborted), in the order they ended.
     pub fn take_retired(&mut self) -> std::vec::Drain<'_, Retired<C>> {
         self.retired.drain(..)
+    }
+
+    /// KV-cache events recorded since the last call, oldest first; none unless
+    /// [`EngineConfig::emit_cache_events`]. Drain after each step: undrained events are
+    /// bounded, and an overflow discards them behind a [`CacheEvent::AllCleared`] (counted in
+    /// [`Counters::cache_events_dropped`]). Dropping the iterator early discards the rest.
+    pub fn take_cache_events(&mut self) -> impl Iterator<Item = CacheEvent> + '_ {
+        self.kv.take_events()
+    }
+
+    /// Forgets every cached prefix (vLLM `reset_prefix_cache`); refused (`false`, nothing
+    /// changes) while any sequence holds blocks. Records [`CacheEvent::AllCleared`].
+    pub fn reset_prefix_cache(&mut self) -> bool {
+        self.kv.reset_prefix_cache()
+    }
+
+    /// Re-bounds the event buffer (tests exercise overflow without 65,536 events).
+    #[cfg(test)]
+    pub(crate) fn set_cache_event_capacity(&mut self, capacity: usize) {
+        self.kv.enable_events(capacity);
+    }
+
+    /// Every block hash in the prefix index, in order.
+    pub fn cached_hashes(&self) -> BTreeSet<u64> {
+        self.kv.cached_hashes()
     }
 
     /// Ends the step planned by [`Engine::schedule`] at `now`: indexes blocks, emits tokens,
@@ -226,7 +263,10 @@ impl<C: Client> Engine<C> {
             free_blocks: self.kv.num_free(),
             total_blocks: self.kv.num_blocks(),
             cached_blocks: self.kv.num_cached(),
-            counters: self.counters.clone(),
+            counters: Counters {
+                cache_events_dropped: self.kv.events_dropped(),
+                ..self.counters.clone()
+            },
             ttft: self.ttft.clone(),
             e2e: self.e2e.clone(),
             max_loras: self.lora.max_loras(),

@@ -9,12 +9,18 @@
 //! * Usage = 1 − free/total, where "free" includes cached blocks with refcount 0 (vLLM
 //!   `BlockPool.get_usage`).
 //!
+//! * With events on ([`KvCache::enable_events`]), indexing and eviction are reported as
+//!   [`CacheEvent`]s, as vLLM's `BlockPool` reports them; off, the only cost is one `Option`
+//!   check per call.
+//!
 //! Invariant: every block is either in the free queue (refcount 0) or allocated (refcount ≥ 1),
 //! so allocated + free = total; [`KvCache::check_invariants`] verifies it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use xxhash_rust::xxh64::{Xxh64, xxh64};
+
+use crate::events::{CacheEvent, EventBuffer};
 
 /// Index of a block in the pool.
 pub type BlockId = u32;
@@ -67,6 +73,7 @@ pub struct KvCache {
     num_free: usize,
     cached: HashMap<u64, BlockId>,
     evictions: u64,
+    events: Option<EventBuffer>,
 }
 
 impl KvCache {
@@ -95,6 +102,7 @@ impl KvCache {
             num_free: num_blocks,
             cached: HashMap::new(),
             evictions: 0,
+            events: None,
         }
     }
 
@@ -187,17 +195,77 @@ impl KvCache {
     }
 
     /// Indexes a full, computed block under `hash`. A block that already has a hash, or a hash
-    /// already held by another block, is left alone (the duplicate stays uncached).
+    /// already held by another block, is left alone (the duplicate stays uncached). Records no
+    /// event: the engine indexes through [`KvCache::cache_blocks`].
     pub fn cache_block(&mut self, id: BlockId, hash: u64) {
-        if self.cached.contains_key(&hash) {
+        self.try_cache(id, hash);
+    }
+
+    /// Indexes consecutive full, computed blocks of one sequence (vLLM `cache_full_blocks`):
+    /// `hashes[i]` for `blocks[i]`, `parent` the hash of the block before the first (`None` at
+    /// the start of the sequence), `tokens` the tokens of exactly these blocks. With events on,
+    /// records one [`CacheEvent::Stored`] for the run; a duplicate left uncached splits it,
+    /// so every event is a chain whose parent is indexed.
+    pub fn cache_blocks(
+        &mut self,
+        blocks: &[BlockId],
+        hashes: &[u64],
+        parent: Option<u64>,
+        tokens: &[u32],
+    ) {
+        let n = blocks.len().min(hashes.len());
+        if self.events.is_none() {
+            for (&id, &hash) in blocks.iter().zip(hashes) {
+                self.try_cache(id, hash);
+            }
             return;
         }
-        if let Some(block) = self.blocks.get_mut(id as usize)
-            && block.hash.is_none()
-        {
-            block.hash = Some(hash);
-            self.cached.insert(hash, id);
+        let mut start = 0;
+        for i in 0..n {
+            if !self.try_cache(blocks[i], hashes[i]) {
+                self.record_stored(hashes, start..i, parent, tokens);
+                start = i + 1;
+            }
         }
+        self.record_stored(hashes, start..n, parent, tokens);
+    }
+
+    /// Forgets every cached hash (vLLM `reset_prefix_cache`). Refused, changing nothing, while
+    /// any block is in use, as vLLM refuses; records [`CacheEvent::AllCleared`] on success.
+    pub fn reset_prefix_cache(&mut self) -> bool {
+        if self.num_free != self.blocks.len() {
+            return false;
+        }
+        self.cached.clear();
+        for block in &mut self.blocks {
+            block.hash = None;
+        }
+        self.record(CacheEvent::AllCleared);
+        true
+    }
+
+    /// Starts recording [`CacheEvent`]s, keeping at most `capacity` undrained ones (when
+    /// already recording, only the capacity changes).
+    pub fn enable_events(&mut self, capacity: usize) {
+        match &mut self.events {
+            Some(events) => events.set_capacity(capacity),
+            None => self.events = Some(EventBuffer::new(capacity)),
+        }
+    }
+
+    /// The events recorded since the last call, oldest first (none when events are off).
+    pub fn take_events(&mut self) -> impl Iterator<Item = CacheEvent> + '_ {
+        self.events.iter_mut().flat_map(EventBuffer::drain)
+    }
+
+    /// Events discarded because the buffer overflowed.
+    pub fn events_dropped(&self) -> u64 {
+        self.events.as_ref().map_or(0, EventBuffer::dropped)
+    }
+
+    /// Every hash in the index (allocated or free blocks), in order.
+    pub fn cached_hashes(&self) -> BTreeSet<u64> {
+        self.cached.keys().copied().collect()
     }
 
     /// The free queue from LRU head to tail (for tests and debugging).
@@ -242,6 +310,56 @@ impl KvCache {
         Ok(())
     }
 
+    /// Indexes one block; `false` when it stays uncached (a duplicate or an already hashed
+    /// block).
+    fn try_cache(&mut self, id: BlockId, hash: u64) -> bool {
+        if self.cached.contains_key(&hash) {
+            return false;
+        }
+        match self.blocks.get_mut(id as usize) {
+            Some(block) if block.hash.is_none() => {
+                block.hash = Some(hash);
+                self.cached.insert(hash, id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Records a `Stored` event for `hashes[run]`, if the run is not empty.
+    fn record_stored(
+        &mut self,
+        hashes: &[u64],
+        run: std::ops::Range<usize>,
+        parent: Option<u64>,
+        tokens: &[u32],
+    ) {
+        if run.is_empty() {
+            return;
+        }
+        let block_size = self.block_size;
+        let parent_hash = match run.start {
+            0 => parent,
+            i => Some(hashes[i - 1]),
+        };
+        let token_ids = tokens
+            .get(run.start * block_size..run.end * block_size)
+            .unwrap_or_default()
+            .to_vec();
+        self.record(CacheEvent::Stored {
+            block_hashes: hashes[run].to_vec(),
+            parent_hash,
+            token_ids,
+            block_size,
+        });
+    }
+
+    fn record(&mut self, event: CacheEvent) {
+        if let Some(events) = &mut self.events {
+            events.push(event);
+        }
+    }
+
     fn acquire(&mut self, id: BlockId) {
         if self.ref_count(id) == 0 {
             self.unlink(id);
@@ -260,6 +378,9 @@ impl KvCache {
         if let Some(hash) = block.hash.take() {
             self.cached.remove(&hash);
             self.evictions += 1;
+            self.record(CacheEvent::Removed {
+                block_hashes: vec![hash],
+            });
         }
         Some(id)
     }

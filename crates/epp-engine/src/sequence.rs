@@ -173,14 +173,23 @@ impl<C: Client> Sequence<C> {
         }
     }
 
-    /// Offers every full, computed block to the prefix index.
+    /// Offers every full, computed block not offered yet to the prefix index, as one run.
     pub fn index_full_blocks(&mut self, kv: &mut KvCache) {
-        let full = (self.num_computed / kv.block_size()).min(self.blocks.len());
-        self.ensure_hashes(full, kv.block_size());
-        for i in self.num_indexed..full {
-            kv.cache_block(self.blocks[i], self.block_hashes[i]);
+        let block_size = kv.block_size();
+        let full = (self.num_computed / block_size).min(self.blocks.len());
+        if full <= self.num_indexed {
+            return;
         }
-        self.num_indexed = self.num_indexed.max(full);
+        self.ensure_hashes(full, block_size);
+        let first = self.num_indexed;
+        let parent = first.checked_sub(1).map(|i| self.block_hashes[i]);
+        kv.cache_blocks(
+            &self.blocks[first..full],
+            &self.block_hashes[first..full],
+            parent,
+            &self.tokens[first * block_size..full * block_size],
+        );
+        self.num_indexed = full;
     }
 
     /// Appends the next output token and hands it to the client; sets `finish` when this was

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::config::{OutputLength, SimConfig};
 use crate::sequence::TokenEvent;
 use crate::sequence::{NewSequence, new_sequence};
-use crate::tokens::{OutputPlan, TokenizedPrompt, chat_template};
+use crate::tokens::{ChatEnding, OutputPlan, TokenizedPrompt, render_chat};
 
 /// Which OpenAI route a request came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,8 +86,9 @@ struct RawRequest {
     sim: Option<SimExtension>,
 }
 
+/// A chat message as requests carry it.
 #[derive(Deserialize)]
-struct RawMessage {
+pub(crate) struct RawMessage {
     role: String,
     #[serde(default)]
     content: Value,
@@ -115,7 +116,10 @@ impl Generation {
         let adapter = resolve_model(&model, config)?;
         let prompts = match endpoint {
             Endpoint::Completions => completion_prompts(raw.prompt.as_ref())?,
-            Endpoint::Chat => vec![chat_prompt(raw.messages.as_deref())?],
+            Endpoint::Chat => vec![chat_prompt(
+                raw.messages.as_deref(),
+                ChatEnding::GenerationPrompt,
+            )?],
         };
         let (max_tokens, forced_output) = output_limits(&raw, config)?;
         let generation = Self {
@@ -187,7 +191,7 @@ impl Generation {
 }
 
 /// `None` for the base model, the adapter for a configured LoRA name, 404 otherwise.
-fn resolve_model(model: &str, config: &SimConfig) -> Result<Option<Arc<str>>, ApiError> {
+pub(crate) fn resolve_model(model: &str, config: &SimConfig) -> Result<Option<Arc<str>>, ApiError> {
     if model == config.model {
         return Ok(None);
     }
@@ -251,14 +255,19 @@ fn completion_prompts(prompt: Option<&Value>) -> Result<Vec<TokenizedPrompt>, Ap
     }
 }
 
-fn token_ids(items: &[Value]) -> Option<Vec<u32>> {
+/// A JSON list of token ids, or `None` if any item is not a `u32`.
+pub(crate) fn token_ids(items: &[Value]) -> Option<Vec<u32>> {
     items
         .iter()
         .map(|v| v.as_u64().and_then(|id| u32::try_from(id).ok()))
         .collect()
 }
 
-fn chat_prompt(messages: Option<&[RawMessage]>) -> Result<TokenizedPrompt, ApiError> {
+/// The tokens of chat messages rendered with the chat template, ending as `ending` says.
+pub(crate) fn chat_prompt(
+    messages: Option<&[RawMessage]>,
+    ending: ChatEnding,
+) -> Result<TokenizedPrompt, ApiError> {
     let messages = match messages {
         Some(m) if !m.is_empty() => m,
         _ => {
@@ -272,10 +281,11 @@ fn chat_prompt(messages: Option<&[RawMessage]>) -> Result<TokenizedPrompt, ApiEr
         .iter()
         .map(|m| (m.role.as_str(), message_text(&m.content)))
         .collect();
-    let text = chat_template(
+    let text = render_chat(
         contents
             .iter()
             .map(|(role, content)| (*role, content.as_str())),
+        ending,
     );
     Ok(TokenizedPrompt::from_text(&text))
 }

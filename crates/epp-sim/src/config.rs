@@ -116,6 +116,7 @@ impl SimConfig {
             num_gpu_blocks: self.num_gpu_blocks,
             max_loras: self.max_loras,
             step_time: epp_engine::StepTime::Linear(self.step_time.clone()),
+            emit_cache_events: false,
         }
     }
 

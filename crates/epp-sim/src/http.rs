@@ -4,6 +4,7 @@
 //! | route | answer |
 //! |---|---|
 //! | `POST /v1/completions`, `POST /v1/chat/completions` | JSON or SSE (`"stream": true`) |
+//! | `POST /tokenize` | vLLM's: the prompt's or chat's token ids, as the engine sees them |
 //! | `GET /v1/models` | the base model and the LoRA adapters |
 //! | `GET /health` | 200, empty |
 //! | `GET /metrics` | Prometheus text 0.0.4 |
@@ -91,6 +92,7 @@ async fn route(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Bod
     match (request.uri().path(), method) {
         ("/v1/completions", Method::POST) => generate(shared, request, Endpoint::Completions).await,
         ("/v1/chat/completions", Method::POST) => generate(shared, request, Endpoint::Chat).await,
+        ("/tokenize", Method::POST) => tokenize(shared, request).await,
         ("/v1/models", Method::GET) => json_response(StatusCode::OK, &models(shared)),
         ("/health", Method::GET) => full(StatusCode::OK, None, Bytes::new()),
         ("/metrics", Method::GET) => {
@@ -112,6 +114,7 @@ async fn route(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Bod
         (
             "/v1/completions"
             | "/v1/chat/completions"
+            | "/tokenize"
             | "/v1/models"
             | "/health"
             | "/metrics"
@@ -161,6 +164,16 @@ async fn generate(
     }
     match respond::collect(meta, events).await {
         Ok(body) => json_response(StatusCode::OK, &body),
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn tokenize(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
+    let answer = read_body(request)
+        .await
+        .and_then(|body| crate::tokenize::tokenize(&body, &shared.config));
+    match answer {
+        Ok(value) => json_response(StatusCode::OK, &value),
         Err(error) => error_response(&error),
     }
 }

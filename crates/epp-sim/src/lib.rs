@@ -3,7 +3,8 @@
 //! Each server listens on its own port with its own state and behaves like a vLLM V1 server in
 //! real (wall-clock) time, optionally sped up by [`SimConfig::time_scale`]:
 //!
-//! * **API**: `POST /v1/completions` and `/v1/chat/completions` (JSON or SSE), `GET /v1/models`,
+//! * **API**: `POST /v1/completions` and `/v1/chat/completions` (JSON or SSE), `POST /tokenize`
+//!   (vLLM's, giving exactly the token ids the engine hashes: `tokenize.rs`), `GET /v1/models`,
 //!   `/health`, `/metrics`; unknown model → 404, invalid JSON → 400, as vLLM answers. Every
 //!   response has an `x-sim-server: <port>` header (`http.rs`).
 //! * **Tokens**: about 4 characters per token (`ceil(len/4)`); output length is `max_tokens`
@@ -43,6 +44,7 @@ mod metrics;
 mod respond;
 mod sequence;
 mod server;
+mod tokenize;
 mod tokens;
 
 #[cfg(test)]

@@ -59,6 +59,17 @@ impl TokenizedPrompt {
             .collect()
     }
 
+    /// Each token's text: its bytes as UTF-8 (lossy), without the zero padding.
+    pub fn token_strs(&self) -> Vec<String> {
+        self.bytes
+            .chunks_exact(TOKEN_BYTES)
+            .map(|t| {
+                let end = t.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+                String::from_utf8_lossy(&t[..end]).into_owned()
+            })
+            .collect()
+    }
+
     /// A digest of the prompt and `salt`, for seeding per-request randomness.
     pub fn digest(&self, salt: &[u8]) -> u64 {
         let mut hasher = Xxh64::new(0);
@@ -68,18 +79,44 @@ impl TokenizedPrompt {
     }
 }
 
+/// How a rendered chat ends (vLLM's `add_generation_prompt` and `continue_final_message`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChatEnding {
+    /// Every message closed, then the assistant's header: what chat completions generate from.
+    GenerationPrompt,
+    /// Every message closed, nothing after.
+    Closed,
+    /// The last message left open, for the model to continue.
+    OpenFinal,
+}
+
 /// Renders chat messages with a Llama-3-style template, so that a conversation's earlier turns
-/// are a byte prefix of its later turns' prompts.
-pub fn chat_template<'a>(messages: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+/// are a byte prefix of its later turns' prompts (the chat template of chat completions and
+/// `/tokenize`).
+pub fn render_chat<'a>(
+    messages: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ending: ChatEnding,
+) -> String {
+    const END_OF_TURN: &str = "<|eot_id|>";
     let mut text = String::from("<|begin_of_text|>");
     for (role, content) in messages {
         text.push_str("<|start_header_id|>");
         text.push_str(role);
         text.push_str("<|end_header_id|>\n\n");
         text.push_str(content);
-        text.push_str("<|eot_id|>");
+        text.push_str(END_OF_TURN);
     }
-    text.push_str("<|start_header_id|>assistant<|end_header_id|>\n\n");
+    match ending {
+        ChatEnding::GenerationPrompt => {
+            text.push_str("<|start_header_id|>assistant<|end_header_id|>\n\n");
+        }
+        ChatEnding::Closed => {}
+        ChatEnding::OpenFinal => {
+            if text.ends_with(END_OF_TURN) {
+                text.truncate(text.len() - END_OF_TURN.len());
+            }
+        }
+    }
     text
 }
 
@@ -157,10 +194,33 @@ mod tests {
 
     #[test]
     fn chat_turns_extend_each_other() {
-        let first = chat_template([("user", "hi")]);
-        let second = chat_template([("user", "hi"), ("assistant", "yo"), ("user", "more")]);
+        let chat = |m: &[(&'static str, &'static str)]| {
+            render_chat(m.iter().copied(), ChatEnding::GenerationPrompt)
+        };
+        let first = chat(&[("user", "hi")][..]);
+        let second = chat(&[("user", "hi"), ("assistant", "yo"), ("user", "more")][..]);
         let shared = first.trim_end_matches("<|start_header_id|>assistant<|end_header_id|>\n\n");
         assert!(second.starts_with(shared));
+    }
+
+    #[test]
+    fn chat_endings() {
+        let messages = [("user", "hi"), ("assistant", "yo")];
+        let closed = render_chat(messages, ChatEnding::Closed);
+        assert!(closed.ends_with("yo<|eot_id|>"));
+        assert_eq!(
+            render_chat(messages, ChatEnding::OpenFinal),
+            closed.trim_end_matches("<|eot_id|>")
+        );
+        let generation = render_chat(messages, ChatEnding::GenerationPrompt);
+        assert!(generation.starts_with(&closed));
+        assert!(generation.ends_with("assistant<|end_header_id|>\n\n"));
+    }
+
+    #[test]
+    fn token_strings_are_the_token_bytes() {
+        let prompt = TokenizedPrompt::from_text("hello world");
+        assert_eq!(prompt.token_strs(), ["hell", "o wo", "rld"]);
     }
 
     #[test]

@@ -69,6 +69,7 @@ impl Setup {
             num_gpu_blocks: self.num_gpu_blocks,
             max_loras: self.max_loras,
             step_time: StepTime::default(),
+            emit_cache_events: false,
         }
     }
 
@@ -332,3 +333,5 @@ fn a_departed_client_aborts_its_sequence_and_frees_its_blocks() {
     assert_eq!(snapshot.kv_usage, 0.0);
     engine.check_invariants().unwrap();
 }
+
+mod events;

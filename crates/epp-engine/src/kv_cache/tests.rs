@@ -195,3 +195,34 @@ fn invariants_hold_under_random_operations() {
     assert_eq!(kv.num_free(), kv.num_blocks());
     assert_eq!(kv.usage(), 0.0);
 }
+
+#[test]
+fn a_duplicate_in_a_run_splits_the_stored_event() {
+    use crate::events::CacheEvent;
+    let mut kv = KvCache::new(8, 2);
+    kv.enable_events(16);
+    // Block 1's hash is already held by another block: the run [0, 2, 3] is split.
+    let h = [11, 12, 13, 14];
+    let mut other = Vec::new();
+    assert!(kv.allocate_slots(&mut other, &[], 2));
+    kv.cache_blocks(&other, &h[1..2], Some(h[0]), &[3, 4]);
+    kv.take_events().for_each(drop);
+    let mut table = Vec::new();
+    assert!(kv.allocate_slots(&mut table, &[], 8));
+    kv.cache_blocks(&table, &h, None, &[1, 2, 3, 4, 5, 6, 7, 8]);
+    let stored = |hashes: &[u64], parent, tokens: &[u32]| CacheEvent::Stored {
+        block_hashes: hashes.to_vec(),
+        parent_hash: parent,
+        token_ids: tokens.to_vec(),
+        block_size: 2,
+    };
+    assert_eq!(
+        kv.take_events().collect::<Vec<_>>(),
+        vec![
+            stored(&h[..1], None, &[1, 2]),
+            stored(&h[2..], Some(h[1]), &[5, 6, 7, 8]),
+        ]
+    );
+    assert_eq!(kv.cached_hashes(), h.into_iter().collect());
+    kv.check_invariants().unwrap();
+}

@@ -81,6 +81,7 @@ pub fn engine_config(experiment: &Experiment) -> EngineConfig {
         num_gpu_blocks: (capacity as usize / block_size).max(1),
         max_loras: 1,
         step_time,
+        emit_cache_events: false,
     }
 }
 

@@ -6,6 +6,7 @@ mod api;
 mod behaviour;
 mod flags;
 mod metrics_page;
+mod tokenize;
 
 use std::collections::BTreeMap;
 use std::future::Future;
