@@ -210,6 +210,30 @@ impl PrefixIndex {
         }
     }
 
+    /// For each endpoint, how many leading blocks of `hashes` it holds without a gap (the
+    /// precise scorer's "longest consecutive matched prefix"; unlike [`Self::match_prefix`],
+    /// another endpoint holding a block does not carry this one's count past its own gap).
+    /// `out` is cleared, then gets `(endpoint, blocks)` for every endpoint with at least one.
+    /// Allocation-free under the lock when `out` is reused, as `match_prefix`.
+    pub fn match_consecutive(&self, hashes: &[u64], out: &mut Vec<(EndpointId, u32)>) {
+        out.clear();
+        if hashes.is_empty() {
+            return;
+        }
+        loop {
+            let need = {
+                let st = self.state.read();
+                let need = st.slots.len();
+                if out.capacity() >= need {
+                    st.consecutive_into(hashes, out);
+                    return;
+                }
+                need
+            };
+            out.reserve(need);
+        }
+    }
+
     /// Forgets that `endpoint` holds `hashes` (a server reported evicting them); hashes it
     /// does not hold are ignored. Other endpoints' entries for the same hashes stay.
     pub fn remove(&self, hashes: &[u64], endpoint: EndpointId) {
@@ -338,6 +362,38 @@ impl State {
             }
             if found < batch.len() {
                 break; // the first block no endpoint holds ends every match
+            }
+        }
+        for e in out.iter_mut() {
+            let slot = &self.slots[e.0.0 as usize];
+            if slot.state != SlotState::Live {
+                e.1 = 0;
+            }
+            e.0 = slot.id;
+        }
+        out.retain(|e| e.1 > 0);
+    }
+
+    /// The body of `match_consecutive`; `out` is empty with capacity ≥ `slots.len()`.
+    fn consecutive_into(&self, hashes: &[u64], out: &mut Vec<(EndpointId, u32)>) {
+        // One counter per slot (the id field holds the slot index while counting); a slot
+        // advances at block i only if it held every block before.
+        out.extend((0..self.slots.len()).map(|s| (EndpointId(s as u64), 0)));
+        for (i, &h) in hashes.iter().enumerate() {
+            let Some(mut n) = self.head_of(h) else { break };
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            let mut advanced = false;
+            while n != NIL {
+                let node = &self.nodes[n as usize];
+                let count = &mut out[node.slot as usize].1;
+                if *count == i {
+                    *count = i + 1;
+                    advanced = true;
+                }
+                n = node.chain_next;
+            }
+            if !advanced {
+                break;
             }
         }
         for e in out.iter_mut() {

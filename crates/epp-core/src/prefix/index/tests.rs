@@ -334,6 +334,17 @@ impl Model {
         v
     }
 
+    fn consecutive(&self, hs: &[u64]) -> Vec<(EndpointId, u32)> {
+        let mut v: Vec<_> = self
+            .eps
+            .iter()
+            .map(|(e, q)| (*e, hs.iter().take_while(|h| q.contains(h)).count() as u32))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        v.sort();
+        v
+    }
+
     fn distinct(&self) -> usize {
         self.eps.values().flatten().collect::<HashSet<_>>().len()
     }
@@ -380,6 +391,9 @@ fn randomized_against_reference_model() {
             out.sort();
             let ctx = format!("seed {seed} step {step} lru {lru} max {max}");
             assert_eq!(out, model.matches(&hs), "{ctx}");
+            ix.match_consecutive(&hs, &mut out);
+            out.sort();
+            assert_eq!(out, model.consecutive(&hs), "consecutive, {ctx}");
             assert_eq!(ix.len(), model.total(), "{ctx}");
             assert_eq!(ix.distinct_hashes(), model.distinct(), "{ctx}");
             assert_eq!(ix.endpoint_count(), model.eps.len(), "{ctx}");
@@ -625,4 +639,17 @@ fn remove_forgets_only_that_endpoints_entries() {
     assert_eq!(ix.len(), 4);
     ix.add(&[2], E1); // a removed entry can come back
     assert_eq!(matched(&ix, &[1, 2, 3]), vec![(E1, 3), (E2, 2)]);
+}
+
+#[test]
+fn consecutive_matches_stop_at_each_endpoints_own_gap() {
+    let ix = index(100, 1000);
+    ix.add(&[1, 3], E1); // holds 1 and 3 but not 2
+    ix.add(&[1, 2, 3], E2);
+    let mut out = Vec::new();
+    ix.match_consecutive(&[1, 2, 3, 4], &mut out);
+    out.sort();
+    assert_eq!(out, vec![(E1, 1), (E2, 3)]);
+    ix.match_consecutive(&[9, 1], &mut out);
+    assert!(out.is_empty(), "nobody holds the first block");
 }
