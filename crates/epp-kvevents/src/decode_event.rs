@@ -284,15 +284,13 @@ fn tokens(
         return Err(DecodeError::TooLarge { what: field });
     }
     let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let token = match r.int(field, EXPECTED)? {
-            Int::Unsigned(v) => u32::try_from(v).ok(),
-            Int::Signed(_) => None,
-        };
-        out.push(token.ok_or(DecodeError::WrongType {
+    if !r.u32s(n, &mut out) {
+        // Truncation reads as malformed, anything else as the wrong type.
+        r.int(field, EXPECTED)?;
+        return Err(DecodeError::WrongType {
             field,
             expected: EXPECTED,
-        })?);
+        });
     }
     Ok(out)
 }

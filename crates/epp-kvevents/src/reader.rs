@@ -180,6 +180,36 @@ impl<'a> Reader<'a> {
         Ok(value)
     }
 
+    /// Appends `n` unsigned integers that fit `u32` (token ids) to `out`, on a local cursor
+    /// (the hot loop of intake). Stops at the first value that is not one, or at the end of the
+    /// input, and returns `false` with the reader on that value.
+    #[inline]
+    pub(crate) fn u32s(&mut self, n: usize, out: &mut Vec<u32>) -> bool {
+        let buf = self.buf;
+        let mut pos = self.pos;
+        let mut ok = true;
+        for _ in 0..n {
+            let Some(rest) = buf.get(pos..pos.saturating_add(5).min(buf.len())) else {
+                ok = false;
+                break;
+            };
+            let (value, used) = match rest {
+                [b @ 0x00..=0x7f, ..] => (u32::from(*b), 1),
+                [0xcc, b, ..] => (u32::from(*b), 2),
+                [0xcd, b0, b1, ..] => (u32::from(u16::from_be_bytes([*b0, *b1])), 3),
+                [0xce, b0, b1, b2, b3] => (u32::from_be_bytes([*b0, *b1, *b2, *b3]), 5),
+                _ => {
+                    ok = false;
+                    break;
+                }
+            };
+            out.push(value);
+            pos += used;
+        }
+        self.pos = pos;
+        ok
+    }
+
     /// A float (32 or 64 bit) or an integer, as `f64`.
     pub(crate) fn number(
         &mut self,
