@@ -136,6 +136,9 @@ fn positional_removed(
 fn named_event(r: &mut Reader<'_>, limits: &Limits) -> Result<KvEvent, DecodeError> {
     let start = r.position();
     let n = r.map_len(EVENT, "map")?;
+    if n == 0 {
+        return Err(DecodeError::MissingField { field: TAG });
+    }
     let body = r.position();
     // msgspec writes the tag first; when another producer did not, find it and come back.
     let (tag, remaining) = match map_key(r, EVENT)? {

@@ -345,6 +345,22 @@ fn named_layout_with_the_tag_anywhere_and_unknown_keys() {
     // A positional batch of named events (what vLLM 0.26 sent).
     let batch = decode(&batch3(&[third], Some(0))).expect("valid");
     assert_eq!(batch.events, vec![KvEvent::AllBlocksCleared]);
+    // An empty map is an event without a tag; what follows it is not read as its tag.
+    let empty = Mp::new().map(0).done();
+    let payload = Mp::new()
+        .arr(2)
+        .f(1.0)
+        .arr(3)
+        .raw(&empty)
+        .s("type")
+        .s("AllBlocksCleared")
+        .done();
+    assert_eq!(
+        decode(&payload),
+        Err(DecodeError::MissingField {
+            field: "KVCacheEvent.type"
+        })
+    );
     // A named event without a tag, or without a required field.
     let untagged = Mp::new().map(1).s("block_hashes").ints(&[1]).done();
     assert_eq!(
