@@ -62,14 +62,15 @@ fn mutated_payloads_never_panic() {
     };
     let base = payloads();
     let (mut ok, mut err) = (0, 0);
-    for _ in 0..30_000 {
+    for _ in 0..60_000 {
         let mut p = base[rng.below(base.len())].clone();
         for _ in 0..1 + rng.below(4) {
             let at = rng.below(p.len());
-            match rng.below(5) {
+            match rng.below(6) {
                 0 => p[at] = rng.next() as u8,
                 1 => p[at] = [0x00, 0x7f, 0xc0, 0xc1, 0xdc, 0xdd, 0xde, 0xdf, 0xff][rng.below(9)],
                 2 => p.truncate(at),
+                5 => p.insert(at, [0x80, 0x90, 0xa0, 0xc0, 0x81, 0x91][rng.below(6)]),
                 3 => {
                     let from = rng.below(p.len());
                     let chunk: Vec<u8> = p[from..(from + rng.below(16)).min(p.len())].to_vec();
