@@ -15,6 +15,10 @@ use crate::wire::{Limits, map_key};
 const EVENT: &str = "KVEventBatch.events[]";
 const TAG: &str = "KVCacheEvent.type";
 
+/// At most this many hashes or events are allocated for up front: a 72-byte hash or a
+/// 200-byte event can be claimed with one byte of input, so a larger claim grows as it is read.
+pub(crate) const PREALLOCATED: usize = 1024;
+
 const S_HASHES: &str = "BlockStored.block_hashes";
 const S_PARENT: &str = "BlockStored.parent_block_hash";
 const S_TOKENS: &str = "BlockStored.token_ids";
@@ -269,7 +273,7 @@ fn hashes(
     if n > limits.max_hashes_per_event {
         return Err(DecodeError::TooLarge { what: field });
     }
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(n.min(PREALLOCATED));
     for _ in 0..n {
         out.push(hash(r, field, HASHES_TYPE)?);
     }

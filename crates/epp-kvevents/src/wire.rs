@@ -10,7 +10,7 @@
 //! skipped. One wrong-typed field fails the whole batch (the caller counts it by
 //! [`DecodeError::reason`] and treats the batch as lost); an unknown event tag does not.
 
-use crate::decode_event::decode_event;
+use crate::decode_event::{PREALLOCATED, decode_event};
 use crate::error::DecodeError;
 use crate::event::{EventBatch, KvEvent};
 use crate::reader::{Int, Kind, Reader};
@@ -179,7 +179,7 @@ fn events(r: &mut Reader<'_>, limits: &Limits) -> Result<Vec<KvEvent>, DecodeErr
     if n > limits.max_events_per_batch {
         return Err(DecodeError::TooLarge { what: EVENTS });
     }
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(n.min(PREALLOCATED));
     for _ in 0..n {
         out.push(decode_event(r, limits)?);
     }
