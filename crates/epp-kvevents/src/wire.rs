@@ -19,7 +19,8 @@ use crate::reader::{Int, Kind, Reader};
 pub const REPLAY_TERMINATOR_SEQ: u64 = u64::MAX;
 
 /// Bounds on what one message may make the decoder hold. A bound is checked against the
-/// length a msgpack header claims before anything is sized from it.
+/// length a msgpack header claims before anything is sized from it; a claim the remaining input
+/// could not even hold (one byte per element) is `malformed` before it is compared with a bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub max_payload_bytes: usize,
