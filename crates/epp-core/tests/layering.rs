@@ -86,6 +86,7 @@ fn serving_plumbing_and_the_simulator_do_not_know_the_core() {
 #[test]
 fn the_engine_model_runs_on_any_clock_and_the_lab_has_no_network() {
     assert_free_of("epp-engine", &["tokio", "epp-core", "epp-net", "epp-flags"]);
+    assert_free_of("epp-kvevents", &["tokio", "epp-core", "epp-net", "zeromq"]);
     assert_free_of("epp-lab", &["tonic", "hyper", "reqwest", "kube", "epp-net"]);
 }
 

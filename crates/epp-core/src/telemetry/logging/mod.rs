@@ -65,7 +65,7 @@ pub const TRACE: i32 = 5;
 
 /// The workspace's crates: their targets are shown at the full verbosity and their names
 /// are stripped from logger names (see `format::logger_name`).
-const OWN_CRATES: [&str; 11] = [
+const OWN_CRATES: [&str; 12] = [
     "epp",
     "epp_core",
     "epp_net",
@@ -77,6 +77,7 @@ const OWN_CRATES: [&str; 11] = [
     "epp_flags",
     "epp_engine",
     "epp_lab",
+    "epp_kvevents",
 ];
 
 /// Maps `--v N` to a `tracing` level filter (see the module docs).
