@@ -54,6 +54,9 @@ use crate::datastore::EndpointId;
 use crate::prefix::index::slab::{Node, Slot, SlotState};
 use crate::prefix::index::table::Mixer;
 
+/// A walk over block hashes that counts per endpoint slot into its last argument.
+type CountingWalk = fn(&State, &[u64], &mut Vec<(EndpointId, u32)>);
+
 /// "No node" / "no slot" marker in the u32 links.
 const NIL: u32 = u32::MAX;
 /// Node indices are u32 and `NIL` is reserved.
@@ -192,22 +195,7 @@ impl PrefixIndex {
     /// the lock) to the number of endpoint slots if it is smaller, so a reused `out` makes the
     /// call allocation-free.
     pub fn match_prefix(&self, hashes: &[u64], out: &mut Vec<(EndpointId, u32)>) {
-        out.clear();
-        if hashes.is_empty() {
-            return;
-        }
-        loop {
-            let need = {
-                let st = self.state.read();
-                let need = st.slots.len();
-                if out.capacity() >= need {
-                    st.match_into(hashes, out);
-                    return;
-                }
-                need
-            };
-            out.reserve(need);
-        }
+        self.count_matches(hashes, out, State::match_into);
     }
 
     /// For each endpoint, how many leading blocks of `hashes` it holds without a gap (the
@@ -216,6 +204,12 @@ impl PrefixIndex {
     /// `out` is cleared, then gets `(endpoint, blocks)` for every endpoint with at least one.
     /// Allocation-free under the lock when `out` is reused, as `match_prefix`.
     pub fn match_consecutive(&self, hashes: &[u64], out: &mut Vec<(EndpointId, u32)>) {
+        self.count_matches(hashes, out, State::consecutive_into);
+    }
+
+    /// Runs a counting walk under the read lock with `out` cleared and grown beforehand
+    /// (outside the lock) to one entry per endpoint slot, so the walk never allocates.
+    fn count_matches(&self, hashes: &[u64], out: &mut Vec<(EndpointId, u32)>, walk: CountingWalk) {
         out.clear();
         if hashes.is_empty() {
             return;
@@ -225,7 +219,7 @@ impl PrefixIndex {
                 let st = self.state.read();
                 let need = st.slots.len();
                 if out.capacity() >= need {
-                    st.consecutive_into(hashes, out);
+                    walk(&st, hashes, out);
                     return;
                 }
                 need
@@ -364,14 +358,7 @@ impl State {
                 break; // the first block no endpoint holds ends every match
             }
         }
-        for e in out.iter_mut() {
-            let slot = &self.slots[e.0.0 as usize];
-            if slot.state != SlotState::Live {
-                e.1 = 0;
-            }
-            e.0 = slot.id;
-        }
-        out.retain(|e| e.1 > 0);
+        self.slot_counts_to_ids(out);
     }
 
     /// The body of `match_consecutive`; `out` is empty with capacity ≥ `slots.len()`.
@@ -396,6 +383,12 @@ impl State {
                 break;
             }
         }
+        self.slot_counts_to_ids(out);
+    }
+
+    /// Turns `(slot index, count)` pairs into `(endpoint, count)`, dropping zero counts and
+    /// slots that are no longer live.
+    fn slot_counts_to_ids(&self, out: &mut Vec<(EndpointId, u32)>) {
         for e in out.iter_mut() {
             let slot = &self.slots[e.0.0 as usize];
             if slot.state != SlotState::Live {
