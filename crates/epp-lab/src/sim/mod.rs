@@ -372,12 +372,10 @@ impl<'a> Run<'a> {
     }
 
     fn scrape(&mut self, pod: u32) {
-        let engine = &self.pods[pod as usize];
+        let (update, sample) = self.pods[pod as usize].scrape(pod, seconds(self.now));
         self.router.set_time(Duration::from_nanos(self.now));
-        self.router
-            .endpoint(pod as usize)
-            .store_metrics(engine.scrape());
-        self.samples.push(engine.sample(pod, seconds(self.now)));
+        self.router.endpoint(pod as usize).store_metrics(update);
+        self.samples.push(sample);
         let interval = nanos(self.experiment.signals.scrape_interval_s).max(1);
         self.queue.push(self.now + interval, Event::Scrape(pod));
     }

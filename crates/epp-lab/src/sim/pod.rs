@@ -84,11 +84,11 @@ impl Pod {
         self.engine.take_retired()
     }
 
-    /// What a scrape of `/metrics` would report now, as the scraper's extraction turns it
-    /// into an update (every field present: the page always carries them).
-    pub fn scrape(&self) -> MetricsUpdate {
+    /// One scrape of the pod: what the EPP's scraper would store (every field present, as
+    /// the page always carries them) and the sample for the time series, from one snapshot.
+    pub fn scrape(&self, pod: u32, time_s: f64) -> (MetricsUpdate, PodSample) {
         let snapshot = self.engine.snapshot();
-        MetricsUpdate {
+        let update = MetricsUpdate {
             waiting_queue_size: Some(snapshot.waiting as u64),
             running_requests: Some(snapshot.running as u64),
             kv_cache_usage: Some(snapshot.kv_usage),
@@ -97,13 +97,8 @@ impl Pod {
                 block_size: u32::try_from(self.block_size).unwrap_or(u32::MAX),
                 num_blocks: self.num_blocks as u64,
             }),
-        }
-    }
-
-    /// The pod's state for the time series.
-    pub fn sample(&self, pod: u32, time_s: f64) -> PodSample {
-        let snapshot = self.engine.snapshot();
-        PodSample {
+        };
+        let sample = PodSample {
             time_s,
             pod,
             waiting: snapshot.waiting as u32,
@@ -112,7 +107,8 @@ impl Pod {
             prefix_queries: snapshot.counters.prefix_queries,
             prefix_hits: snapshot.counters.prefix_hits,
             preemptions: snapshot.counters.preemptions,
-        }
+        };
+        (update, sample)
     }
 
     /// Checks the engine's invariants (allocated + free = total, and more).
