@@ -26,3 +26,4 @@ pub mod request;
 pub mod scheduling;
 pub mod telemetry;
 pub mod time;
+pub mod tokens;
