@@ -62,6 +62,7 @@ fuzz_target!(|data: &[u8]| {
         model: "a",
         target_model: "a",
         prompt: Some("You are a helpful assistant. Say hi."),
+        tokens: None,
         headers: &headers,
         objective: None,
         subset: None,

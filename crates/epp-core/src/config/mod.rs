@@ -184,6 +184,22 @@ impl EndpointPickerConfig {
             .collect()
     }
 
+    /// The KV-event subscriptions of the configured precise prefix scorers.
+    pub fn kv_event_subscriptions(
+        &self,
+    ) -> Vec<crate::scheduling::plugins::precise_prefix_cache_scorer::KvEventsSubscription> {
+        self.plugins
+            .iter()
+            .filter_map(|p| p.roles.kv_events.clone())
+            .collect()
+    }
+
+    /// Where the scheduler's token-keyed plugins want tokens from: the first one's choice
+    /// (one request is tokenized once). `None` when no plugin needs tokens.
+    pub fn tokenizer(&self) -> Option<crate::tokens::TokenizerSpec> {
+        self.plugins.iter().find_map(|p| p.roles.tokenizer.clone())
+    }
+
     /// A human-readable summary of the resolved profiles, for `--validate-config`.
     pub fn describe(&self) -> String {
         use std::fmt::Write;

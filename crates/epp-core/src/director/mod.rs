@@ -40,6 +40,9 @@ pub struct RoutingRequest<'a> {
     pub target_model: &'a str,
     /// Text for prefix matching; `None` for bodies without a prompt.
     pub prompt: Option<&'a str>,
+    /// The prompt's token ids, when a scorer asked for them and they could be had in time
+    /// (see [`crate::tokens`]).
+    pub tokens: Option<&'a [u32]>,
     pub headers: &'a RequestHeaders,
     /// The InferenceObjective named by `x-gateway-inference-objective`.
     pub objective: Option<&'a str>,
@@ -63,6 +66,7 @@ impl<'a> RoutingRequest<'a> {
             model,
             target_model: model,
             prompt,
+            tokens: None,
             headers,
             objective: None,
             subset: None,
@@ -113,6 +117,8 @@ pub struct Decision {
     /// `ip:port[,ip:port...]`: the header and metadata value.
     pub destination: String,
     pub reason: PickReason,
+    /// What a precise prefix scorer predicted the primary endpoint has cached.
+    pub cache_prediction: Option<crate::scheduling::CachePrediction>,
     in_flight: InFlightGuard,
 }
 
@@ -129,6 +135,7 @@ impl Decision {
             endpoints,
             destination,
             reason,
+            cache_prediction: None,
             in_flight,
         })
     }
@@ -292,7 +299,9 @@ impl Director {
             request_id: request.request_id,
             target_model: request.target_model,
             prompt: request.prompt,
+            tokens: request.tokens,
             headers: request.headers,
+            now,
             metrics_fresh_since: now.saturating_sub(self.settings.metrics_staleness),
         };
         let mut state = CycleState::new();
@@ -309,8 +318,11 @@ impl Director {
         };
         let result = self.schedule(&scheduling, &mut state, &candidates, observer)?;
         let reason = pick_reason(request, &scheduling, &candidates);
-        let decision = Decision::new(result.primary_targets().to_vec(), reason)
+        let mut decision = Decision::new(result.primary_targets().to_vec(), reason)
             .ok_or(PickError::EmptyResult)?;
+        decision.cache_prediction = state
+            .prefix_match()
+            .and_then(|p| p.cache_prediction(decision.primary().id()));
         self.scheduler
             .run_pre_request(&scheduling, &result, &state, observer);
         self.report_pick(&decision, &state);

@@ -11,6 +11,8 @@
 
 mod hash;
 mod index;
+pub mod precise;
 
 pub use hash::hash_prompt;
 pub use index::{PrefixIndex, PrefixIndexLimits, REMOVE_CHUNK};
+pub use precise::{PreciseIndex, PreciseIndexConfig};

@@ -98,7 +98,11 @@ pub struct SchedulingRequest<'a> {
     pub target_model: &'a str,
     /// Text for prefix matching; `None` when the request has no prompt.
     pub prompt: Option<&'a str>,
+    /// The prompt's token ids, when fetched for a scorer that needs them.
+    pub tokens: Option<&'a [u32]>,
     pub headers: &'a RequestHeaders,
+    /// The cycle's start, on the datastore's clock ([`crate::time::Clock`]).
+    pub now: std::time::Duration,
     /// Metrics updated at or after this reading of the datastore's clock
     /// ([`crate::time::Clock`]) are fresh: the cycle's start minus
     /// `--metrics-staleness-threshold`. Plugins read decision time from here, never from a
@@ -231,4 +235,26 @@ pub trait PreRequest: Send + Sync {
 pub trait PrefixMatchReport: Send + Sync {
     /// `(matched, total)` prompt bytes for `endpoint`.
     fn matched_bytes(&self, endpoint: EndpointId) -> (u64, u64);
+
+    /// The prompt tokens this plugin predicts `endpoint` has cached, and where to report what
+    /// the server then said (`usage.prompt_tokens_details.cached_tokens`). `None` when the
+    /// plugin makes no token-level prediction.
+    fn cache_prediction(&self, _endpoint: EndpointId) -> Option<CachePrediction> {
+        None
+    }
+}
+
+/// A predicted prompt-cache hit, kept with the decision until the response's usage arrives.
+#[derive(Debug, Clone)]
+pub struct CachePrediction {
+    pub predicted_tokens: u64,
+    pub index: std::sync::Arc<crate::prefix::PreciseIndex>,
+}
+
+impl CachePrediction {
+    /// The server reported `cached` of `prompt` tokens as cache hits.
+    pub fn observe(&self, cached: u64, prompt: u64) {
+        self.index
+            .record_observed(self.predicted_tokens, cached, prompt);
+    }
 }

@@ -292,6 +292,7 @@ impl StreamState {
             model: &self.model,
             target_model: &self.target_model,
             prompt,
+            tokens: None,
             headers: &self.headers,
             objective: self.headers.get(OBJECTIVE_HEADER),
             subset: self.subset.as_deref(),

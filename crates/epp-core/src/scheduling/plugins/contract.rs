@@ -76,7 +76,9 @@ fn request<'a>(
         request_id: "contract",
         target_model: "a",
         prompt: Some(prompt),
+        tokens: None,
         headers,
+        now: std::time::Duration::ZERO,
         metrics_fresh_since: fresh_since,
     }
 }

@@ -25,6 +25,7 @@ in_tree_plugins! {
     single_profile_handler,
     header_based_testing_filter,
     inflight_load_scorer,
+    precise_prefix_cache_scorer,
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ pub(crate) fn request<'a>(headers: &'a RequestHeaders, model: &'a str) -> Schedu
         request_id: "test-request",
         target_model: model,
         prompt: None,
+        tokens: None,
         headers,
+        now: std::time::Duration::ZERO,
         metrics_fresh_since: std::time::Duration::ZERO,
     }
 }

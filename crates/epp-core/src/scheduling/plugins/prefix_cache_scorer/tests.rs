@@ -38,7 +38,9 @@ fn score_and_pick(
         request_id: "r",
         target_model: model,
         prompt: Some(prompt),
+        tokens: None,
         headers: &headers,
+        now: std::time::Duration::ZERO,
         metrics_fresh_since: std::time::Duration::ZERO,
     };
     let mut state = CycleState::new();
