@@ -37,7 +37,7 @@ pub use budget::{BudgetExhausted, BudgetLease, BufferBudget, DEFAULT_BUFFER_BUDG
 pub use request_log::{RequestLog, RequestLogEntry, RequestLogSettings};
 pub use state::{
     BodyMode, FAIRNESS_HEADER, Flow, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER, REQUEST_ID_HEADER,
-    StreamSettings, StreamState,
+    StreamSettings, StreamState, TokenSettings,
 };
 pub use usage::{Usage, UsageScanner};
 
@@ -115,6 +115,29 @@ impl<P: EndpointPicker> ExternalProcessor for ExtProcService<P> {
     }
 }
 
+/// Asks the configured token source for the paused request's tokens, within its timeout.
+/// Failures are logged at debug level only: the request is routed without tokens.
+async fn fetch_tokens(state: &StreamState) -> (Option<epp_core::tokens::Tokens>, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let (Some(settings), Some(request)) = (state.token_settings(), state.tokenize_request())
+    else {
+        return (None, started.elapsed());
+    };
+    let tokens = match tokio::time::timeout(settings.timeout, settings.source.tokenize(request)).await
+    {
+        Ok(Ok(tokens)) => Some(tokens),
+        Ok(Err(e)) => {
+            tracing::debug!({ "x-request-id" = state.request_id(), reason = e.reason() }, "routing without tokens: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!({ "x-request-id" = state.request_id() }, "routing without tokens: the token source timed out");
+            None
+        }
+    };
+    (tokens, started.elapsed())
+}
+
 /// Reads messages until the stream ends, the client leaves, or a reply closes it.
 async fn run_stream<P: EndpointPicker>(
     picker: Arc<P>,
@@ -145,17 +168,24 @@ async fn run_stream<P: EndpointPicker>(
             }
         };
         let observe_only = message.observability_mode;
-        let flow = state.on_message(picker.as_ref(), message, &mut replies);
-        if observe_only {
-            replies.clear();
-        }
-        for reply in replies.drain(..) {
-            if tx.send(Ok(reply)).await.is_err() {
-                return; // the gateway went away
+        let mut flow = state.on_message(picker.as_ref(), message, &mut replies);
+        loop {
+            if observe_only {
+                replies.clear();
             }
+            for reply in replies.drain(..) {
+                if tx.send(Ok(reply)).await.is_err() {
+                    return; // the gateway went away
+                }
+            }
+            if !matches!(flow, Ok(Flow::AwaitTokens)) {
+                break;
+            }
+            let (tokens, waited) = fetch_tokens(&state).await;
+            flow = state.resume_with_tokens(picker.as_ref(), tokens, waited, &mut replies);
         }
         match flow {
-            Ok(Flow::Continue) => {}
+            Ok(Flow::Continue | Flow::AwaitTokens) => {}
             Ok(Flow::Close) => break,
             Err(status) => {
                 tracing::warn!({ "x-request-id" = state.request_id(), %status }, "closing ext_proc stream");

@@ -24,6 +24,7 @@ use crate::request_log::{RequestLog, RequestLogEntry};
 use crate::usage::UsageScanner;
 use epp_core::director::Decision;
 use epp_core::request::RequestHeaders;
+use epp_core::tokens::{TokenSource, Tokens};
 use epp_core::telemetry::metrics::{
     EppMetrics, ErrorCode, MetricsLimits, ModelMetrics, RunningGuard, StreamGuard,
 };
@@ -83,6 +84,24 @@ pub struct StreamSettings {
     pub buffer_budget: Arc<BufferBudget>,
     /// `--request-log-file`: where routed requests are logged for replay (off: `None`).
     pub request_log: Option<Arc<RequestLog>>,
+    /// Where token ids come from when a scorer needs them (`None`: no scorer does).
+    pub tokens: Option<TokenSettings>,
+}
+
+/// The token source of a scorer that keys by token blocks, and how long a request may wait.
+#[derive(Clone)]
+pub struct TokenSettings {
+    pub source: Arc<dyn TokenSource>,
+    /// After this the request is routed without tokens (never failed).
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for TokenSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSettings")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for StreamSettings {
@@ -95,6 +114,7 @@ impl Default for StreamSettings {
             buffer_budget: BufferBudget::new(DEFAULT_BUFFER_BUDGET, Arc::clone(&metrics)),
             metrics,
             request_log: None,
+            tokens: None,
         }
     }
 }
@@ -106,6 +126,9 @@ pub enum Flow {
     Continue,
     /// Send the replies (an immediate response) and end the stream.
     Close,
+    /// Send the replies, fetch the prompt's tokens ([`StreamState::tokenize_request`]), then
+    /// call [`StreamState::resume_with_tokens`].
+    AwaitTokens,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +172,19 @@ pub struct StreamState {
     /// The request-log line, from the decision until the response ends (with the log on).
     log_entry: Option<Box<RequestLogEntry>>,
     telemetry: StreamTelemetry,
+    tokens: TokenState,
+}
+
+/// The token step of one request (only with [`StreamSettings::tokens`]).
+#[derive(Default)]
+struct TokenState {
+    /// Asked once per request, whatever the answer.
+    asked: bool,
+    /// The body lent to the source, and how it ended, while the stream waits.
+    pending: Option<(bytes::Bytes, request::BodyEnd)>,
+    /// The body ended with trailers, whose reply must follow the routing replies.
+    trailers_follow: bool,
+    tokens: Option<Tokens>,
 }
 
 /// What one stream records into the metrics, and when its phases started.
@@ -204,8 +240,14 @@ impl StreamState {
                 _stream: settings.metrics.stream_opened(),
                 response_bytes: 0,
             },
+            tokens: TokenState::default(),
             settings,
         }
+    }
+
+    /// The token source, when a scorer needs tokens.
+    pub fn token_settings(&self) -> Option<&TokenSettings> {
+        self.settings.tokens.as_ref()
     }
 
     fn metrics(&self) -> &EppMetrics {

@@ -19,6 +19,7 @@ use crate::messages::{self, BODY_CHUNK_LIMIT, DESTINATION_ENDPOINT};
 use epp_core::director::{Decision, PickError, RoutingRequest};
 use epp_core::request::{BodyError, parse_body, parse_body_prefix, replace_model_value};
 use epp_core::telemetry::metrics::{ErrorCode, Phase};
+use epp_core::tokens::{TokenizeRequest, Tokens};
 
 impl StreamState {
     pub(super) fn on_request_headers(
@@ -138,8 +139,13 @@ impl StreamState {
         }
         if self.request_phase == RequestPhase::Body && self.request_mode().routes_on_body() {
             // FULL_DUPLEX_STREAMED with trailers: the body ends without an end-of-stream chunk.
-            if self.complete_request_body(picker, out, BodyEnd::Trailers)? == Flow::Close {
-                return Ok(Flow::Close);
+            match self.complete_request_body(picker, out, BodyEnd::Trailers)? {
+                Flow::Close => return Ok(Flow::Close),
+                Flow::AwaitTokens => {
+                    self.tokens.trailers_follow = true;
+                    return Ok(Flow::AwaitTokens);
+                }
+                Flow::Continue => {}
             }
         }
         self.request_phase = RequestPhase::Done;
@@ -162,6 +168,53 @@ impl StreamState {
         }
         // The lease keeps counting these bytes until they are queued as replies.
         let body = std::mem::take(&mut self.body);
+        self.route_body(picker, body, end, parse_started, out)
+    }
+
+    /// The body a token source was reading, and how it ended: the request to send to the
+    /// source (the body is shared, not copied). `None` unless the last flow was
+    /// [`Flow::AwaitTokens`].
+    pub fn tokenize_request(&self) -> Option<TokenizeRequest> {
+        let (body, _) = self.tokens.pending.as_ref()?;
+        Some(TokenizeRequest {
+            model: self.target_model.clone(),
+            body: body.clone(),
+        })
+    }
+
+    /// Routes the request held by [`Flow::AwaitTokens`] with what the token source gave
+    /// (`None`: nothing in time, or an error: the scorer falls back, the request is routed).
+    pub fn resume_with_tokens(
+        &mut self,
+        picker: &dyn EndpointPicker,
+        tokens: Option<Tokens>,
+        waited: std::time::Duration,
+        out: &mut Vec<ProcessingResponse>,
+    ) -> Result<Flow, Status> {
+        let Some((body, end)) = self.tokens.pending.take() else {
+            return Err(Status::internal("no request waits for tokens"));
+        };
+        self.metrics().phase(Phase::Tokenize, waited.as_secs_f64());
+        self.tokens.tokens = tokens;
+        // The source has dropped its handle by now, so this takes the buffer back uncopied.
+        let body = Vec::from(body);
+        let flow = self.route_body(picker, body, end, Instant::now(), out)?;
+        if flow == Flow::Continue && self.tokens.trailers_follow {
+            out.push(messages::request_trailers());
+        }
+        Ok(flow)
+    }
+
+    /// Parses the complete body, routes it, and queues the routing replies; or, the first
+    /// time when a scorer needs tokens, lends the body to the token source and pauses.
+    fn route_body(
+        &mut self,
+        picker: &dyn EndpointPicker,
+        body: Vec<u8>,
+        end: BodyEnd,
+        parse_started: Instant,
+        out: &mut Vec<ProcessingResponse>,
+    ) -> Result<Flow, Status> {
         let read = match read_body(&body, end) {
             Ok(read) => read,
             Err(e) => return self.fail_body(e, &body, out),
@@ -174,6 +227,12 @@ impl StreamState {
             Phase::Parse,
             (schedule_started - parse_started).as_secs_f64(),
         );
+        if self.settings.tokens.is_some() && !self.tokens.asked && read.prompt.is_some() {
+            self.tokens.asked = true;
+            drop(read);
+            self.tokens.pending = Some((bytes::Bytes::from(body), end));
+            return Ok(Flow::AwaitTokens);
+        }
         let picked = self.pick(picker, read.prompt.as_deref(), false);
         let respond_started = Instant::now();
         self.metrics().phase(
@@ -292,7 +351,7 @@ impl StreamState {
             model: &self.model,
             target_model: &self.target_model,
             prompt,
-            tokens: None,
+            tokens: self.tokens.tokens.as_deref(),
             headers: &self.headers,
             objective: self.headers.get(OBJECTIVE_HEADER),
             subset: self.subset.as_deref(),
@@ -389,7 +448,7 @@ impl StreamState {
 
 /// How the request body ended: decides how it is read and how its replay ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyEnd {
+pub(super) enum BodyEnd {
     /// A body message with `end_of_stream`: the replay ends the stream.
     EndOfStream,
     /// Trailers follow (or are here): the replay must not claim end-of-stream; the

@@ -114,6 +114,15 @@ impl StreamState {
                 model.normalized_time_per_output_token(seconds, usage.completion_tokens);
             }
         }
+        if let (Some(usage), Some(prediction)) = (
+            &usage,
+            self.decision
+                .as_ref()
+                .and_then(|d| d.cache_prediction.as_ref()),
+        ) && let Some(cached) = usage.cached_tokens
+        {
+            prediction.observe(cached, usage.prompt_tokens);
+        }
         self.finish_log_entry(usage.as_ref());
     }
 }

@@ -286,7 +286,7 @@ pub const INFO: MetricDef = def(
 
 pub const PHASE_DURATION: MetricDef = def(
     "inference_extension_request_phase_duration_seconds",
-    "[ALPHA] Time the EPP spends in each phase of a request, in seconds: body_wait (first to last request-body chunk), parse, schedule, respond.",
+    "[ALPHA] Time the EPP spends in each phase of a request, in seconds: body_wait (first to last request-body chunk), parse, tokenize (precise prefix scorer only), schedule, respond.",
     Kind::Histogram,
     &["phase"],
     PHASE_BUCKETS,

@@ -59,6 +59,8 @@ pub enum Phase {
     BodyWait,
     /// Parsing the body (model, prompt).
     Parse,
+    /// Waiting for the prompt's token ids (only with a scorer that needs them).
+    Tokenize,
     /// Admission and the scheduling cycle.
     Schedule,
     /// Building and sending the routing reply.
@@ -66,9 +68,10 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 4] = [
+    pub const ALL: [Phase; 5] = [
         Phase::BodyWait,
         Phase::Parse,
+        Phase::Tokenize,
         Phase::Schedule,
         Phase::Respond,
     ];
@@ -77,6 +80,7 @@ impl Phase {
         match self {
             Phase::BodyWait => "body_wait",
             Phase::Parse => "parse",
+            Phase::Tokenize => "tokenize",
             Phase::Schedule => "schedule",
             Phase::Respond => "respond",
         }
