@@ -5,6 +5,8 @@
 
 mod request;
 mod request_log;
+#[cfg(test)]
+mod token_tests;
 mod response;
 
 use std::sync::Arc;
