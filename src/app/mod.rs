@@ -187,6 +187,11 @@ pub async fn start(
             pool_gauges: Arc::clone(&scraping.pool_gauges),
             scrape_stats: Some(scraping.stats.clone()),
             prefix_indexes: config.prefix_indexes(),
+            precise_indexes: config
+                .kv_event_subscriptions()
+                .into_iter()
+                .map(|s| s.index)
+                .collect(),
         },
         sources.kube_client,
         &shutdown_rx,
@@ -464,6 +469,7 @@ fn stream_settings(
             Arc::clone(metrics),
         ),
         request_log,
+        tokens: None,
     }
 }
 

@@ -10,7 +10,8 @@ use std::sync::atomic::Ordering;
 use parking_lot::Mutex;
 
 use epp_core::datastore::{Datastore, EndpointId};
-use epp_core::prefix::PrefixIndex;
+use epp_core::prefix::precise::PreciseStats;
+use epp_core::prefix::{PreciseIndex, PrefixIndex};
 use epp_core::telemetry::metrics::definitions as defs;
 use epp_core::telemetry::metrics::{Collector, EppMetrics, Exposition};
 use epp_datalayer::pool_gauges::PoolGaugesCell;
@@ -29,6 +30,8 @@ pub struct MetricSources {
     /// The indexes of every `prefix-cache-scorer`; empty when none is configured (then the
     /// prefix size gauges are absent, as upstream).
     pub prefix_indexes: Vec<Arc<PrefixIndex>>,
+    /// The indexes of every `precise-prefix-cache-scorer` (summed); empty: families absent.
+    pub precise_indexes: Vec<Arc<PreciseIndex>>,
 }
 
 /// Scrapes, then failures in `ScrapeFailure::ALL` order.
@@ -197,5 +200,63 @@ impl Collector for SourcesCollector {
             page.family(&defs::PREFIX_INDEXER_MEMORY)
                 .sample(&[], bytes as f64);
         }
+        if !sources.precise_indexes.is_empty() {
+            let now = sources.datastore.clock().now();
+            render_precise(page, sources.precise_indexes.iter().map(|i| i.stats(now)));
+        }
+    }
+}
+
+/// The precise prefix families, summed over the configured precise scorers.
+fn render_precise(page: &mut Exposition, all: impl Iterator<Item = PreciseStats>) {
+    let mut sum = PreciseStats::default();
+    for s in all {
+        sum.entries += s.entries;
+        sum.bytes += s.bytes;
+        sum.unreliable_endpoints += s.unreliable_endpoints;
+        sum.batches += s.batches;
+        sum.events_received += s.events_received;
+        sum.events_applied += s.events_applied;
+        sum.gaps += s.gaps;
+        sum.missed_batches += s.missed_batches;
+        sum.predicted_cached_tokens += s.predicted_cached_tokens;
+        sum.observed_cached_tokens += s.observed_cached_tokens;
+        sum.observed_prompt_tokens += s.observed_prompt_tokens;
+        for (reason, n) in s.events_dropped {
+            *sum.events_dropped.entry(reason).or_default() += n;
+        }
+        for (reason, n) in s.fallback_switches {
+            *sum.fallback_switches.entry(reason).or_default() += n;
+        }
+    }
+    let gauges = [
+        (&defs::PRECISE_INDEX_ENTRIES, sum.entries),
+        (&defs::PRECISE_INDEX_MEMORY, sum.bytes),
+        (&defs::PRECISE_UNRELIABLE_ENDPOINTS, sum.unreliable_endpoints),
+    ];
+    for (def, value) in gauges {
+        page.family(def).sample(&[], value as f64);
+    }
+    let counters = [
+        (&defs::KV_EVENT_BATCHES, sum.batches),
+        (&defs::KV_EVENT_GAPS, sum.gaps),
+        (&defs::KV_EVENT_MISSED_BATCHES, sum.missed_batches),
+        (&defs::PRECISE_PREDICTED_CACHED_TOKENS, sum.predicted_cached_tokens),
+        (&defs::PRECISE_OBSERVED_CACHED_TOKENS, sum.observed_cached_tokens),
+        (&defs::PRECISE_OBSERVED_PROMPT_TOKENS, sum.observed_prompt_tokens),
+    ];
+    for (def, value) in counters {
+        page.family(def).sample(&[], value as f64);
+    }
+    let mut events = page.family(&defs::KV_EVENTS);
+    events.sample(&["received"], sum.events_received as f64);
+    events.sample(&["applied"], sum.events_applied as f64);
+    let mut dropped = page.family(&defs::KV_EVENTS_DROPPED);
+    for (reason, n) in &sum.events_dropped {
+        dropped.sample(&[reason], *n as f64);
+    }
+    let mut switches = page.family(&defs::PRECISE_FALLBACK_SWITCHES);
+    for (reason, n) in &sum.fallback_switches {
+        switches.sample(&[reason], *n as f64);
     }
 }

@@ -41,6 +41,7 @@ fn pool_and_endpoint_gauges_come_from_the_sources() {
             pool_gauges: Arc::clone(&gauges),
             scrape_stats: None,
             prefix_indexes: Vec::new(),
+            precise_indexes: Vec::new(),
         },
     );
     let page = metrics.render();

@@ -383,6 +383,90 @@ pub const UNUSABLE_METRICS_TOTAL: MetricDef = def(
     &["reason"],
     &[],
 );
+pub const PRECISE_INDEX_ENTRIES: MetricDef = def(
+    "inference_extension_precise_prefix_index_entries",
+    "[ALPHA] (key, endpoint) entries held by the precise prefix index (from KV-cache events).",
+    Kind::Gauge,
+    &[],
+    &[],
+);
+pub const PRECISE_INDEX_MEMORY: MetricDef = def(
+    "inference_extension_precise_prefix_index_memory_bytes",
+    "[ALPHA] Memory held by the precise prefix index, in bytes (estimated from table capacities).",
+    Kind::Gauge,
+    &[],
+    &[],
+);
+pub const PRECISE_UNRELIABLE_ENDPOINTS: MetricDef = def(
+    "inference_extension_precise_prefix_unreliable_endpoints",
+    "[ALPHA] Endpoints whose KV-event view is not trusted now and that are scored by the approximate index.",
+    Kind::Gauge,
+    &[],
+    &[],
+);
+pub const KV_EVENT_BATCHES: MetricDef = def(
+    "inference_extension_kv_event_batches_total",
+    "[ALPHA] KV-event batches received from model servers.",
+    Kind::Counter,
+    &[],
+    &[],
+);
+pub const KV_EVENTS: MetricDef = def(
+    "inference_extension_kv_events_total",
+    "[ALPHA] KV-cache events from model servers, by outcome (received, applied).",
+    Kind::Counter,
+    &["outcome"],
+    &[],
+);
+pub const KV_EVENTS_DROPPED: MetricDef = def(
+    "inference_extension_kv_events_dropped_total",
+    "[ALPHA] KV-cache events (or undecodable messages) not applied, by reason.",
+    Kind::Counter,
+    &["reason"],
+    &[],
+);
+pub const KV_EVENT_GAPS: MetricDef = def(
+    "inference_extension_kv_event_gaps_total",
+    "[ALPHA] Sequence gaps in KV-event streams (lost batches).",
+    Kind::Counter,
+    &[],
+    &[],
+);
+pub const KV_EVENT_MISSED_BATCHES: MetricDef = def(
+    "inference_extension_kv_event_missed_batches_total",
+    "[ALPHA] KV-event batches skipped by sequence gaps.",
+    Kind::Counter,
+    &[],
+    &[],
+);
+pub const PRECISE_FALLBACK_SWITCHES: MetricDef = def(
+    "inference_extension_precise_prefix_fallback_switches_total",
+    "[ALPHA] Switches of an endpoint from precise to approximate prefix scoring, by reason (gap, reconnect, silence, all_blocks_cleared, block_size_mismatch, over_budget).",
+    Kind::Counter,
+    &["reason"],
+    &[],
+);
+pub const PRECISE_PREDICTED_CACHED_TOKENS: MetricDef = def(
+    "inference_extension_precise_prefix_predicted_cached_tokens_total",
+    "[ALPHA] Prompt tokens the precise index predicted cached on the picked endpoint, for responses that reported cached_tokens.",
+    Kind::Counter,
+    &[],
+    &[],
+);
+pub const PRECISE_OBSERVED_CACHED_TOKENS: MetricDef = def(
+    "inference_extension_precise_prefix_observed_cached_tokens_total",
+    "[ALPHA] Prompt tokens the model servers reported cached (usage.prompt_tokens_details.cached_tokens) for the same responses.",
+    Kind::Counter,
+    &[],
+    &[],
+);
+pub const PRECISE_OBSERVED_PROMPT_TOKENS: MetricDef = def(
+    "inference_extension_precise_prefix_observed_prompt_tokens_total",
+    "[ALPHA] Prompt tokens of the same responses.",
+    Kind::Counter,
+    &[],
+    &[],
+);
 
 /// Every family, for checks that dashboards and docs name only real metrics.
 #[cfg(test)]
@@ -420,4 +504,16 @@ pub const ALL: &[&MetricDef] = &[
     &UNUSABLE_METRICS_TOTAL,
     &BUFFERED_REQUEST_BYTES,
     &BUFFER_BUDGET_REJECTIONS,
+    &PRECISE_INDEX_ENTRIES,
+    &PRECISE_INDEX_MEMORY,
+    &PRECISE_UNRELIABLE_ENDPOINTS,
+    &KV_EVENT_BATCHES,
+    &KV_EVENTS,
+    &KV_EVENTS_DROPPED,
+    &KV_EVENT_GAPS,
+    &KV_EVENT_MISSED_BATCHES,
+    &PRECISE_FALLBACK_SWITCHES,
+    &PRECISE_PREDICTED_CACHED_TOKENS,
+    &PRECISE_OBSERVED_CACHED_TOKENS,
+    &PRECISE_OBSERVED_PROMPT_TOKENS,
 ];

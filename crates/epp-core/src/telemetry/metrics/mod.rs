@@ -50,6 +50,18 @@
 //! | `inference_extension_model_server_unusable_metrics_total` | counter | reason | scrapes whose load metrics were unusable: invalid_value, no_configured_metrics, missing_metric |
 //! | `inference_extension_buffered_request_bytes` | gauge | — | request-body bytes buffered by all streams |
 //! | `inference_extension_buffer_budget_rejections_total` | counter | — | 503s for `--max-buffered-request-bytes` |
+//! | `inference_extension_precise_prefix_index_entries` | gauge | — | (key, endpoint) entries held by the precise prefix index (from KV-cache events). |
+//! | `inference_extension_precise_prefix_index_memory_bytes` | gauge | — | Memory held by the precise prefix index, in bytes (estimated from table capacities). |
+//! | `inference_extension_precise_prefix_unreliable_endpoints` | gauge | — | Endpoints whose KV-event view is not trusted now and that are scored by the approximate index. |
+//! | `inference_extension_kv_event_batches_total` | counter | — | KV-event batches received from model servers. |
+//! | `inference_extension_kv_events_total` | counter | outcome | KV-cache events from model servers, by outcome (received, applied). |
+//! | `inference_extension_kv_events_dropped_total` | counter | reason | KV-cache events (or undecodable messages) not applied, by reason. |
+//! | `inference_extension_kv_event_gaps_total` | counter | — | Sequence gaps in KV-event streams (lost batches). |
+//! | `inference_extension_kv_event_missed_batches_total` | counter | — | KV-event batches skipped by sequence gaps. |
+//! | `inference_extension_precise_prefix_fallback_switches_total` | counter | reason | Switches of an endpoint from precise to approximate prefix scoring, by reason (gap, reconnect, silence, all_blocks_cleared, block_size_mismatch, over_budget). |
+//! | `inference_extension_precise_prefix_predicted_cached_tokens_total` | counter | — | Prompt tokens the precise index predicted cached on the picked endpoint, for responses that reported cached_tokens. |
+//! | `inference_extension_precise_prefix_observed_cached_tokens_total` | counter | — | Prompt tokens the model servers reported cached (usage.prompt_tokens_details.cached_tokens) for the same responses. |
+//! | `inference_extension_precise_prefix_observed_prompt_tokens_total` | counter | — | Prompt tokens of the same responses. |
 //!
 //! Per-endpoint series exist only as gauges: endpoints are bounded by `--max-endpoints`.
 //! `endpoint` is `ip:port`; `model_server_pod` is the pod name (the endpoint name without its
