@@ -33,7 +33,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use zeromq::{PubSocket, RouterSocket, Socket};
+use zeromq::{PubSocket, RouterSocket, Socket, ZmqMessage};
 
 use crate::SimError;
 pub(crate) use config::port_of;
@@ -41,7 +41,7 @@ pub use config::{HashForm, KvEventsConfig, MAX_BUFFER_STEPS};
 use faults::{DelayLine, FaultPlan};
 use publisher::{CHANNEL_CAPACITY, Publisher};
 pub(crate) use publisher::{DropReason, KvEventsCounters, KvEventsSink};
-use replay::ReplayBuffer;
+use replay::{ReplayBuffer, SharedReplay};
 
 /// The running publisher of one server.
 pub(crate) struct KvEvents {
@@ -76,15 +76,9 @@ pub(crate) async fn start(
     let (replay, replay_address, replay_task) = match config.replay_port {
         None => (None, None, None),
         Some(replay_base) => {
-            let (listener, replay_address) = listen(host, replay_base, rank)?;
-            let mut router = RouterSocket::new();
-            router
-                .bind_listener(listener)
-                .await
-                .map_err(|e| zmq_bind_error(replay_address, e))?;
-            let buffer = Arc::new(Mutex::new(ReplayBuffer::new(config.buffer_steps)));
-            let task = tokio::spawn(replay::serve(router, Arc::clone(&buffer), stop.clone()));
-            (Some(buffer), Some(replay_address), Some(task))
+            let (buffer, address, task) =
+                start_replay(config, host, replay_base, rank, stop).await?;
+            (Some(buffer), Some(address), Some(task))
         }
     };
     let counters = Arc::new(KvEventsCounters::default());
@@ -110,6 +104,35 @@ pub(crate) async fn start(
         address,
         replay_address,
     }))
+}
+
+/// Binds the replay ROUTER of server `rank` and starts serving it from a fresh buffer.
+async fn start_replay(
+    config: &KvEventsConfig,
+    host: IpAddr,
+    base: u16,
+    rank: usize,
+    stop: &watch::Receiver<bool>,
+) -> Result<(SharedReplay, SocketAddr, JoinHandle<()>), SimError> {
+    let (listener, address) = listen(host, base, rank)?;
+    let mut router = RouterSocket::new();
+    router
+        .bind_listener(listener)
+        .await
+        .map_err(|e| zmq_bind_error(address, e))?;
+    let buffer = Arc::new(Mutex::new(ReplayBuffer::new(config.buffer_steps)));
+    let task = tokio::spawn(replay::serve(router, Arc::clone(&buffer), stop.clone()));
+    Ok((buffer, address, task))
+}
+
+/// A multipart message from its frames (at least one).
+pub(crate) fn frames_message<const N: usize>(frames: [Bytes; N]) -> ZmqMessage {
+    let mut iter = frames.into_iter();
+    let mut message = ZmqMessage::from(iter.next().unwrap_or_default());
+    for frame in iter {
+        message.push_back(frame);
+    }
+    message
 }
 
 /// Binds `host:(base + rank)` (a free port when `base` is 0).

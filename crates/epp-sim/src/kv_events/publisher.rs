@@ -16,7 +16,8 @@ use zeromq::{PubSocket, SocketSend};
 use crate::kv_events::config::HashForm;
 use crate::kv_events::convert::to_wire;
 use crate::kv_events::faults::{DelayLine, FaultPlan, Outgoing};
-use crate::kv_events::replay::{SharedReplay, frames_message};
+use crate::kv_events::frames_message;
+use crate::kv_events::replay::SharedReplay;
 use crate::server::stopped;
 
 /// Batches between the engine loop and the publisher task at most.

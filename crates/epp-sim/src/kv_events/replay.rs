@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::watch;
-use zeromq::{RouterSocket, SocketRecv, SocketSend, ZmqMessage};
+use zeromq::{RouterSocket, SocketRecv, SocketSend};
 
 use crate::kv_events::faults::Outgoing;
+use crate::kv_events::frames_message;
 use crate::server::stopped;
 
 /// The seq of the end-of-replay message: −1 as a signed 64-bit integer.
@@ -119,16 +120,6 @@ pub(crate) async fn serve(
             }
         }
     }
-}
-
-/// A multipart message from its frames (at least one).
-pub(crate) fn frames_message<const N: usize>(frames: [Bytes; N]) -> ZmqMessage {
-    let mut iter = frames.into_iter();
-    let mut message = ZmqMessage::from(iter.next().unwrap_or_default());
-    for frame in iter {
-        message.push_back(frame);
-    }
-    message
 }
 
 #[cfg(test)]
