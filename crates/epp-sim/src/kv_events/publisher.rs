@@ -216,3 +216,36 @@ impl Publisher {
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step_events() -> Vec<CacheEvent> {
+        vec![CacheEvent::Removed {
+            block_hashes: vec![1],
+        }]
+    }
+
+    #[test]
+    fn a_full_channel_drops_the_batch_but_consumes_its_seq() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let counters = Arc::new(KvEventsCounters::default());
+        let mut sink = KvEventsSink::new(tx, 3, HashForm::Int, Arc::clone(&counters));
+        let now = UNIX_EPOCH + Duration::from_secs(10);
+        sink.publish(Vec::new(), now); // a step without events sends nothing
+        for _ in 0..3 {
+            sink.publish(step_events(), now);
+        }
+        assert_eq!(counters.dropped(DropReason::QueueFull), 2);
+        let first = rx.try_recv().expect("the first batch");
+        assert_eq!((first.seq, first.batch.ts), (0, 10.0));
+        assert_eq!(first.batch.data_parallel_rank, Some(3));
+        sink.publish(step_events(), now);
+        assert_eq!(
+            rx.try_recv().expect("room again").seq,
+            3,
+            "seqs 1 and 2 were lost"
+        );
+    }
+}
