@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::config::{KvUsageMetric, OutputLength, SimConfig};
 use crate::fake::FakeMetrics;
+use crate::kv_events::HashForm;
+use epp_flags::duration::{format_go_duration, parse_go_duration};
 pub use epp_flags::tool::ArgsError;
 use epp_flags::tool::{parse_into, parse_value, set_parsed, show_list, usage_lines};
 use epp_flags::{EVERY_COMMAND, Flag, SetError};
@@ -102,6 +104,30 @@ const FLAGS: &[Row] = &[
     Row::new("fake-metrics", ALL, "JSON override of /metrics, as llm-d-inference-sim",
         |a, v| { a.config.fake_metrics = Some(FakeMetrics::from_json(v)?); Ok(()) },
         |_| "none".to_owned()),
+    Row::new("kv-events-port", ALL, "ZMQ PUB port of KV-cache events for server 0, server i on port+i (0 = off)",
+        |a, v| { a.config.kv_events.port = nonzero_port(v)?; Ok(()) },
+        |a| a.config.kv_events.port.unwrap_or(0).to_string()),
+    Row::new("kv-events-replay-port", ALL, "ZMQ ROUTER replay port for server 0, server i on port+i (0 = off)",
+        |a, v| { a.config.kv_events.replay_port = nonzero_port(v)?; Ok(()) },
+        |a| a.config.kv_events.replay_port.unwrap_or(0).to_string()),
+    Row::new("kv-events-topic", ALL, "topic frame of every KV-event message (vLLM's default: empty)",
+        |a, v| { a.config.kv_events.topic = v.to_owned(); Ok(()) },
+        |a| format!("{:?}", a.config.kv_events.topic)),
+    Row::new("kv-events-hash-bytes", ALL, "send block hashes as 32 bytes (the 64-bit hash, big-endian, zero-padded in front) instead of integers",
+        |a, v| { a.config.kv_events.hash_form = parse_hash_form(v)?; Ok(()) },
+        |a| (a.config.kv_events.hash_form == HashForm::Bytes32).to_string()).as_switch(),
+    Row::new("kv-events-buffer-steps", ALL, "KV-event batches kept for replay per server",
+        |a, v| set_parsed(&mut a.config.kv_events.buffer_steps, v),
+        |a| a.config.kv_events.buffer_steps.to_string()),
+    Row::new("kv-events-drop-ratio", ALL, "fault: fraction of KV-event batches never sent, in [0,1] (seq consumed; still replayable)",
+        |a, v| set_parsed(&mut a.config.kv_events.drop_ratio, v),
+        |a| a.config.kv_events.drop_ratio.to_string()),
+    Row::new("kv-events-delay", ALL, "fault: send every KV-event batch this much later, order kept (Go duration)",
+        |a, v| { a.config.kv_events.delay = parse_go_duration(v).map_err(|e| e.to_string())?; Ok(()) },
+        |a| format_go_duration(a.config.kv_events.delay)),
+    Row::new("kv-events-reorder-ratio", ALL, "fault: fraction of KV-event batches swapped with the next one, in [0,1]",
+        |a, v| set_parsed(&mut a.config.kv_events.reorder_ratio, v),
+        |a| a.config.kv_events.reorder_ratio.to_string()),
     Row::new("servers", ALL, "number of independent servers",
         |a, v| set_parsed(&mut a.servers, v),
         |a| a.servers.to_string()),
@@ -144,7 +170,27 @@ impl SimArgs {
                 self.base_port, self.servers
             )));
         }
+        self.validate_kv_ports()?;
         self.config.validate().map_err(ArgsError::Invalid)
+    }
+
+    /// The last server's event ports must exist too.
+    fn validate_kv_ports(&self) -> Result<(), ArgsError> {
+        let kv = &self.config.kv_events;
+        let ports = [
+            ("kv-events-port", kv.port),
+            ("kv-events-replay-port", kv.replay_port),
+        ];
+        for (flag, port) in ports {
+            let Some(port) = port else { continue };
+            if usize::from(port) + self.servers - 1 > usize::from(u16::MAX) {
+                return Err(ArgsError::Invalid(format!(
+                    "--{flag} {port} + --servers {} runs past port 65535",
+                    self.servers
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -164,6 +210,19 @@ fn set_ms(slot: &mut Duration, value: &str) -> Result<(), SetError> {
 fn show_ms(duration: Duration) -> String {
     // Via nanoseconds, so 35 µs shows as 0.035 rather than 0.034999….
     format!("{}", duration.as_nanos() as f64 / 1e6)
+}
+
+/// A port where 0 means off.
+fn nonzero_port(value: &str) -> Result<Option<u16>, String> {
+    let port: u16 = parse_value(value)?;
+    Ok((port != 0).then_some(port))
+}
+
+fn parse_hash_form(value: &str) -> Result<HashForm, String> {
+    match parse_value::<bool>(value)? {
+        true => Ok(HashForm::Bytes32),
+        false => Ok(HashForm::Int),
+    }
 }
 
 fn parse_output_length(value: &str) -> Result<OutputLength, String> {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use epp_flags::spelled_enum;
 
 use crate::fake::FakeMetrics;
+use crate::kv_events::KvEventsConfig;
 
 /// Largest `max_model_len` used when none is configured (tokens).
 pub const DEFAULT_MAX_MODEL_LEN: usize = 32_768;
@@ -81,6 +82,8 @@ pub struct SimConfig {
     /// Metrics reported instead of the real ones, as llm-d-inference-sim's `--fake-metrics`;
     /// `None` reports the engine's own state.
     pub fake_metrics: Option<FakeMetrics>,
+    /// KV-cache event publishing over ZMQ (`--kv-events-*`); off by default.
+    pub kv_events: KvEventsConfig,
 }
 
 impl Default for SimConfig {
@@ -102,6 +105,7 @@ impl Default for SimConfig {
             time_scale: 1.0,
             kv_usage_metric: KvUsageMetric::BothNames,
             fake_metrics: None,
+            kv_events: KvEventsConfig::default(),
         }
     }
 }
@@ -116,7 +120,7 @@ impl SimConfig {
             num_gpu_blocks: self.num_gpu_blocks,
             max_loras: self.max_loras,
             step_time: epp_engine::StepTime::Linear(self.step_time.clone()),
-            emit_cache_events: false,
+            emit_cache_events: self.kv_events.enabled(),
         }
     }
 
@@ -138,6 +142,7 @@ impl SimConfig {
 
     /// Checks the limits that the engine relies on; the error names the flag and the fix.
     pub fn validate(&self) -> Result<(), String> {
+        self.kv_events.validate()?;
         let positive = [
             ("max-loras", self.max_loras),
             ("max-num-seqs", self.max_num_seqs),

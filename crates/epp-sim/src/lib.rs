@@ -20,6 +20,9 @@
 //! * **Metrics**: vLLM V1 names, plus llm-d-inference-sim's fake-metrics override, settable at
 //!   start ([`SimConfig::fake_metrics`]), through [`RunningSim::set_fake_metrics`], or over
 //!   HTTP (`PUT /sim/fake-metrics`) (`metrics.rs`, [`FakeMetrics`]).
+//! * **KV-cache events**: with [`KvEventsConfig::port`], each server publishes its engine's
+//!   cache events over ZMQ exactly as vLLM's `ZmqEventPublisher` (PUB, optional ROUTER replay),
+//!   with optional drops, swaps and delay ([`kv_events`]).
 //!
 //! In process:
 //!
@@ -40,6 +43,7 @@ pub mod args;
 pub mod config;
 pub mod fake;
 mod http;
+pub mod kv_events;
 mod metrics;
 mod respond;
 mod sequence;
@@ -55,6 +59,7 @@ use std::net::{IpAddr, SocketAddr};
 pub use args::{ArgsError, SimArgs, usage};
 pub use config::{KvUsageMetric, OutputLength, SimConfig, StepTimeModel};
 pub use fake::{FakeLora, FakeMetrics};
+pub use kv_events::{HashForm, KvEventsConfig};
 pub use server::{RunningSim, SimStats, start};
 
 /// Why a server could not start.
@@ -83,8 +88,9 @@ pub enum SimError {
 }
 
 /// Starts `count` independent servers with the same `config` on `host`, ports `base_port`,
-/// `base_port + 1`, … (or free ports when `base_port` is 0). On an error, the servers already
-/// started are shut down.
+/// `base_port + 1`, … (or free ports when `base_port` is 0). Server `i` is KV-event rank `i`
+/// (its event ports are offset by `i`). On an error, the servers already started are shut
+/// down.
 pub async fn start_many(
     config: SimConfig,
     host: IpAddr,
@@ -101,7 +107,7 @@ pub async fn start_many(
             shutdown_all(sims).await;
             return Err(SimError::PortRange { base_port, count });
         };
-        match start(config.clone(), SocketAddr::new(host, port)).await {
+        match server::start_ranked(config.clone(), SocketAddr::new(host, port), i).await {
             Ok(sim) => sims.push(sim),
             Err(error) => {
                 shutdown_all(sims).await;

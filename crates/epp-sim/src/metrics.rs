@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::{KvUsageMetric, SimConfig};
 use crate::fake::FakeMetrics;
+use crate::kv_events::{DropReason, KvEventsCounters};
 use epp_engine::EngineSnapshot;
 use epp_engine::histogram::Histogram;
 
@@ -167,6 +168,29 @@ fn render_counters(out: &mut String, labels: &MetricsLabels, s: &EngineSnapshot)
     for (reason, value) in ["length", "stop", "abort"].iter().zip(k.finished) {
         let value = Num(value as f64);
         let _ = writeln!(out, "vllm:request_success_total{{{c},finished_reason=\"{reason}\"}} {value}");
+    }
+}
+
+/// The sim's own KV-event counters (not vLLM's: it exports none for its publisher).
+pub fn render_kv_events(out: &mut String, counters: &KvEventsCounters) {
+    let name = "epp_sim_kv_events_published_total";
+    header(
+        out,
+        name,
+        "KV-event batches handed to the ZMQ PUB socket.",
+        "counter",
+    );
+    let _ = writeln!(out, "{name} {}", Num(counters.published() as f64));
+    let name = "epp_sim_kv_events_dropped_total";
+    header(
+        out,
+        name,
+        "KV-event batches not sent, by reason (fault, queue_full, delay_full).",
+        "counter",
+    );
+    for reason in DropReason::ALL {
+        let value = Num(counters.dropped(reason) as f64);
+        let _ = writeln!(out, "{name}{{reason=\"{}\"}} {value}", reason.label());
     }
 }
 

@@ -17,6 +17,7 @@ use crate::api::{Endpoint, Generation};
 use crate::config::SimConfig;
 use crate::fake::FakeMetrics;
 use crate::http;
+use crate::kv_events::{self, KvEventsCounters, KvEventsSink};
 use crate::metrics::{self, MetricsLabels};
 use crate::sequence::{NewSequence, SimClient};
 use epp_engine::kv_cache::hash_seed;
@@ -37,10 +38,16 @@ pub(crate) struct Shared {
     work: Notify,
     labels: MetricsLabels,
     next_response: AtomicU64,
+    /// Batches published and dropped, when KV events are on.
+    kv_counters: Option<Arc<KvEventsCounters>>,
 }
 
 impl Shared {
-    fn new(config: SimConfig, address: SocketAddr) -> Self {
+    fn new(
+        config: SimConfig,
+        address: SocketAddr,
+        kv_counters: Option<Arc<KvEventsCounters>>,
+    ) -> Self {
         Self {
             server_id: HeaderValue::from(address.port()),
             engine: Mutex::new(Engine::new(&config.engine_config())),
@@ -49,6 +56,7 @@ impl Shared {
             work: Notify::new(),
             labels: MetricsLabels::new(&config),
             next_response: AtomicU64::new(0),
+            kv_counters,
             config,
             address,
         }
@@ -91,7 +99,11 @@ impl Shared {
     pub fn render_metrics(&self) -> String {
         let snapshot = self.engine().snapshot();
         let fake = self.fake.lock().unwrap_or_else(PoisonError::into_inner);
-        metrics::render(&self.labels, &snapshot, fake.as_ref())
+        let mut page = metrics::render(&self.labels, &snapshot, fake.as_ref());
+        if let Some(counters) = &self.kv_counters {
+            metrics::render_kv_events(&mut page, counters);
+        }
+        page
     }
 
     /// A fresh response id, unique per server.
@@ -117,16 +129,29 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 /// Steps the engine in real time: plan a step, sleep its scaled duration, complete it; when
-/// idle, wait for a submission without spinning.
-async fn run_engine(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// idle, wait for a submission without spinning. Each step's KV-cache events (evictions while
+/// planning, blocks stored on completion) go to `events` as one batch, as vLLM publishes them.
+async fn run_engine(
+    shared: Arc<Shared>,
+    mut events: Option<KvEventsSink>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut deadline = Instant::now();
     loop {
-        let step = {
+        let (step, cache_events) = {
             let mut engine = shared.engine();
             let step = engine.schedule(shared.now());
-            engine.take_retired().for_each(drop); // the HTTP side heard the last token // sequences whose client left
-            step
+            engine.take_retired().for_each(drop); // sequences whose client left
+            // Without a step, nothing is left to complete: flush what planning recorded.
+            let cache_events = match step {
+                None => take_cache_events(&mut engine, events.is_some()),
+                Some(_) => Vec::new(),
+            };
+            (step, cache_events)
         };
+        if let Some(sink) = &mut events {
+            sink.publish(cache_events, SystemTime::now());
+        }
         let Some(duration) = step else {
             tokio::select! {
                 () = shared.work.notified() => {}
@@ -140,9 +165,23 @@ async fn run_engine(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             () = sleep_until(deadline) => {}
             () = stopped(&mut stop) => return,
         }
-        let mut engine = shared.engine();
-        engine.complete(shared.now());
-        engine.take_retired().for_each(drop); // the HTTP side heard the last token
+        let cache_events = {
+            let mut engine = shared.engine();
+            engine.complete(shared.now());
+            engine.take_retired().for_each(drop); // the HTTP side heard the last token
+            take_cache_events(&mut engine, events.is_some())
+        };
+        if let Some(sink) = &mut events {
+            sink.publish(cache_events, SystemTime::now());
+        }
+    }
+}
+
+/// The events recorded since the last call (none are recorded when nobody publishes).
+fn take_cache_events(engine: &mut Engine<SimClient>, wanted: bool) -> Vec<epp_engine::CacheEvent> {
+    match wanted {
+        true => engine.take_cache_events().collect(),
+        false => Vec::new(),
     }
 }
 
@@ -227,9 +266,21 @@ pub struct RunningSim {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    kv_events_address: Option<SocketAddr>,
+    kv_replay_address: Option<SocketAddr>,
 }
 
 impl RunningSim {
+    /// The bound KV-events PUB address, when events are on.
+    pub fn kv_events_address(&self) -> Option<SocketAddr> {
+        self.kv_events_address
+    }
+
+    /// The bound KV-events replay (ROUTER) address, when replay is on.
+    pub fn kv_replay_address(&self) -> Option<SocketAddr> {
+        self.kv_replay_address
+    }
+
     /// The bound address (the real port when started on port 0).
     pub fn address(&self) -> SocketAddr {
         self.shared.address
@@ -281,20 +332,52 @@ impl Drop for RunningSim {
     }
 }
 
-/// Binds `address` (port 0 picks a free port) and starts a server with `config`.
+/// Binds `address` (port 0 picks a free port) and starts a server with `config`; it is
+/// KV-event rank 0.
 pub async fn start(config: SimConfig, address: SocketAddr) -> Result<RunningSim, SimError> {
+    start_ranked(config, address, 0).await
+}
+
+/// [`start`] for server `rank` of a group: its KV-event ports are offset by `rank`, and its
+/// batches carry `data_parallel_rank = rank`.
+pub(crate) async fn start_ranked(
+    config: SimConfig,
+    address: SocketAddr,
+    rank: usize,
+) -> Result<RunningSim, SimError> {
     config.validate().map_err(SimError::Config)?;
     let bind_error = |source| SimError::Bind { address, source };
     let listener = TcpListener::bind(address).await.map_err(bind_error)?;
     let local = listener.local_addr().map_err(bind_error)?;
-    let shared = Arc::new(Shared::new(config, local));
     let (stop, stop_rx) = watch::channel(false);
-    let engine = tokio::spawn(run_engine(Arc::clone(&shared), stop_rx.clone()));
-    let server = tokio::spawn(http::serve(listener, Arc::clone(&shared), stop_rx));
+    let kv = kv_events::start(&config.kv_events, address.ip(), rank, config.seed, &stop_rx).await?;
+    let (sink, counters, mut tasks, kv_events_address, kv_replay_address) = match kv {
+        Some(kv) => (
+            Some(kv.sink),
+            Some(kv.counters),
+            kv.tasks,
+            Some(kv.address),
+            kv.replay_address,
+        ),
+        None => (None, None, Vec::new(), None, None),
+    };
+    let shared = Arc::new(Shared::new(config, local, counters));
+    tasks.push(tokio::spawn(run_engine(
+        Arc::clone(&shared),
+        sink,
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(http::serve(
+        listener,
+        Arc::clone(&shared),
+        stop_rx,
+    )));
     tracing::debug!(address = %local, model = %shared.config.model, "sim: started");
     Ok(RunningSim {
         shared,
         stop,
-        tasks: vec![engine, server],
+        tasks,
+        kv_events_address,
+        kv_replay_address,
     })
 }

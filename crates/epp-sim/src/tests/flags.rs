@@ -141,3 +141,83 @@ fn usage_lists_every_flag_with_its_default() {
     }
     assert!(text.contains("(default: 1024)"));
 }
+
+#[test]
+fn kv_event_flags_fill_the_kv_events_config() {
+    let args = parse(&[
+        "--kv-events-port",
+        "5557",
+        "--kv-events-replay-port=5600",
+        "--kv-events-topic",
+        "kv",
+        "--kv-events-hash-bytes",
+        "--kv-events-buffer-steps",
+        "50",
+        "--kv-events-drop-ratio",
+        "0.25",
+        "--kv-events-delay",
+        "150ms",
+        "--kv-events-reorder-ratio=1",
+    ])
+    .unwrap();
+    let expected = KvEventsConfig {
+        port: Some(5557),
+        replay_port: Some(5600),
+        topic: "kv".to_owned(),
+        hash_form: HashForm::Bytes32,
+        buffer_steps: 50,
+        drop_ratio: 0.25,
+        delay: Duration::from_millis(150),
+        reorder_ratio: 1.0,
+    };
+    assert_eq!(args.config.kv_events, expected);
+    assert!(args.config.engine_config().emit_cache_events);
+    // Port 0 is off, as is the default; the engine then records no events.
+    let off = parse(&["--kv-events-port", "0"]).unwrap();
+    assert_eq!(off.config.kv_events, KvEventsConfig::default());
+    assert!(!off.config.engine_config().emit_cache_events);
+    let usage = usage();
+    assert!(usage.contains("--kv-events-port") && usage.contains("--kv-events-delay"));
+}
+
+#[test]
+fn bad_kv_event_values_name_their_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--kv-events-port", "1", "--kv-events-drop-ratio", "1.5"],
+            "--kv-events-drop-ratio must be in [0, 1], got 1.5",
+        ),
+        (
+            &["--kv-events-port", "1", "--kv-events-reorder-ratio", "-0.1"],
+            "--kv-events-reorder-ratio must be in [0, 1]",
+        ),
+        (
+            &["--kv-events-drop-ratio", "NaN"],
+            "--kv-events-drop-ratio must be in [0, 1]",
+        ),
+        (
+            &["--kv-events-drop-ratio", "half"],
+            "--kv-events-drop-ratio",
+        ),
+        (&["--kv-events-delay", "5"], "--kv-events-delay"),
+        (&["--kv-events-port", "70000"], "--kv-events-port"),
+        (
+            &["--kv-events-buffer-steps", "0"],
+            "--kv-events-buffer-steps must be in 1..=1000000",
+        ),
+        (
+            &["--kv-events-replay-port", "5600"],
+            "--kv-events-replay-port needs --kv-events-port",
+        ),
+        (
+            &["--kv-events-port", "65535", "--servers", "2"],
+            "--kv-events-port 65535 + --servers 2 runs past port 65535",
+        ),
+    ];
+    for (args, wanted) in cases {
+        let error = parse(args).unwrap_err();
+        assert_eq!(error.exit_code(), 1, "{args:?}: {error}");
+        let message = error.to_string();
+        assert!(message.contains(wanted), "{args:?}: {message}");
+    }
+}

@@ -5,6 +5,7 @@
 mod api;
 mod behaviour;
 mod flags;
+mod kv_events;
 mod metrics_page;
 mod tokenize;
 
