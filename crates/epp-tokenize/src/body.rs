@@ -31,8 +31,8 @@ pub fn read_prompt(body: &[u8]) -> Result<Prompt, TokenizeError> {
             body.len()
         )));
     }
-    let mut parsed: Value = serde_json::from_slice(body)
-        .map_err(|e| unsupported(format!("body is not JSON: {e}")))?;
+    let mut parsed: Value =
+        serde_json::from_slice(body).map_err(|e| unsupported(format!("body is not JSON: {e}")))?;
     let Some(object) = parsed.as_object_mut() else {
         return Err(unsupported("body is not a JSON object".to_owned()));
     };
@@ -41,7 +41,9 @@ pub fn read_prompt(body: &[u8]) -> Result<Prompt, TokenizeError> {
     }
     match object.remove("prompt") {
         Some(prompt) => read_completion_prompt(prompt),
-        None => Err(unsupported("body has neither `prompt` nor `messages`".to_owned())),
+        None => Err(unsupported(
+            "body has neither `prompt` nor `messages`".to_owned(),
+        )),
     }
 }
 

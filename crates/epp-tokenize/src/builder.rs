@@ -31,7 +31,9 @@ pub struct BuiltSource {
 
 impl std::fmt::Debug for BuiltSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BuiltSource").field("stats", &self.stats).finish_non_exhaustive()
+        f.debug_struct("BuiltSource")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
     }
 }
 

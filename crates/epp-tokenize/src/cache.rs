@@ -185,7 +185,10 @@ mod tests {
         assert_eq!(cache.len(), 2);
         assert!(cache.get(4).is_some() && cache.get(3).is_some());
         cache.insert(9, ids(1000));
-        assert!(cache.get(9).is_none(), "an entry over the whole cap is not kept");
+        assert!(
+            cache.get(9).is_none(),
+            "an entry over the whole cap is not kept"
+        );
         assert_eq!(cache.len(), 2);
     }
 

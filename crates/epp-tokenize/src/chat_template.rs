@@ -77,7 +77,10 @@ impl ChatTemplate {
             .get_template(TEMPLATE_NAME)
             .map_err(|e| e.to_string())?;
         let context = BTreeMap::from([
-            ("messages", JinjaValue::from(messages.iter().map(to_jinja).collect::<Vec<_>>())),
+            (
+                "messages",
+                JinjaValue::from(messages.iter().map(to_jinja).collect::<Vec<_>>()),
+            ),
             ("add_generation_prompt", JinjaValue::from(true)),
             ("bos_token", JinjaValue::from(self.bos_token.as_str())),
             ("eos_token", JinjaValue::from(self.eos_token.as_str())),
@@ -151,12 +154,16 @@ fn python_string_methods(
         ("endswith", Some(suffix)) => JinjaValue::from(text.ends_with(suffix)),
         ("upper", None) => JinjaValue::from(text.to_uppercase()),
         ("lower", None) => JinjaValue::from(text.to_lowercase()),
-        ("split", Some(separator)) if !separator.is_empty() => {
-            JinjaValue::from(text.split(separator).map(JinjaValue::from).collect::<Vec<_>>())
-        }
-        ("split", None) => {
-            JinjaValue::from(text.split_whitespace().map(JinjaValue::from).collect::<Vec<_>>())
-        }
+        ("split", Some(separator)) if !separator.is_empty() => JinjaValue::from(
+            text.split(separator)
+                .map(JinjaValue::from)
+                .collect::<Vec<_>>(),
+        ),
+        ("split", None) => JinjaValue::from(
+            text.split_whitespace()
+                .map(JinjaValue::from)
+                .collect::<Vec<_>>(),
+        ),
         _ => return Err(JinjaError::from(ErrorKind::UnknownMethod)),
     };
     Ok(result)
@@ -180,10 +187,14 @@ mod tests {
             "eos_token": "</s>",
             "chat_template": "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content | trim }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}",
         });
-        let Value::Object(config) = config else { panic!("object") };
+        let Value::Object(config) = config else {
+            panic!("object")
+        };
         let template = ChatTemplate::from_config(&config).expect("a valid config");
         let text = template
-            .render(&messages(r#"[{"role":"system","content":" be brief "},{"role":"user","content":"hi"}]"#))
+            .render(&messages(
+                r#"[{"role":"system","content":" be brief "},{"role":"user","content":"hi"}]"#,
+            ))
             .expect("renders");
         assert_eq!(text, "<s>[system] be brief</s>[user] hi</s>[assistant]");
     }
@@ -191,8 +202,8 @@ mod tests {
     #[test]
     fn supports_python_string_methods_and_raise_exception() {
         let source = "{% for m in messages %}{% if not m.content.startswith('ok') %}{{ raise_exception('bad ' ~ m.role) }}{% endif %}{{ m.content.upper().rstrip('!') }}{% endfor %}";
-        let template = ChatTemplate::new(source.into(), String::new(), String::new())
-            .expect("compiles");
+        let template =
+            ChatTemplate::new(source.into(), String::new(), String::new()).expect("compiles");
         assert_eq!(
             template.render(&messages(r#"[{"role":"user","content":"ok go!!"}]"#)),
             Ok("OK GO".to_owned())
@@ -207,10 +218,14 @@ mod tests {
             {"name": "tool_use", "template": "tools"},
             {"name": "default", "template": "plain"},
         ]});
-        let Value::Object(with_list) = with_list else { panic!("object") };
+        let Value::Object(with_list) = with_list else {
+            panic!("object")
+        };
         let template = ChatTemplate::from_config(&with_list).expect("a default template");
         assert_eq!(template.render(&messages("[{}]")), Ok("plain".to_owned()));
-        let Value::Object(without) = serde_json::json!({"eos_token": "x"}) else { panic!("object") };
+        let Value::Object(without) = serde_json::json!({"eos_token": "x"}) else {
+            panic!("object")
+        };
         assert!(ChatTemplate::from_config(&without).is_err_and(|e| e.contains("chat_template")));
         assert!(ChatTemplate::new("{% if %}".into(), String::new(), String::new()).is_err());
     }

@@ -99,6 +99,10 @@ impl TokenSource for FileSource {
             let counters = inner.stats.counters();
             match result {
                 Err(error) => {
+                    // A body without a prompt never reached the tokenizer.
+                    if !matches!(error, TokenizeError::Unsupported(_)) {
+                        counters.cache_miss(started.elapsed());
+                    }
                     counters.error(&error);
                     Err(error)
                 }
@@ -179,7 +183,12 @@ fn join_messages(messages: &[Value]) -> String {
         if i > 0 {
             joined.push('\n');
         }
-        joined.push_str(message.get("role").and_then(Value::as_str).unwrap_or_default());
+        joined.push_str(
+            message
+                .get("role")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        );
         joined.push_str(": ");
         match message.get("content") {
             Some(Value::String(text)) => joined.push_str(text),
@@ -205,7 +214,12 @@ mod tests {
             {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url"}, {"type": "text", "text": "b"}]},
             {"role": "assistant"},
         ]);
-        let Value::Array(messages) = messages else { panic!("array") };
-        assert_eq!(join_messages(&messages), "system: be brief\nuser: ab\nassistant: ");
+        let Value::Array(messages) = messages else {
+            panic!("array")
+        };
+        assert_eq!(
+            join_messages(&messages),
+            "system: be brief\nuser: ab\nassistant: "
+        );
     }
 }

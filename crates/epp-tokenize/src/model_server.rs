@@ -62,7 +62,11 @@ impl std::fmt::Debug for ModelServerSource {
 }
 
 impl ModelServerSource {
-    pub fn new(datastore: Arc<Datastore>, client: reqwest::Client, config: ModelServerConfig) -> Self {
+    pub fn new(
+        datastore: Arc<Datastore>,
+        client: reqwest::Client,
+        config: ModelServerConfig,
+    ) -> Self {
         let cache = (config.cache_entries > 0)
             .then(|| Mutex::new(TokenCache::new(config.cache_entries, config.cache_bytes)));
         ModelServerSource {
@@ -153,17 +157,22 @@ impl Inner {
             .map_err(|e| TokenizeError::Unavailable(format!("{url}: {e}")))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(TokenizeError::BadResponse(format!("{url} answered {status}")));
+            return Err(TokenizeError::BadResponse(format!(
+                "{url} answered {status}"
+            )));
         }
         let bytes = read_limited(response, &url).await?;
-        parse_tokens(&bytes).map_err(|reason| TokenizeError::BadResponse(format!("{url}: {reason}")))
+        parse_tokens(&bytes)
+            .map_err(|reason| TokenizeError::BadResponse(format!("{url}: {reason}")))
     }
 
     fn next_address(&self) -> Result<std::net::SocketAddr, TokenizeError> {
         let snapshot = self.datastore.snapshot();
         let endpoints = snapshot.endpoints();
         if endpoints.is_empty() {
-            return Err(TokenizeError::Unavailable("the pool has no endpoints".to_owned()));
+            return Err(TokenizeError::Unavailable(
+                "the pool has no endpoints".to_owned(),
+            ));
         }
         let turn = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
         Ok(endpoints[turn % endpoints.len()].address())
@@ -195,11 +204,16 @@ fn request_body(model: &str, prompt: Prompt) -> Value {
 }
 
 /// Reads the response body, refusing one over [`MAX_RESPONSE_BYTES`].
-async fn read_limited(mut response: reqwest::Response, url: &str) -> Result<Vec<u8>, TokenizeError> {
-    let too_long = || {
-        TokenizeError::BadResponse(format!("{url}: response over {MAX_RESPONSE_BYTES} bytes"))
-    };
-    if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
+async fn read_limited(
+    mut response: reqwest::Response,
+    url: &str,
+) -> Result<Vec<u8>, TokenizeError> {
+    let too_long =
+        || TokenizeError::BadResponse(format!("{url}: response over {MAX_RESPONSE_BYTES} bytes"));
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+    {
         return Err(too_long());
     }
     let mut bytes = Vec::new();
@@ -224,7 +238,10 @@ fn parse_tokens(bytes: &[u8]) -> Result<Tokens, String> {
         return Err("response has no `tokens` array".to_owned());
     };
     if ids.len() > MAX_TOKENS {
-        return Err(format!("{} tokens, over the limit of {MAX_TOKENS}", ids.len()));
+        return Err(format!(
+            "{} tokens, over the limit of {MAX_TOKENS}",
+            ids.len()
+        ));
     }
     ids.iter()
         .map(|id| {

@@ -11,7 +11,8 @@ use epp_core::tokens::TokenizeError;
 pub struct TokenizeStats {
     /// Calls answered from the cache, without a tokenizer.
     pub cache_hits: u64,
-    /// Calls that asked the tokenizer (model server or file).
+    /// Calls that asked the tokenizer (model server or file), successful or not (the
+    /// file source has no cache: every call that reaches its tokenizer counts here).
     pub cache_misses: u64,
     /// Calls whose body already held token ids.
     pub passthrough: u64,
