@@ -18,8 +18,37 @@ pub enum Prompt {
     Text(String),
     /// A completions `prompt` that is already token ids: no tokenizer needed.
     Tokens(Tokens),
-    /// Chat `messages`, as sent (the JSON array; its objects hold `role` and `content`).
-    Chat(Vec<Value>),
+    /// A chat: the messages and the body fields that change how they are rendered.
+    Chat(Chat),
+}
+
+/// A chat request's input to the chat template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chat {
+    /// `messages` as sent (objects with `role` and `content`).
+    pub messages: Vec<Value>,
+    /// `tools`, which many templates write into the prompt; `None` when absent.
+    pub tools: Option<Value>,
+    /// `chat_template_kwargs` (e.g. `enable_thinking`), extra template variables; `None`
+    /// when absent.
+    pub template_kwargs: Option<serde_json::Map<String, Value>>,
+    /// `add_generation_prompt` (vLLM's default: true): end with the assistant's opener.
+    pub add_generation_prompt: bool,
+    /// `continue_final_message` (default false): leave the last message open (prefill).
+    pub continue_final_message: bool,
+}
+
+impl Chat {
+    /// Messages with vLLM's defaults for everything else.
+    pub fn new(messages: Vec<Value>) -> Self {
+        Chat {
+            messages,
+            tools: None,
+            template_kwargs: None,
+            add_generation_prompt: true,
+            continue_final_message: false,
+        }
+    }
 }
 
 /// Reads the prompt of `body`. `messages` wins over `prompt` when both are present (a chat
@@ -37,7 +66,7 @@ pub fn read_prompt(body: &[u8]) -> Result<Prompt, TokenizeError> {
         return Err(unsupported("body is not a JSON object".to_owned()));
     };
     if let Some(messages) = object.remove("messages") {
-        return read_messages(messages);
+        return read_chat(messages, object);
     }
     match object.remove("prompt") {
         Some(prompt) => read_completion_prompt(prompt),
@@ -47,7 +76,37 @@ pub fn read_prompt(body: &[u8]) -> Result<Prompt, TokenizeError> {
     }
 }
 
-fn read_messages(messages: Value) -> Result<Prompt, TokenizeError> {
+/// The messages and the rendering fields of a chat body; a field of the wrong type is
+/// reported, not ignored, since the server would render it differently.
+fn read_chat(
+    messages: Value,
+    body: &mut serde_json::Map<String, Value>,
+) -> Result<Prompt, TokenizeError> {
+    let mut chat = Chat::new(read_messages(messages)?);
+    chat.tools = body.remove("tools").filter(|tools| !tools.is_null());
+    chat.template_kwargs = match body.remove("chat_template_kwargs") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(kwargs)) => Some(kwargs),
+        Some(_) => {
+            return Err(unsupported(
+                "`chat_template_kwargs` is not an object".to_owned(),
+            ));
+        }
+    };
+    for (field, value) in [
+        ("add_generation_prompt", &mut chat.add_generation_prompt),
+        ("continue_final_message", &mut chat.continue_final_message),
+    ] {
+        match body.remove(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(set)) => *value = set,
+            Some(_) => return Err(unsupported(format!("`{field}` is not a boolean"))),
+        }
+    }
+    Ok(Prompt::Chat(chat))
+}
+
+fn read_messages(messages: Value) -> Result<Vec<Value>, TokenizeError> {
     let Value::Array(messages) = messages else {
         return Err(unsupported("`messages` is not an array".to_owned()));
     };
@@ -57,7 +116,7 @@ fn read_messages(messages: Value) -> Result<Prompt, TokenizeError> {
     if let Some(i) = messages.iter().position(|m| !m.is_object()) {
         return Err(unsupported(format!("`messages[{i}]` is not an object")));
     }
-    Ok(Prompt::Chat(messages))
+    Ok(messages)
 }
 
 /// `"text"`, `["text"]`, `[1, 2, 3]` and `[[1, 2, 3]]` have one prompt; a batch of several
@@ -122,7 +181,23 @@ mod tests {
             (r#"{"prompt":[[7,8]]}"#, tokens(&[7, 8])),
             (
                 r#"{"messages":[{"role":"user","content":"x"}],"prompt":"ignored"}"#,
-                Prompt::Chat(vec![serde_json::json!({"role":"user","content":"x"})]),
+                Prompt::Chat(Chat::new(vec![
+                    serde_json::json!({"role":"user","content":"x"}),
+                ])),
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}],
+                    "chat_template_kwargs":{"enable_thinking":false},
+                    "add_generation_prompt":false,"continue_final_message":true}"#,
+                Prompt::Chat(Chat {
+                    tools: Some(serde_json::json!([{"type":"function"}])),
+                    template_kwargs: serde_json::json!({"enable_thinking":false})
+                        .as_object()
+                        .cloned(),
+                    add_generation_prompt: false,
+                    continue_final_message: true,
+                    ..Chat::new(vec![serde_json::json!({"role":"user","content":"x"})])
+                }),
             ),
         ];
         for (body, want) in cases {
@@ -146,6 +221,14 @@ mod tests {
             (r#"{"messages":{}}"#, "`messages` is not an array"),
             (r#"{"messages":[]}"#, "`messages` is empty"),
             (r#"{"messages":[{"role":"user"},"x"]}"#, "`messages[1]`"),
+            (
+                r#"{"messages":[{}],"chat_template_kwargs":[]}"#,
+                "`chat_template_kwargs` is not an object",
+            ),
+            (
+                r#"{"messages":[{}],"add_generation_prompt":"yes"}"#,
+                "`add_generation_prompt` is not a boolean",
+            ),
         ];
         for (body, want) in cases {
             match read_prompt(body.as_bytes()) {

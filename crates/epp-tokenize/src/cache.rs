@@ -13,8 +13,9 @@ use crate::body::Prompt;
 const ENTRY_OVERHEAD_BYTES: usize = 64;
 
 /// The cache key of a prompt for `model`, or `None` for token ids (nothing to cache).
-/// Chat messages are keyed by their JSON values with object keys in sorted order, so the
-/// same messages give the same key however the client ordered their fields. A 64-bit
+/// Chats are keyed by their messages, tools, template arguments and flags, with object keys
+/// in sorted order, so the same chat gives the same key however the client ordered its
+/// fields. A 64-bit
 /// collision would hand one prompt another's tokens: a worse score, never a failed request.
 pub fn key(model: &str, prompt: &Prompt) -> Option<u64> {
     let mut hasher = Xxh64::new(0);
@@ -25,10 +26,21 @@ pub fn key(model: &str, prompt: &Prompt) -> Option<u64> {
             hasher.update(b"t");
             hasher.update(text.as_bytes());
         }
-        Prompt::Chat(messages) => {
+        Prompt::Chat(chat) => {
             hasher.update(b"c");
-            for message in messages {
+            hasher.update(&[
+                u8::from(chat.add_generation_prompt),
+                u8::from(chat.continue_final_message),
+            ]);
+            for message in &chat.messages {
                 hash_value(&mut hasher, message);
+            }
+            hasher.update(b"tools");
+            hash_value(&mut hasher, chat.tools.as_ref().unwrap_or(&Value::Null));
+            hasher.update(b"kwargs");
+            match &chat.template_kwargs {
+                Some(kwargs) => hash_object(&mut hasher, kwargs),
+                None => hash_value(&mut hasher, &Value::Null),
             }
         }
         Prompt::Tokens(_) => return None,
@@ -55,17 +67,20 @@ fn hash_value(hasher: &mut Xxh64, value: &Value) {
                 hash_value(hasher, item);
             }
         }
-        Value::Object(fields) => {
-            part(hasher, b"o", &fields.len().to_string());
-            let mut names: Vec<&String> = fields.keys().collect();
-            names.sort_unstable();
-            for name in names {
-                hasher.update(&(name.len() as u64).to_le_bytes());
-                hasher.update(name.as_bytes());
-                if let Some(field) = fields.get(name) {
-                    hash_value(hasher, field);
-                }
-            }
+        Value::Object(fields) => hash_object(hasher, fields),
+    }
+}
+
+fn hash_object(hasher: &mut Xxh64, fields: &serde_json::Map<String, Value>) {
+    hasher.update(b"o");
+    hasher.update(&(fields.len() as u64).to_le_bytes());
+    let mut names: Vec<&String> = fields.keys().collect();
+    names.sort_unstable();
+    for name in names {
+        hasher.update(&(name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        if let Some(field) = fields.get(name) {
+            hash_value(hasher, field);
         }
     }
 }
@@ -156,6 +171,7 @@ fn entry_bytes(tokens: &Tokens) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::Chat;
 
     fn ids(n: usize) -> Tokens {
         (0..n as u32).collect()
@@ -214,7 +230,7 @@ mod tests {
             let Ok(serde_json::Value::Array(messages)) = serde_json::from_str(json) else {
                 panic!("bad test JSON {json}");
             };
-            Prompt::Chat(messages)
+            Prompt::Chat(Chat::new(messages))
         };
         assert_ne!(key("a", &text("x")), key("b", &text("x")));
         assert_ne!(key("ab", &text("c")), key("a", &text("bc")));
@@ -227,6 +243,23 @@ mod tests {
             key("m", &chat(r#"[{"role":"user","content":"x"}]"#)),
             key("m", &chat(r#"[{"role":"user","content":"y"}]"#)),
         );
+        let user = r#"[{"role":"user","content":"x"}]"#;
+        let thinking = |on: bool| {
+            let Prompt::Chat(mut chat) = chat(user) else {
+                panic!("a chat");
+            };
+            chat.template_kwargs = serde_json::json!({ "enable_thinking": on })
+                .as_object()
+                .cloned();
+            Prompt::Chat(chat)
+        };
+        assert_ne!(key("m", &thinking(true)), key("m", &thinking(false)));
+        assert_ne!(key("m", &thinking(true)), key("m", &chat(user)));
+        let Prompt::Chat(mut prefill) = chat(user) else {
+            panic!("a chat");
+        };
+        prefill.add_generation_prompt = false;
+        assert_ne!(key("m", &Prompt::Chat(prefill)), key("m", &chat(user)));
         assert_eq!(key("m", &Prompt::Tokens(ids(3))), None);
     }
 }

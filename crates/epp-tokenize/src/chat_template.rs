@@ -7,6 +7,8 @@ use minijinja::value::Value as JinjaValue;
 use minijinja::{Environment, Error as JinjaError, ErrorKind};
 use serde_json::Value;
 
+use crate::body::Chat;
+
 const TEMPLATE_NAME: &str = "chat";
 
 /// A compiled chat template and the special tokens it may print.
@@ -70,24 +72,62 @@ impl ChatTemplate {
         )
     }
 
-    /// The prompt text for `messages`, ending with the assistant's turn opener.
-    pub fn render(&self, messages: &[Value]) -> Result<String, String> {
+    /// The prompt text of `chat`, as Hugging Face's `apply_chat_template` renders it: the
+    /// special tokens and `chat_template_kwargs` as variables, then `messages`, `tools` and
+    /// `add_generation_prompt`; with `continue_final_message`, cut after the last message's
+    /// text so the model continues it.
+    pub fn render(&self, chat: &Chat) -> Result<String, String> {
         let template = self
             .env
             .get_template(TEMPLATE_NAME)
             .map_err(|e| e.to_string())?;
-        let context = BTreeMap::from([
+        let mut context = BTreeMap::from([
             (
-                "messages",
-                JinjaValue::from(messages.iter().map(to_jinja).collect::<Vec<_>>()),
+                "bos_token".to_owned(),
+                JinjaValue::from(self.bos_token.as_str()),
             ),
-            ("add_generation_prompt", JinjaValue::from(true)),
-            ("bos_token", JinjaValue::from(self.bos_token.as_str())),
-            ("eos_token", JinjaValue::from(self.eos_token.as_str())),
+            (
+                "eos_token".to_owned(),
+                JinjaValue::from(self.eos_token.as_str()),
+            ),
         ]);
-        template
+        for (name, value) in chat.template_kwargs.iter().flatten() {
+            context.insert(name.clone(), to_jinja(value));
+        }
+        let messages: Vec<JinjaValue> = chat.messages.iter().map(to_jinja).collect();
+        context.insert("messages".to_owned(), JinjaValue::from(messages));
+        context.insert(
+            "tools".to_owned(),
+            chat.tools.as_ref().map_or(JinjaValue::from(()), to_jinja),
+        );
+        context.insert(
+            "add_generation_prompt".to_owned(),
+            JinjaValue::from(chat.add_generation_prompt),
+        );
+        let mut text = template
             .render(JinjaValue::from(context))
-            .map_err(|e| format!("the chat template failed: {e}"))
+            .map_err(|e| format!("the chat template failed: {e}"))?;
+        if chat.continue_final_message {
+            cut_after_final_message(&mut text, &chat.messages);
+        }
+        Ok(text)
+    }
+}
+
+/// Drops what the template wrote after the last message's text (its end-of-turn tokens).
+/// A last message without string content is left as rendered.
+fn cut_after_final_message(text: &mut String, messages: &[Value]) {
+    let Some(last) = messages
+        .last()
+        .and_then(|m| m.get("content"))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|content| !content.is_empty())
+    else {
+        return;
+    };
+    if let Some(start) = text.rfind(last) {
+        text.truncate(start + last.len());
     }
 }
 
@@ -173,9 +213,9 @@ fn python_string_methods(
 mod tests {
     use super::*;
 
-    fn messages(json: &str) -> Vec<Value> {
+    fn messages(json: &str) -> Chat {
         match serde_json::from_str(json) {
-            Ok(Value::Array(messages)) => messages,
+            Ok(Value::Array(messages)) => Chat::new(messages),
             other => panic!("bad test JSON: {other:?}"),
         }
     }
@@ -210,6 +250,32 @@ mod tests {
         );
         let refused = template.render(&messages(r#"[{"role":"tool","content":"no"}]"#));
         assert!(refused.is_err_and(|e| e.contains("bad tool")));
+    }
+
+    #[test]
+    fn passes_tools_kwargs_and_flags_and_cuts_a_prefill() {
+        let source = "{% if enable_thinking is false %}/no_think {% endif %}{% if tools %}{{ tools | length }} tools {% endif %}{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
+        let template =
+            ChatTemplate::new(source.into(), String::new(), String::new()).expect("compiles");
+        let mut chat = messages(r#"[{"role":"user","content":"q"}]"#);
+        chat.tools = Some(serde_json::json!([{"type": "function"}]));
+        chat.template_kwargs = serde_json::json!({"enable_thinking": false})
+            .as_object()
+            .cloned();
+        assert_eq!(
+            template.render(&chat),
+            Ok("/no_think 1 tools <user>q</user><assistant>".to_owned())
+        );
+        // Prefill: the assistant's partial answer is continued, not closed.
+        let mut prefill = messages(
+            r#"[{"role":"user","content":"q"},{"role":"assistant","content":"The answer"}]"#,
+        );
+        prefill.add_generation_prompt = false;
+        prefill.continue_final_message = true;
+        assert_eq!(
+            template.render(&prefill),
+            Ok("<user>q</user><assistant>The answer".to_owned())
+        );
     }
 
     #[test]

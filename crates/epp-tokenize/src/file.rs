@@ -151,14 +151,12 @@ impl Inner {
         let (text, add_special_tokens) = match prompt {
             Prompt::Tokens(tokens) => return Ok(tokens),
             Prompt::Text(text) => (text, true),
-            Prompt::Chat(messages) => match &self.template {
+            Prompt::Chat(chat) => match &self.template {
                 Some(template) => (
-                    template
-                        .render(&messages)
-                        .map_err(TokenizeError::Unsupported)?,
+                    template.render(&chat).map_err(TokenizeError::Unsupported)?,
                     false,
                 ),
-                None => (join_messages(&messages), true),
+                None => (join_messages(&chat.messages), true),
             },
         };
         let encoding = self

@@ -180,16 +180,26 @@ impl Inner {
 }
 
 /// The vLLM `/tokenize` request: completion form with special tokens, or chat form with
-/// the generation prompt and no extra special tokens (the template already has them).
+/// no extra special tokens (the template writes them), the chat's own flags (by default a
+/// generation prompt and no prefill), and its `tools` and `chat_template_kwargs` when sent.
 fn request_body(model: &str, prompt: Prompt) -> Value {
     match prompt {
-        Prompt::Chat(messages) => json!({
-            "model": model,
-            "messages": messages,
-            "add_generation_prompt": true,
-            "continue_final_message": false,
-            "add_special_tokens": false,
-        }),
+        Prompt::Chat(chat) => {
+            let mut body = json!({
+                "model": model,
+                "messages": chat.messages,
+                "add_generation_prompt": chat.add_generation_prompt,
+                "continue_final_message": chat.continue_final_message,
+                "add_special_tokens": false,
+            });
+            if let Some(tools) = chat.tools {
+                body["tools"] = tools;
+            }
+            if let Some(kwargs) = chat.template_kwargs {
+                body["chat_template_kwargs"] = Value::Object(kwargs);
+            }
+            body
+        }
         Prompt::Text(text) => json!({
             "model": model,
             "prompt": text,

@@ -88,6 +88,38 @@ async fn a_chat_asks_for_the_templated_messages() {
             "add_special_tokens": false,
         })
     );
+    // What changes the rendering is forwarded: tools, template arguments, a prefill.
+    let prefill = json!([
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "Sure"},
+    ]);
+    let tools = json!([{"type": "function", "function": {"name": "f"}}]);
+    source
+        .tokenize(request(
+            "m",
+            json!({
+                "messages": prefill,
+                "tools": tools,
+                "chat_template_kwargs": {"enable_thinking": false},
+                "add_generation_prompt": false,
+                "continue_final_message": true,
+                "temperature": 0.5,
+            }),
+        ))
+        .await
+        .expect("tokens");
+    assert_eq!(
+        stub.received()[1].body,
+        json!({
+            "model": "m",
+            "messages": prefill,
+            "tools": tools,
+            "chat_template_kwargs": {"enable_thinking": false},
+            "add_generation_prompt": false,
+            "continue_final_message": true,
+            "add_special_tokens": false,
+        })
+    );
 }
 
 #[tokio::test]
