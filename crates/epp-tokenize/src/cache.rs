@@ -12,12 +12,12 @@ use crate::body::Prompt;
 /// Bytes charged per entry on top of its ids (map and order slots, the `Arc` header).
 const ENTRY_OVERHEAD_BYTES: usize = 64;
 
-/// The cache key of a prompt for `model`, or `None` for token ids (nothing to cache).
+/// The cache key of a prompt for `model` (token ids need no cache, but have a key too).
 /// Chats are keyed by their messages, tools, template arguments and flags, with object keys
 /// in sorted order, so the same chat gives the same key however the client ordered its
 /// fields. A 64-bit
 /// collision would hand one prompt another's tokens: a worse score, never a failed request.
-pub fn key(model: &str, prompt: &Prompt) -> Option<u64> {
+pub fn key(model: &str, prompt: &Prompt) -> u64 {
     let mut hasher = Xxh64::new(0);
     hasher.update(&(model.len() as u64).to_le_bytes());
     hasher.update(model.as_bytes());
@@ -43,9 +43,14 @@ pub fn key(model: &str, prompt: &Prompt) -> Option<u64> {
                 None => hash_value(&mut hasher, &Value::Null),
             }
         }
-        Prompt::Tokens(_) => return None,
+        Prompt::Tokens(ids) => {
+            hasher.update(b"k");
+            for id in ids.iter() {
+                hasher.update(&id.to_le_bytes());
+            }
+        }
     }
-    Some(hasher.digest())
+    hasher.digest()
 }
 
 /// Feeds `value` to `hasher` with a type tag and length before each part, so no two values
@@ -260,6 +265,9 @@ mod tests {
         };
         prefill.add_generation_prompt = false;
         assert_ne!(key("m", &Prompt::Chat(prefill)), key("m", &chat(user)));
-        assert_eq!(key("m", &Prompt::Tokens(ids(3))), None);
+        assert_ne!(
+            key("m", &Prompt::Tokens(ids(3))),
+            key("m", &Prompt::Tokens(ids(2)))
+        );
     }
 }

@@ -14,6 +14,7 @@ mod cache;
 mod chat_template;
 mod file;
 mod model_server;
+mod single_flight;
 mod stats;
 
 pub use builder::{BuildError, BuiltSource, build, build_with_stats};

@@ -2,7 +2,8 @@
 //!
 //! The server applies the model's own chat template, so its ids are the ones the engine
 //! hashes into KV blocks. Endpoints are asked in turn (round-robin over the current
-//! snapshot); a cache hit makes no call.
+//! snapshot); a cache hit makes no call, and callers asking for a prompt whose call is in
+//! progress share that call.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::body::{MAX_TOKENS, Prompt, read_prompt};
 use crate::cache::{TokenCache, key};
+use crate::single_flight::{self, InFlight, Role};
 use crate::stats::{StatsHandle, TokenizeStats};
 
 /// Longest `/tokenize` response read (bytes); a million ids fit in well under this.
@@ -49,6 +51,7 @@ struct Inner {
     timeout: Duration,
     cache: Option<Mutex<TokenCache>>,
     next_endpoint: AtomicUsize,
+    in_flight: Arc<InFlight>,
     stats: StatsHandle,
 }
 
@@ -76,6 +79,7 @@ impl ModelServerSource {
                 timeout: config.timeout,
                 cache,
                 next_endpoint: AtomicUsize::new(0),
+                in_flight: Arc::new(InFlight::default()),
                 stats: StatsHandle::default(),
             }),
         }
@@ -119,19 +123,44 @@ impl Inner {
             counters.cache_hit();
             return Ok(tokens);
         }
-        let started = Instant::now();
-        let result = tokio::time::timeout(self.timeout, self.ask(&request.model, prompt))
+        tokio::time::timeout(self.timeout, self.ask_once(key, &request.model, prompt))
             .await
-            .unwrap_or(Err(TokenizeError::Timeout));
+            .unwrap_or(Err(TokenizeError::Timeout))
+    }
+
+    /// Asks a server unless the same prompt is being asked for already, in which case it
+    /// waits for that answer (the caller's timeout bounds both).
+    async fn ask_once(
+        &self,
+        key: u64,
+        model: &str,
+        prompt: Prompt,
+    ) -> Result<Tokens, TokenizeError> {
+        let counters = self.stats.counters();
+        let leader = loop {
+            match self.in_flight.join(key) {
+                Role::Leader(leader) => break leader,
+                Role::Follower(call) => {
+                    if let Some(result) = single_flight::wait(call).await {
+                        counters.coalesced();
+                        return result;
+                    }
+                    // The leader gave up: try again, perhaps leading.
+                }
+            }
+        };
+        let started = Instant::now();
+        let result = self.ask(model, prompt).await;
         counters.cache_miss(started.elapsed());
-        if let (Ok(tokens), Some(key)) = (&result, key) {
+        if let Ok(tokens) = &result {
             self.remember(key, Tokens::clone(tokens));
         }
+        leader.finish(&result);
         result
     }
 
-    fn cached(&self, key: Option<u64>) -> Option<Tokens> {
-        self.cache.as_ref()?.lock().get(key?)
+    fn cached(&self, key: u64) -> Option<Tokens> {
+        self.cache.as_ref()?.lock().get(key)
     }
 
     fn remember(&self, key: u64, tokens: Tokens) {

@@ -14,6 +14,8 @@ pub struct TokenizeStats {
     /// Calls that asked the tokenizer (model server or file), successful or not (the
     /// file source has no cache: every call that reaches its tokenizer counts here).
     pub cache_misses: u64,
+    /// Calls that shared the answer of an identical call in progress.
+    pub coalesced: u64,
     /// Calls whose body already held token ids.
     pub passthrough: u64,
     /// Failed calls, by [`TokenizeError::reason`].
@@ -71,6 +73,7 @@ pub(crate) struct Counters {
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     passthrough: AtomicU64,
+    coalesced: AtomicU64,
     timeout: AtomicU64,
     unavailable: AtomicU64,
     bad_response: AtomicU64,
@@ -83,6 +86,10 @@ pub(crate) struct Counters {
 impl Counters {
     pub fn cache_hit(&self) {
         self.cache_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn coalesced(&self) {
+        self.coalesced.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn passthrough(&self) {
@@ -117,6 +124,7 @@ impl Counters {
             cache_hits: load(&self.cache_hits),
             cache_misses: load(&self.cache_misses),
             passthrough: load(&self.passthrough),
+            coalesced: load(&self.coalesced),
             errors: ErrorCounts {
                 timeout: load(&self.timeout),
                 unavailable: load(&self.unavailable),

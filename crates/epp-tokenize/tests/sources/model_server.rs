@@ -153,6 +153,23 @@ async fn a_cached_prompt_makes_no_call() {
 }
 
 #[tokio::test]
+async fn identical_calls_in_progress_share_one_request() {
+    let tokens = json!({"tokens": [6, 6]}).to_string();
+    let stub = Stub::start(Reply::After(Duration::from_millis(150), 200, tokens)).await;
+    // No cache: only the in-progress call is shared.
+    let source = source(pool(&[&stub]), 0, SECOND);
+    let call = || source.tokenize(request("m", json!({"prompt": "same"})));
+    let (a, b, c) = tokio::join!(call(), call(), call());
+    assert_eq!((&a, &b, &c), (&ids(&[6, 6]), &ids(&[6, 6]), &ids(&[6, 6])));
+    assert_eq!(stub.received().len(), 1);
+    let stats = source.stats();
+    assert_eq!((stats.cache_misses, stats.coalesced), (1, 2));
+    // Once it is done, the next call asks again.
+    assert_eq!(call().await, ids(&[6, 6]));
+    assert_eq!(stub.received().len(), 2);
+}
+
+#[tokio::test]
 async fn a_hanging_server_times_out() {
     let stub = Stub::start(Reply::Hang(Duration::from_secs(30))).await;
     let source = source(pool(&[&stub]), 8, Duration::from_millis(100));

@@ -17,6 +17,8 @@ pub enum Reply {
     Status(u16, String),
     /// Nothing, for this long (a server that hangs).
     Hang(Duration),
+    /// This status and body, after this long (a slow server).
+    After(Duration, u16, String),
 }
 
 impl Reply {
@@ -69,6 +71,10 @@ async fn serve(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Received>
         Reply::Hang(duration) => {
             tokio::time::sleep(duration).await;
             return;
+        }
+        Reply::After(duration, status, body) => {
+            tokio::time::sleep(duration).await;
+            (status, body)
         }
     };
     let response = format!(
