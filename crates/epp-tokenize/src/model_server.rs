@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::body::{MAX_TOKENS, Prompt, read_prompt};
 use crate::cache::{TokenCache, key};
 use crate::single_flight::{self, InFlight, Role};
-use crate::stats::{StatsHandle, TokenizeStats};
+use crate::stats::{Counters, StatsHandle, TokenizeStats};
 
 /// Longest `/tokenize` response read (bytes); a million ids fit in well under this.
 pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
@@ -149,9 +149,11 @@ impl Inner {
                 }
             }
         };
-        let started = Instant::now();
+        let _timing = MissTiming {
+            counters,
+            started: Instant::now(),
+        };
         let result = self.ask(model, prompt).await;
-        counters.cache_miss(started.elapsed());
         if let Ok(tokens) = &result {
             self.remember(key, Tokens::clone(tokens));
         }
@@ -205,6 +207,19 @@ impl Inner {
         }
         let turn = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
         Ok(endpoints[turn % endpoints.len()].address())
+    }
+}
+
+/// Counts a call that asked a server and its latency when the call ends, also when it
+/// ends by the timeout dropping it.
+struct MissTiming<'a> {
+    counters: &'a Counters,
+    started: Instant,
+}
+
+impl Drop for MissTiming<'_> {
+    fn drop(&mut self) {
+        self.counters.cache_miss(self.started.elapsed());
     }
 }
 

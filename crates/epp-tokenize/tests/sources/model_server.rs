@@ -183,7 +183,9 @@ async fn a_hanging_server_times_out() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(source.stats().errors.timeout, 1);
+    let stats = source.stats();
+    assert_eq!((stats.errors.timeout, stats.cache_misses), (1, 1));
+    assert!(stats.latency_sum >= Duration::from_millis(50), "{stats:?}");
     assert_eq!(source.stats().cache_entries, 0, "a failure is not cached");
 }
 
