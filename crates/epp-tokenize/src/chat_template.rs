@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use minijinja::value::Value as JinjaValue;
+use minijinja::value::{Value as JinjaValue, ValueKind};
 use minijinja::{Environment, Error as JinjaError, ErrorKind};
 use serde_json::Value;
 
@@ -43,7 +43,7 @@ impl ChatTemplate {
     pub fn new(source: String, bos_token: String, eos_token: String) -> Result<Self, String> {
         let mut env = Environment::new();
         env.add_function("raise_exception", raise_exception);
-        env.set_unknown_method_callback(python_string_methods);
+        env.set_unknown_method_callback(python_methods);
         env.add_template_owned(TEMPLATE_NAME, source)
             .map_err(|e| format!("the chat template does not compile: {e}"))?;
         Ok(ChatTemplate {
@@ -171,14 +171,17 @@ fn raise_exception(message: String) -> Result<JinjaValue, JinjaError> {
     Err(JinjaError::new(ErrorKind::InvalidOperation, message))
 }
 
-/// The Python string methods chat templates use most (`strip`, `startswith`, ...), which
-/// minijinja does not have.
-fn python_string_methods(
-    _state: &mut minijinja::State,
+/// The Python methods chat templates use most (`strip`, `startswith`, `items`, `get`, ...),
+/// which minijinja does not have.
+fn python_methods(
+    state: &mut minijinja::State,
     value: &JinjaValue,
     method: &str,
     args: &[JinjaValue],
 ) -> Result<JinjaValue, JinjaError> {
+    if value.kind() == ValueKind::Map {
+        return python_dict_methods(state, value, method, args);
+    }
     let Some(text) = value.as_str() else {
         return Err(JinjaError::from(ErrorKind::UnknownMethod));
     };
@@ -207,6 +210,27 @@ fn python_string_methods(
         _ => return Err(JinjaError::from(ErrorKind::UnknownMethod)),
     };
     Ok(result)
+}
+
+/// `dict.items()` and `dict.get(key[, default])`.
+fn python_dict_methods(
+    state: &mut minijinja::State,
+    value: &JinjaValue,
+    method: &str,
+    args: &[JinjaValue],
+) -> Result<JinjaValue, JinjaError> {
+    match (method, args) {
+        ("items", []) => state.apply_filter("items", std::slice::from_ref(value)),
+        ("get", [key]) | ("get", [key, _]) => {
+            let found = value.get_item(key)?;
+            Ok(match args.get(1) {
+                Some(default) if found.is_undefined() => default.clone(),
+                _ if found.is_undefined() => JinjaValue::from(()),
+                _ => found,
+            })
+        }
+        _ => Err(JinjaError::from(ErrorKind::UnknownMethod)),
+    }
 }
 
 #[cfg(test)]
@@ -275,6 +299,17 @@ mod tests {
         assert_eq!(
             template.render(&prefill),
             Ok("<user>q</user><assistant>The answer".to_owned())
+        );
+    }
+
+    #[test]
+    fn supports_python_dict_methods() {
+        let source = "{% for m in messages %}{{ m.get('name', 'anon') }}/{{ m.get('role') }}/{{ m.get('x') is none }}{% for k, v in m.items() %} {{ k }}={{ v }}{% endfor %}{% endfor %}";
+        let template =
+            ChatTemplate::new(source.into(), String::new(), String::new()).expect("compiles");
+        assert_eq!(
+            template.render(&messages(r#"[{"role":"user","content":"c"}]"#)),
+            Ok("anon/user/True content=c role=user".to_owned())
         );
     }
 
