@@ -44,7 +44,10 @@ pub(crate) struct Target {
 impl Target {
     fn url(&self, base_port: u16) -> Option<String> {
         let port = base_port.checked_add(self.rank)?;
-        Some(format!("tcp://{}", SocketAddr::new(self.address.ip(), port)))
+        Some(format!(
+            "tcp://{}",
+            SocketAddr::new(self.address.ip(), port)
+        ))
     }
 }
 
@@ -114,8 +117,13 @@ impl EndpointIntake {
     async fn connect(
         &self,
         url: &str,
-    ) -> Result<(SubSocket, impl FnMut() -> Option<SocketEvent> + Send + use<>), zeromq::ZmqError>
-    {
+    ) -> Result<
+        (
+            SubSocket,
+            impl FnMut() -> Option<SocketEvent> + Send + use<>,
+        ),
+        zeromq::ZmqError,
+    > {
         let mut options = SocketOptions::default();
         options.connect_timeout(self.shared.settings.connect_timeout);
         let mut socket = SubSocket::with_options(options);
@@ -290,7 +298,14 @@ impl EndpointIntake {
         if let Some(url) = replay_url {
             IntakeCounters::add(&counters.replays_requested, 1);
             let settings = &self.shared.settings;
-            let result = replay(&url, gap.from, gap.until, &settings.limits, settings.replay_timeout).await;
+            let result = replay(
+                &url,
+                gap.from,
+                gap.until,
+                &settings.limits,
+                settings.replay_timeout,
+            )
+            .await;
             if let Some(reason) = result.decode_error {
                 self.shared.subscription.index.record_dropped(reason, 1);
             }
@@ -305,7 +320,11 @@ impl EndpointIntake {
 
         if replaying {
             IntakeCounters::add(&counters.replayed_batches, replayed_count);
-            let counter = if complete { &counters.replays_succeeded } else { &counters.replays_failed };
+            let counter = if complete {
+                &counters.replays_succeeded
+            } else {
+                &counters.replays_failed
+            };
             IntakeCounters::add(counter, 1);
         }
         self.apply_ready(&mut ready);

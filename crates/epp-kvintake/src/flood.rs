@@ -54,7 +54,10 @@ mod tests {
         assert!(!b.admit(1, t0), "burst of one second's worth is spent");
         assert!(!b.admit(20, t0 + Duration::from_millis(100)), "10 refilled");
         assert!(b.admit(10, t0 + Duration::from_millis(200)));
-        assert!(b.admit(100, t0 + Duration::from_secs(10)), "refill caps at the burst");
+        assert!(
+            b.admit(100, t0 + Duration::from_secs(10)),
+            "refill caps at the burst"
+        );
         assert!(!b.admit(1, t0 + Duration::from_secs(10)));
     }
 

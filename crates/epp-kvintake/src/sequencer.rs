@@ -115,7 +115,11 @@ impl Sequencer {
 
     /// Ends the gap: `replayed` batches fill what they can (below the last held seq), then
     /// everything held goes to `out` in order. Returns whether no seq was left missing.
-    pub fn resolve(&mut self, replayed: Vec<(u64, EventBatch)>, out: &mut Vec<(u64, Slot)>) -> bool {
+    pub fn resolve(
+        &mut self,
+        replayed: Vec<(u64, EventBatch)>,
+        out: &mut Vec<(u64, Slot)>,
+    ) -> bool {
         let Some(gap) = self.gap() else {
             return true;
         };
@@ -195,7 +199,10 @@ mod tests {
         let mut s = Sequencer::new(20 * MS, 2);
         let mut out = Vec::new();
         s.offer(10, batch(0.0), MS, &mut out);
-        assert_eq!(s.offer(10, batch(0.0), MS, &mut out), Offer::Behind { expected: 11 });
+        assert_eq!(
+            s.offer(10, batch(0.0), MS, &mut out),
+            Offer::Behind { expected: 11 }
+        );
         assert_eq!(s.offer(13, batch(0.0), MS, &mut out), Offer::Held);
         assert_eq!(s.offer(15, batch(0.0), MS, &mut out), Offer::Overflow);
     }
@@ -223,12 +230,19 @@ mod tests {
         // Replayed 1 and 2 fill the hole; 3 and beyond come from the live stream.
         assert!(s.resolve(vec![(1, b(1.0)), (2, b(2.0)), (3, b(3.0))], &mut out));
         assert_eq!(seqs(&out), [1, 2, 3]);
-        assert_eq!(out[2].1, batch(0.0), "the held batch wins over the replayed copy");
+        assert_eq!(
+            out[2].1,
+            batch(0.0),
+            "the held batch wins over the replayed copy"
+        );
         s.offer(6, batch(0.0), MS, &mut out);
         out.clear();
         assert!(!s.resolve(Vec::new(), &mut out), "4 and 5 stay missing");
         assert_eq!(seqs(&out), [6]);
-        assert_eq!(s.offer(7, batch(0.0), MS, &mut out), Offer::Delivered { filled_gap: false });
+        assert_eq!(
+            s.offer(7, batch(0.0), MS, &mut out),
+            Offer::Delivered { filled_gap: false }
+        );
     }
 
     #[test]

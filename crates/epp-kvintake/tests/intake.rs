@@ -49,11 +49,18 @@ async fn removed_endpoint_is_forgotten_and_its_task_stops() {
     let intake = spawn(subscription(&index, kv_port, None), ds.clone(), fast());
     warm_up(&mut pubs[1], 1, &index, ids[1], &ds).await;
     publish(&mut pubs[1], 1, &batch(vec![stored(&B, 200)], 1)).await;
-    wait_until("the batch is applied", || score(&index, &ds, ids[1], &B, true) == Some(1.0)).await;
+    wait_until("the batch is applied", || {
+        score(&index, &ds, ids[1], &B, true) == Some(1.0)
+    })
+    .await;
 
     assert!(ds.remove_endpoint(([127, 0, 0, 1], 8001).into()));
     wait_until("the task stops", || intake.stats().endpoints == 1).await;
-    assert_eq!(score(&index, &ds, ids[1], &B, false), None, "its view is gone");
+    assert_eq!(
+        score(&index, &ds, ids[1], &B, false),
+        None,
+        "its view is gone"
+    );
     let keys_before = index.stats(ds.clock().now()).keys;
     assert_eq!(keys_before, 0);
     // Its publisher goes on; nothing reaches the index any more.
@@ -62,7 +69,11 @@ async fn removed_endpoint_is_forgotten_and_its_task_stops() {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(score(&index, &ds, ids[1], &B, false), None);
-    assert_eq!(index.stats(ds.clock().now()).endpoints, 0, "the other endpoint never published");
+    assert_eq!(
+        index.stats(ds.clock().now()).endpoints,
+        0,
+        "the other endpoint never published"
+    );
     intake.shutdown().await;
 }
 
@@ -75,11 +86,15 @@ async fn replay_server(mut router: RouterSocket, buffer: Vec<(u64, epp_kvevents:
         };
         let start = u64::from_be_bytes(start.as_ref().try_into().expect("8-byte seq"));
         let reply = |seq: Bytes, payload: Bytes| {
-            ZmqMessage::try_from(vec![identity.clone(), Bytes::new(), seq, payload]).expect("frames")
+            ZmqMessage::try_from(vec![identity.clone(), Bytes::new(), seq, payload])
+                .expect("frames")
         };
         for (seq, batch) in buffer.iter().filter(|(s, _)| *s >= start) {
             let payload = epp_kvevents::encode_batch(batch);
-            let msg = reply(Bytes::copy_from_slice(&seq.to_be_bytes()), Bytes::from(payload));
+            let msg = reply(
+                Bytes::copy_from_slice(&seq.to_be_bytes()),
+                Bytes::from(payload),
+            );
             router.send(msg).await.expect("replay reply");
         }
         let end = reply(Bytes::copy_from_slice(&[0xFF; 8]), Bytes::new());
@@ -93,15 +108,25 @@ async fn gap_is_filled_by_replay() {
     let replay_listener = consecutive_listeners(1).remove(0);
     let replay_port = port(&replay_listener);
     let mut router = RouterSocket::new();
-    router.bind_listener(replay_listener).await.expect("bind ROUTER");
+    router
+        .bind_listener(replay_listener)
+        .await
+        .expect("bind ROUTER");
     let b1 = batch(vec![stored(&A, 100)], 0);
     let b2 = batch(vec![stored(&B, 200)], 0);
     let b3 = batch(vec![stored(&[21, 22, 23, 24], 300)], 0);
-    let server = tokio::spawn(replay_server(router, vec![(1, b1.clone()), (2, b2.clone()), (3, b3.clone())]));
+    let server = tokio::spawn(replay_server(
+        router,
+        vec![(1, b1.clone()), (2, b2.clone()), (3, b3.clone())],
+    ));
 
     let (ds, ids) = datastore(1);
     let index = index();
-    let intake = spawn(subscription(&index, kv_port, Some(replay_port)), ds.clone(), fast());
+    let intake = spawn(
+        subscription(&index, kv_port, Some(replay_port)),
+        ds.clone(),
+        fast(),
+    );
     warm_up(&mut pubs[0], 0, &index, ids[0], &ds).await;
     publish(&mut pubs[0], 1, &b1).await;
     publish(&mut pubs[0], 3, &b3).await; // 2 is lost on the way
@@ -109,7 +134,11 @@ async fn gap_is_filled_by_replay() {
         score(&index, &ds, ids[0], &[21, 22, 23, 24], false) == Some(1.0)
     })
     .await;
-    assert_eq!(score(&index, &ds, ids[0], &B, true), Some(1.0), "the replayed batch applied");
+    assert_eq!(
+        score(&index, &ds, ids[0], &B, true),
+        Some(1.0),
+        "the replayed batch applied"
+    );
     let stats = index.stats(ds.clock().now());
     assert_eq!(stats.gaps, 0);
     assert!(index.is_reliable(ids[0], ds.clock().now()));
@@ -130,7 +159,10 @@ async fn gap_without_replay_is_counted_and_distrusted() {
     warm_up(&mut pubs[0], 0, &index, ids[0], &ds).await;
     publish(&mut pubs[0], 1, &batch(vec![stored(&A, 100)], 0)).await;
     publish(&mut pubs[0], 3, &batch(vec![stored(&B, 200)], 0)).await;
-    wait_until("the held batch is applied", || score(&index, &ds, ids[0], &B, false) == Some(1.0)).await;
+    wait_until("the held batch is applied", || {
+        score(&index, &ds, ids[0], &B, false) == Some(1.0)
+    })
+    .await;
     let stats = index.stats(ds.clock().now());
     assert_eq!(stats.gaps, 1);
     assert_eq!(stats.missed_batches, 1);
@@ -153,7 +185,8 @@ async fn out_of_order_within_the_window_is_reordered() {
     publish(&mut pubs[0], 2, &batch(vec![stored(&B, 200)], 0)).await;
     publish(&mut pubs[0], 1, &batch(vec![stored(&A, 100)], 0)).await;
     wait_until("both are applied", || {
-        score(&index, &ds, ids[0], &A, true) == Some(1.0) && score(&index, &ds, ids[0], &B, true) == Some(1.0)
+        score(&index, &ds, ids[0], &A, true) == Some(1.0)
+            && score(&index, &ds, ids[0], &B, true) == Some(1.0)
     })
     .await;
     assert_eq!(index.stats(ds.clock().now()).gaps, 0);
@@ -170,12 +203,27 @@ async fn garbage_and_wrong_rank_are_counted_and_good_batches_still_apply() {
     warm_up(&mut pubs[0], 0, &index, ids[0], &ds).await;
     let topic = TOPIC.as_bytes().to_vec();
     let p = &mut pubs[0];
-    p.send(frames_raw(vec![topic.clone(), vec![1, 2, 3], vec![0x90]])).await.expect("send");
-    p.send(frames_raw(vec![topic.clone(), 1u64.to_be_bytes().to_vec(), vec![0xc1]])).await.expect("send");
+    p.send(frames_raw(vec![topic.clone(), vec![1, 2, 3], vec![0x90]]))
+        .await
+        .expect("send");
+    p.send(frames_raw(vec![
+        topic.clone(),
+        1u64.to_be_bytes().to_vec(),
+        vec![0xc1],
+    ]))
+    .await
+    .expect("send");
     publish(p, 2, &batch(vec![stored(&A, 100), removed(3)], 7)).await;
     publish(p, 3, &batch(vec![stored(&B, 200)], 0)).await;
-    wait_until("the good batch is applied", || score(&index, &ds, ids[0], &B, false) == Some(1.0)).await;
-    assert_eq!(score(&index, &ds, ids[0], &A, false), Some(0.0), "the wrong rank's blocks are not there");
+    wait_until("the good batch is applied", || {
+        score(&index, &ds, ids[0], &B, false) == Some(1.0)
+    })
+    .await;
+    assert_eq!(
+        score(&index, &ds, ids[0], &A, false),
+        Some(0.0),
+        "the wrong rank's blocks are not there"
+    );
     let dropped = index.stats(ds.clock().now()).events_dropped;
     assert_eq!(dropped.get("bad_seq"), Some(&1));
     assert_eq!(dropped.get("wrong_type"), Some(&1), "0xc1 is not a batch");
@@ -215,13 +263,23 @@ async fn a_flooding_publisher_is_cut_and_others_flow() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     let sent = Instant::now();
     publish(&mut quiet, 1, &batch(vec![stored(&B, 200)], 1)).await;
-    wait_until("the quiet endpoint's batch is applied", || score(&index, &ds, ids[1], &B, true) == Some(1.0)).await;
-    assert!(sent.elapsed() < Duration::from_secs(1), "applied in {:?}", sent.elapsed());
+    wait_until("the quiet endpoint's batch is applied", || {
+        score(&index, &ds, ids[1], &B, true) == Some(1.0)
+    })
+    .await;
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "applied in {:?}",
+        sent.elapsed()
+    );
     let _flooder = flood.await.expect("flood task");
     wait_until("flood drops are counted", || intake.stats().flood_drops > 0).await;
     let dropped = index.stats(ds.clock().now()).events_dropped;
     let flood_events = dropped.get("flood").copied().unwrap_or(0);
-    assert!(flood_events >= 100, "flood drops counted in events: {flood_events}");
+    assert!(
+        flood_events >= 100,
+        "flood drops counted in events: {flood_events}"
+    );
     assert_eq!(flood_events % 100, 0, "whole batches are dropped");
     assert_eq!(intake.stats().flood_drops * 100, flood_events);
     intake.shutdown().await;

@@ -23,7 +23,9 @@ pub fn consecutive_listeners(n: u16) -> Vec<TcpListener> {
         let base = first.local_addr().expect("local addr").port();
         let mut all = vec![first];
         for i in 1..n {
-            let Some(port) = base.checked_add(i) else { break };
+            let Some(port) = base.checked_add(i) else {
+                break;
+            };
             match TcpListener::bind(("127.0.0.1", port)) {
                 Ok(l) => all.push(l),
                 Err(_) => break,
@@ -60,7 +62,11 @@ pub fn index() -> Arc<PreciseIndex> {
     }))
 }
 
-pub fn subscription(index: &Arc<PreciseIndex>, port: u16, replay: Option<u16>) -> KvEventsSubscription {
+pub fn subscription(
+    index: &Arc<PreciseIndex>,
+    port: u16,
+    replay: Option<u16>,
+) -> KvEventsSubscription {
     KvEventsSubscription {
         plugin: Arc::from("precise"),
         index: Arc::clone(index),
@@ -96,7 +102,9 @@ pub fn batch(events: Vec<KvEvent>, rank: i64) -> EventBatch {
 pub fn stored(tokens: &[u32], hash0: u64) -> KvEvent {
     let blocks = tokens.len() / BLOCK;
     KvEvent::BlockStored(BlockStored {
-        block_hashes: (0..blocks as u64).map(|i| BlockHash::Int(hash0 + i)).collect(),
+        block_hashes: (0..blocks as u64)
+            .map(|i| BlockHash::Int(hash0 + i))
+            .collect(),
         parent_block_hash: None,
         token_ids: tokens.to_vec(),
         block_size: BLOCK as u32,
@@ -133,7 +141,13 @@ pub async fn publish(socket: &mut PubSocket, seq: u64, batch: &EventBatch) {
 
 /// Publishes empty seq-0 batches until the endpoint's view is trusted (the subscription is
 /// up: PUB drops what it sends before a subscriber joins).
-pub async fn warm_up(socket: &mut PubSocket, rank: i64, index: &PreciseIndex, id: EndpointId, ds: &Datastore) {
+pub async fn warm_up(
+    socket: &mut PubSocket,
+    rank: i64,
+    index: &PreciseIndex,
+    id: EndpointId,
+    ds: &Datastore,
+) {
     let empty = batch(Vec::new(), rank);
     for _ in 0..400 {
         publish(socket, 0, &empty).await;
@@ -157,7 +171,13 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// The endpoint's score for `tokens` (`respect_trust` false: the blocks, whatever the trust).
-pub fn score(index: &PreciseIndex, ds: &Datastore, id: EndpointId, tokens: &[u32], respect_trust: bool) -> Option<f64> {
+pub fn score(
+    index: &PreciseIndex,
+    ds: &Datastore,
+    id: EndpointId,
+    tokens: &[u32],
+    respect_trust: bool,
+) -> Option<f64> {
     let mut keys = Vec::new();
     epp_kvevents::block_keys(router_seed(None), tokens, BLOCK, &mut keys);
     let mut out = Vec::new();
