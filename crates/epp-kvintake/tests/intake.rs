@@ -284,3 +284,58 @@ async fn a_flooding_publisher_is_cut_and_others_flow() {
     assert_eq!(intake.stats().flood_drops * 100, flood_events);
     intake.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_publisher_is_a_reconnect() {
+    let (mut pubs, kv_port) = publishers(1).await;
+    let (ds, ids) = datastore(1);
+    let index = index();
+    let intake = spawn(subscription(&index, kv_port, None), ds.clone(), fast());
+    warm_up(&mut pubs[0], 0, &index, ids[0], &ds).await;
+    publish(&mut pubs[0], 1, &batch(vec![stored(&A, 100)], 0)).await;
+    publish(
+        &mut pubs[0],
+        2,
+        &batch(vec![stored(&[31, 32, 33, 34], 110)], 0),
+    )
+    .await;
+    wait_until("the first run is applied", || {
+        score(&index, &ds, ids[0], &[31, 32, 33, 34], true) == Some(1.0)
+    })
+    .await;
+
+    // The engine restarts: same port, sequence numbers from 0 again.
+    drop(pubs);
+    let mut restarted = zeromq::PubSocket::new();
+    let url = format!("tcp://127.0.0.1:{kv_port}");
+    let mut bound = false;
+    for _ in 0..100 {
+        if restarted.bind(&url).await.is_ok() {
+            bound = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(bound, "rebind {url}");
+    let b = batch(vec![stored(&B, 200)], 0);
+    for _ in 0..300 {
+        publish(&mut restarted, 0, &b).await;
+        if score(&index, &ds, ids[0], &B, false) == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        score(&index, &ds, ids[0], &B, false),
+        Some(1.0),
+        "seq 0 of the new run applies"
+    );
+    let stats = index.stats(ds.clock().now());
+    assert_eq!(stats.fallback_switches.get("reconnect"), Some(&1));
+    assert!(
+        !index.is_reliable(ids[0], ds.clock().now()),
+        "until it has flowed for `recovery`"
+    );
+    assert_eq!(intake.stats().reconnects, 1);
+    intake.shutdown().await;
+}
