@@ -94,7 +94,8 @@ pub struct PluginRoles {
     /// The prefix index a plugin keeps, for the index size metrics.
     pub prefix_index: Option<Arc<crate::prefix::PrefixIndex>>,
     /// The KV-event subscription a precise prefix scorer needs the wiring to run.
-    pub kv_events: Option<crate::scheduling::plugins::precise_prefix_cache_scorer::KvEventsSubscription>,
+    pub kv_events:
+        Option<crate::scheduling::plugins::precise_prefix_cache_scorer::KvEventsSubscription>,
     /// Where a plugin that scores by tokens wants them from.
     pub tokenizer: Option<crate::tokens::TokenizerSpec>,
 }

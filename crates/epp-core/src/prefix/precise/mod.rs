@@ -387,7 +387,12 @@ impl PreciseIndex {
     /// reported blocks under that name, else the base model's.
     pub fn seed_for(&self, target_model: &str) -> u64 {
         let inner = self.inner.read();
-        router_seed(inner.adapters.contains(target_model).then_some(target_model))
+        router_seed(
+            inner
+                .adapters
+                .contains(target_model)
+                .then_some(target_model),
+        )
     }
 
     /// For each of `endpoints`, the medium-weighted longest consecutive prefix of `keys` it
@@ -497,7 +502,11 @@ impl PreciseIndex {
             view.unanswered_pick_ms = Some(now_ms);
         } else if self.silent(view, now_ms) && view.trust == Trust::Reliable {
             if let Some(r) = self.distrust(view, Unreliable::Silence, now_ms) {
-                tracing::warn!(endpoint = endpoint.0, reason = r.as_str(), "KV events: endpoint scored by the approximate index until events flow again");
+                tracing::warn!(
+                    endpoint = endpoint.0,
+                    reason = r.as_str(),
+                    "KV events: endpoint scored by the approximate index until events flow again"
+                );
             }
         }
         let slot = view.slot;
@@ -608,14 +617,7 @@ impl Inner {
     }
 
     /// `endpoint` reports `hash` (router `key`) on `tier`.
-    fn claim(
-        &mut self,
-        endpoint: EndpointId,
-        slot: u32,
-        hash: &BlockHash,
-        key: u64,
-        tier: u8,
-    ) {
+    fn claim(&mut self, endpoint: EndpointId, slot: u32, hash: &BlockHash, key: u64, tier: u8) {
         let view = self.view_mut(endpoint);
         if let Some(old) = view.engine_keys.insert(hash.digest(), key)
             && old != key

@@ -87,12 +87,20 @@ fn stored_blocks_match_by_router_key_and_stop_at_the_first_miss() {
         ]),
         secs(1.0),
     );
-    idx.apply_batch(B, 0, &batch(vec![stored(B, 0, &p[..2 * BS], Medium::Gpu)]), secs(1.0));
+    idx.apply_batch(
+        B,
+        0,
+        &batch(vec![stored(B, 0, &p[..2 * BS], Medium::Gpu)]),
+        secs(1.0),
+    );
     assert_eq!(scores(&idx, &p, secs(1.1)), vec![Some(1.0), Some(0.5)]);
     // A different second block breaks B's run after block 1 even if later blocks matched.
     let mut other = p.clone();
     other[BS] += 1;
-    assert_eq!(scores(&idx, &other, secs(1.1)), vec![Some(0.25), Some(0.25)]);
+    assert_eq!(
+        scores(&idx, &other, secs(1.1)),
+        vec![Some(0.25), Some(0.25)]
+    );
 }
 
 #[test]
@@ -112,7 +120,10 @@ fn cpu_blocks_count_less_and_tiers_are_removed_separately() {
     idx.apply_batch(
         A,
         0,
-        &batch(vec![stored(A, 0, &p, Medium::Gpu), stored(A, 0, &p, Medium::Cpu)]),
+        &batch(vec![
+            stored(A, 0, &p, Medium::Gpu),
+            stored(A, 0, &p, Medium::Cpu),
+        ]),
         secs(1.0),
     );
     assert_eq!(scores(&idx, &p, secs(1.0))[0], Some(1.0));
@@ -133,7 +144,11 @@ fn a_gap_distrusts_the_endpoint_until_events_flow_for_the_recovery_period() {
     let outcome = idx.apply_batch(A, 5, &batch(vec![]), secs(2.0));
     assert_eq!(outcome.became_unreliable, Some(Unreliable::Gap));
     assert_eq!(outcome.missed, 4);
-    assert_eq!(scores(&idx, &p, secs(2.0))[0], None, "scored by the fallback");
+    assert_eq!(
+        scores(&idx, &p, secs(2.0))[0],
+        None,
+        "scored by the fallback"
+    );
     // Flow without a gap, but not yet for the recovery period.
     assert!(!idx.apply_batch(A, 6, &batch(vec![]), secs(2.5)).recovered);
     assert!(idx.apply_batch(A, 7, &batch(vec![]), secs(3.0)).recovered);
@@ -149,7 +164,10 @@ fn late_and_duplicate_batches_are_dropped() {
     let p = prompt(1);
     idx.apply_batch(A, 3, &batch(vec![]), secs(1.0));
     idx.apply_batch(A, 3, &batch(vec![stored(A, 0, &p, Medium::Gpu)]), secs(1.0));
-    assert_eq!(idx.stats(secs(1.0)).events_dropped.get("stale_seq"), Some(&1));
+    assert_eq!(
+        idx.stats(secs(1.0)).events_dropped.get("stale_seq"),
+        Some(&1)
+    );
     assert_eq!(idx.stats(secs(1.0)).entries, 0);
 }
 
@@ -196,9 +214,15 @@ fn a_picked_endpoint_that_stays_silent_is_distrusted() {
     idx.apply_batch(A, 0, &batch(vec![]), secs(0.0));
     idx.add_speculative(&keys(&p), A, secs(1.0));
     assert!(idx.is_reliable(A, secs(10.0)));
-    assert!(!idx.is_reliable(A, secs(11.5)), "silent for more than 10 s after a pick");
+    assert!(
+        !idx.is_reliable(A, secs(11.5)),
+        "silent for more than 10 s after a pick"
+    );
     idx.add_speculative(&keys(&p), A, secs(12.0));
-    assert_eq!(idx.stats(secs(12.0)).fallback_switches.get("silence"), Some(&1));
+    assert_eq!(
+        idx.stats(secs(12.0)).fallback_switches.get("silence"),
+        Some(&1)
+    );
     // A batch ends the silence at once: nothing was lost.
     assert!(idx.apply_batch(A, 1, &batch(vec![]), secs(12.5)).recovered);
 }
@@ -211,10 +235,15 @@ fn a_block_size_mismatch_is_counted_and_distrusts_the_endpoint() {
         s.block_size = 16;
     }
     let outcome = idx.apply_batch(A, 0, &batch(vec![event]), secs(1.0));
-    assert_eq!(outcome.became_unreliable, Some(Unreliable::BlockSizeMismatch));
+    assert_eq!(
+        outcome.became_unreliable,
+        Some(Unreliable::BlockSizeMismatch)
+    );
     assert!(!idx.apply_batch(A, 1, &batch(vec![]), secs(5.0)).recovered);
     assert_eq!(
-        idx.stats(secs(5.0)).events_dropped.get("block_size_mismatch"),
+        idx.stats(secs(5.0))
+            .events_dropped
+            .get("block_size_mismatch"),
         Some(&1)
     );
 }
@@ -257,7 +286,11 @@ fn adapters_named_by_events_get_their_own_keys() {
         s.lora_name = Some("sql-lora".to_owned());
     }
     idx.apply_batch(A, 0, &batch(vec![event]), secs(1.0));
-    assert_eq!(scores(&idx, &p, secs(1.0))[0], Some(0.0), "base-model keys differ");
+    assert_eq!(
+        scores(&idx, &p, secs(1.0))[0],
+        Some(0.0),
+        "base-model keys differ"
+    );
     let seed = idx.seed_for("sql-lora");
     assert_eq!(seed, router_seed(Some("sql-lora")));
     let mut k = Vec::new();
@@ -271,7 +304,12 @@ fn adapters_named_by_events_get_their_own_keys() {
 fn an_unknown_parent_is_counted_not_guessed() {
     let idx = index();
     let p = prompt(4);
-    idx.apply_batch(A, 0, &batch(vec![stored(A, 2, &p[2 * BS..], Medium::Gpu)]), secs(1.0));
+    idx.apply_batch(
+        A,
+        0,
+        &batch(vec![stored(A, 2, &p[2 * BS..], Medium::Gpu)]),
+        secs(1.0),
+    );
     let stats = idx.stats(secs(1.0));
     assert_eq!(stats.events_dropped.get("unknown_parent"), Some(&1));
     assert_eq!(stats.entries, 0);
