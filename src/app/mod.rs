@@ -1,6 +1,7 @@
 //! Building and running the EPP from parsed flags: discovery, scheduler, ext_proc and
 //! health servers, and a graceful drain on shutdown.
 
+mod precise;
 mod request_log;
 mod sources;
 
@@ -77,6 +78,10 @@ pub enum StartError {
     Simulator(#[from] SimError),
     #[error("cannot build the metrics scraper's HTTP client: {0}")]
     Scraper(reqwest::Error),
+    #[error("precise-prefix-cache-scorer tokenizer: {0}")]
+    Tokenizer(#[from] epp_tokenize::BuildError),
+    #[error("cannot build the tokenizer's HTTP client: {0}")]
+    TokenizerClient(reqwest::Error),
 }
 
 /// Loads the config named by the flags, or the embedded default when none is given
@@ -110,6 +115,8 @@ pub struct RunningEpp {
     tasks: Vec<AbortOnDrop<()>>,
     ext_proc: AbortOnDrop<Result<(), tonic::transport::Error>>,
     health_server: AbortOnDrop<Result<(), tonic::transport::Error>>,
+    /// KV-event intakes of the precise prefix scorers (stopped when dropped).
+    _precise: precise::PrecisePrefix,
 }
 
 impl RunningEpp {
@@ -174,11 +181,13 @@ pub async fn start(
     let mut tasks = sources.tasks;
     let scraping = start_scraping(options, &datastore, &metrics, &mut tasks)?;
     let director = director(options, &config, &datastore, &metrics)?;
-    let stream_settings = stream_settings(
+    let precise = precise::start(&config, &datastore)?;
+    let mut stream_settings = stream_settings(
         options,
         &metrics,
         request_log::request_log(options, &config)?,
     );
+    stream_settings.tokens = precise.tokens.clone();
     let metrics_server = serve_metrics(
         options,
         &metrics,
@@ -234,6 +243,7 @@ pub async fn start(
         tasks: tasks.into_iter().map(AbortOnDrop::new).collect(),
         ext_proc: AbortOnDrop::new(ext_proc),
         health_server: AbortOnDrop::new(health_server),
+        _precise: precise,
     })
 }
 
