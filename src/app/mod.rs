@@ -120,6 +120,11 @@ pub struct RunningEpp {
 }
 
 impl RunningEpp {
+    /// The indexes of the configured precise prefix scorers (for tests and tools).
+    pub fn precise_indexes(&self) -> Vec<Arc<epp_core::prefix::PreciseIndex>> {
+        self._precise.indexes.clone()
+    }
+
     /// Stops reporting ready, lets open streams finish (up to `drain`), and stops.
     /// Dropping a `RunningEpp` instead stops everything at once.
     pub async fn shutdown(mut self, drain: Duration) {

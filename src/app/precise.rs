@@ -18,6 +18,7 @@ pub(super) struct PrecisePrefix {
     pub intakes: Vec<IntakeHandle>,
     /// `None` when no scorer needs tokens.
     pub tokens: Option<TokenSettings>,
+    pub indexes: Vec<Arc<epp_core::prefix::PreciseIndex>>,
 }
 
 pub(super) fn start(
@@ -26,6 +27,7 @@ pub(super) fn start(
 ) -> Result<PrecisePrefix, StartError> {
     let mut running = PrecisePrefix::default();
     for subscription in config.kv_event_subscriptions() {
+        running.indexes.push(Arc::clone(&subscription.index));
         tracing::info!(
             plugin = %subscription.plugin,
             port = subscription.port,

@@ -98,9 +98,16 @@ pub async fn start_many(
     count: usize,
 ) -> Result<Vec<RunningSim>, SimError> {
     let mut sims = Vec::with_capacity(count);
+    // With free ports, take them in ascending order, so that server `i` is also the `i`-th port
+    // of its address: the rank an EPP derives for it (and so the event port it subscribes to).
+    let free = if base_port == 0 && count > 1 {
+        free_ports_ascending(host, count)
+    } else {
+        Vec::new()
+    };
     for i in 0..count {
         let port = match base_port {
-            0 => Some(0),
+            0 => Some(free.get(i).copied().unwrap_or(0)),
             base => u16::try_from(i).ok().and_then(|i| base.checked_add(i)),
         };
         let Some(port) = port else {
@@ -116,6 +123,23 @@ pub async fn start_many(
         }
     }
     Ok(sims)
+}
+
+/// `count` ports that were free a moment ago, ascending (empty if they cannot be had; the
+/// servers then bind port 0 each).
+fn free_ports_ascending(host: IpAddr, count: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..count)
+        .filter_map(|_| std::net::TcpListener::bind(SocketAddr::new(host, 0)).ok())
+        .collect();
+    let mut ports: Vec<u16> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok().map(|a| a.port()))
+        .collect();
+    if ports.len() != count {
+        return Vec::new();
+    }
+    ports.sort_unstable();
+    ports
 }
 
 async fn shutdown_all(sims: Vec<RunningSim>) {
