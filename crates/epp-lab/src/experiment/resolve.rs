@@ -10,8 +10,7 @@ use serde_json::json;
 
 use super::duration::parse_go_duration;
 use super::raw::{
-    RawCluster, RawDuration, RawExperiment, RawGpu, RawKvEvents, RawPolicy, RawSignals,
-    RawStepTime,
+    RawCluster, RawDuration, RawExperiment, RawGpu, RawKvEvents, RawPolicy, RawSignals, RawStepTime,
 };
 use super::{
     ClusterSpec, Experiment, ExperimentError, KvEventsSpec, Overheads, Policy, Signals,
@@ -365,7 +364,11 @@ fn duration(value: Option<&RawDuration>, default: f64, path: &str) -> Result<f64
 }
 
 fn signals(raw: RawSignals) -> Result<Signals, ExperimentError> {
-    let scrape = duration(raw.scrape_interval.as_ref(), 0.05, "signals.scrape_interval")?;
+    let scrape = duration(
+        raw.scrape_interval.as_ref(),
+        0.05,
+        "signals.scrape_interval",
+    )?;
     if scrape == 0.0 {
         return Err(field("signals.scrape_interval", "must be positive"));
     }
@@ -418,7 +421,11 @@ fn kv_events(
     };
     Ok(KvEventsSpec {
         delay_s: duration(raw.delay.as_ref(), base.delay_s, &format!("{path}.delay"))?,
-        jitter_s: duration(raw.jitter.as_ref(), base.jitter_s, &format!("{path}.jitter"))?,
+        jitter_s: duration(
+            raw.jitter.as_ref(),
+            base.jitter_s,
+            &format!("{path}.jitter"),
+        )?,
         drop_ratio,
     })
 }

@@ -349,8 +349,15 @@ fn kv_events_are_read_per_experiment_and_overridden_per_policy() {
     let policy = e.policies[0].kv_events;
     assert!((policy.delay_s - 0.02).abs() < 1e-12, "inherited");
     assert!((policy.drop_ratio - 0.5).abs() < 1e-12, "overridden");
-    assert_eq!(e.resolved_json()["policies"][0]["kv_events"]["drop_ratio"], 0.5);
-    let old = GOOD.replacen("metrics_staleness: 1.5", "metrics_staleness: 1.5\n  kv_event_delay: 7ms", 1);
+    assert_eq!(
+        e.resolved_json()["policies"][0]["kv_events"]["drop_ratio"],
+        0.5
+    );
+    let old = GOOD.replacen(
+        "metrics_staleness: 1.5",
+        "metrics_staleness: 1.5\n  kv_event_delay: 7ms",
+        1,
+    );
     assert!((load(&old).expect("old spelling").kv_events.delay_s - 0.007).abs() < 1e-12);
 }
 
@@ -375,12 +382,13 @@ fn bad_kv_events_name_the_field() {
     );
     let err = load(&text).expect_err("policy drop ratio").to_string();
     assert!(err.contains("policies[0].kv_events.drop_ratio"), "{err}");
-    let both = GOOD.replacen(
-        "metrics_staleness: 1.5",
-        "metrics_staleness: 1.5\n  kv_event_delay: 7ms",
-        1,
-    )
-    .replacen("policies:\n", "kv_events: {delay: 5ms}\npolicies:\n", 1);
+    let both = GOOD
+        .replacen(
+            "metrics_staleness: 1.5",
+            "metrics_staleness: 1.5\n  kv_event_delay: 7ms",
+            1,
+        )
+        .replacen("policies:\n", "kv_events: {delay: 5ms}\npolicies:\n", 1);
     let err = load(&both).expect_err("two delays").to_string();
     assert!(err.contains("signals.kv_event_delay"), "{err}");
 }

@@ -155,8 +155,8 @@ pub fn run(
         message,
     })?;
     let mut config = engine_config(experiment);
-    let delivery = (!router.precise_indexes().is_empty())
-        .then(|| Delivery::new(policy.kv_events, pods, seed));
+    let delivery =
+        (!router.precise_indexes().is_empty()).then(|| Delivery::new(policy.kv_events, pods, seed));
     config.emit_cache_events = delivery.is_some();
     let mut run = Run::new(experiment, workload, router, &config, options);
     run.delivery = delivery;

@@ -13,9 +13,9 @@ use epp_core::director::{
     Decision, Director, DirectorSettings, PickError, RoutingRequest, SaturationThresholds,
 };
 use epp_core::prefix::PreciseIndex;
-use epp_kvevents::EventBatch;
 use epp_core::request::RequestHeaders;
 use epp_core::time::{Clock, ManualClock};
+use epp_kvevents::EventBatch;
 
 /// The port every simulated pod serves on.
 const POD_PORT: u16 = 8000;
