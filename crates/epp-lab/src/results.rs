@@ -4,6 +4,8 @@
 //! Times are seconds of virtual time since the start of the run (`f64`), so records print
 //! the same on every machine.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 /// Why a request ended.
@@ -130,4 +132,41 @@ pub struct RunResult {
     pub decision_us: Vec<f64>,
     /// Decision records (JSON lines, the `epp --decision-records-file` format), when asked for.
     pub decision_records: Option<Vec<String>>,
+    /// KV-event delivery and precise-index counters, for a policy with a precise scorer.
+    pub precise: Option<PreciseRun>,
+}
+
+/// One run's KV-event traffic and what its precise index made of it (index counters are
+/// summed over the policy's precise scorers; the lab delivers every batch to each).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PreciseRun {
+    /// Batches (one per engine step with cache events) and events the engines published.
+    pub batches_published: u64,
+    pub events_published: u64,
+    /// Of those, lost in transit by the `kv_events.drop_ratio` model.
+    pub batches_lost: u64,
+    pub events_lost: u64,
+    /// Batches and events the index applied, and events it refused, by reason.
+    pub batches_received: u64,
+    pub events_applied: u64,
+    pub events_dropped: BTreeMap<String, u64>,
+    /// Sequence gaps the index saw, and the batches they skipped.
+    pub gaps: u64,
+    pub missed_batches: u64,
+    /// Switches of an endpoint to the fallback, by reason.
+    pub fallback_switches: BTreeMap<String, u64>,
+    /// Routed requests, and those whose picked endpoint was scored from the precise index.
+    pub decisions: u64,
+    pub decisions_scored_precisely: u64,
+    /// For those: prompt tokens the index predicted cached on the pick, and the engine's
+    /// actual prefix hits.
+    pub predicted_cached_tokens: u64,
+    pub observed_cached_tokens: u64,
+    /// The index at the end of the run: claims, distinct keys, and its size as the memory
+    /// budget counts it (`entries × PreciseIndexConfig::BYTES_PER_ENTRY`; the measured size
+    /// depends on the process's hasher seed, so it is not reported).
+    pub entries: u64,
+    pub keys: u64,
+    pub bytes: u64,
+    pub unreliable_endpoints: u64,
 }

@@ -29,6 +29,8 @@ pub struct Experiment {
     /// Never `builtin`: a built-in workload is replaced by its preset's sections.
     pub workload: WorkloadSpec,
     pub signals: Signals,
+    /// KV-event delivery for every policy that does not set its own.
+    pub kv_events: KvEventsSpec,
     pub policies: Vec<Policy>,
     pub seeds: Vec<u64>,
 }
@@ -86,8 +88,30 @@ pub struct Signals {
     pub scrape_interval_s: f64,
     /// Metrics older than this count as stale (default 2 s, `--metrics-staleness-threshold`).
     pub metrics_staleness_s: f64,
-    /// Delay of KV-cache events from the engine to the scheduler (default 10 ms).
-    pub kv_event_delay_s: f64,
+}
+
+/// How KV-cache event batches travel from each engine to a precise prefix index (used only
+/// by policies with a `precise-prefix-cache-scorer`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KvEventsSpec {
+    /// From the end of the engine step that produced a batch to its arrival (default 5 ms).
+    pub delay_s: f64,
+    /// Up to this much more, uniformly drawn per batch (default 0); a pod's batches still
+    /// arrive in order, as over one ZMQ connection.
+    pub jitter_s: f64,
+    /// Probability that a batch is lost (default 0); its sequence number is still used, so
+    /// the index sees a gap.
+    pub drop_ratio: f64,
+}
+
+impl Default for KvEventsSpec {
+    fn default() -> Self {
+        KvEventsSpec {
+            delay_s: 0.005,
+            jitter_s: 0.0,
+            drop_ratio: 0.0,
+        }
+    }
 }
 
 /// One scheduling policy under test.
@@ -96,6 +120,8 @@ pub struct Policy {
     pub name: String,
     /// `EndpointPickerConfig` text (validated at load time).
     pub config_text: String,
+    /// KV-event delivery: the experiment's, with this policy's `kv_events:` fields over it.
+    pub kv_events: KvEventsSpec,
 }
 
 /// Why an experiment was rejected. Messages name the field path.

@@ -20,6 +20,11 @@ const PRESETS: &[(&str, &str, &str)] = &[
         "W1 llm-d 73% capacity: 8 x Qwen3-32B TP2, 150x5 shared prefix, 3..60 QPS ladder",
     ),
     (
+        "llmd-73pct-loss",
+        include_str!("../../presets/llmd-73pct-loss.yaml"),
+        "W1 with lossy KV events: precise at 0/10/50% batch loss, with and without fallback",
+    ),
+    (
         "kthena-gsp",
         include_str!("../../presets/kthena-gsp.yaml"),
         "W3 Kthena: 3 x R1-Distill-Qwen-7B, GSP 256x32 at 800 req/s, concurrency 300",

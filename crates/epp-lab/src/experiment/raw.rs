@@ -17,6 +17,8 @@ pub struct RawExperiment {
     pub workload: WorkloadSpec,
     #[serde(default)]
     pub signals: RawSignals,
+    #[serde(default)]
+    pub kv_events: Option<RawKvEvents>,
     pub policies: Vec<RawPolicy>,
     #[serde(default)]
     pub seeds: Option<Vec<u64>>,
@@ -140,8 +142,21 @@ pub struct RawSignals {
     pub scrape_interval: Option<RawDuration>,
     #[serde(default)]
     pub metrics_staleness: Option<RawDuration>,
+    /// Older spelling of `kv_events.delay` (still accepted; not both).
     #[serde(default)]
     pub kv_event_delay: Option<RawDuration>,
+}
+
+/// `kv_events:` at experiment level or in a policy entry; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKvEvents {
+    #[serde(default)]
+    pub delay: Option<RawDuration>,
+    #[serde(default)]
+    pub jitter: Option<RawDuration>,
+    #[serde(default)]
+    pub drop_ratio: Option<f64>,
 }
 
 /// Seconds, or a Go duration string (`50ms`, `2s`, `1m30s`).
@@ -162,6 +177,9 @@ pub struct RawPolicy {
     /// A config file, relative to the experiment file's directory.
     #[serde(default)]
     pub config_file: Option<String>,
+    /// Overrides the experiment's `kv_events:` fields for this policy.
+    #[serde(default)]
+    pub kv_events: Option<RawKvEvents>,
 }
 
 fn default_vocab() -> u32 {

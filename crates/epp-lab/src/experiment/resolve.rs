@@ -10,9 +10,12 @@ use serde_json::json;
 
 use super::duration::parse_go_duration;
 use super::raw::{
-    RawCluster, RawDuration, RawExperiment, RawGpu, RawPolicy, RawSignals, RawStepTime,
+    RawCluster, RawDuration, RawExperiment, RawGpu, RawKvEvents, RawPolicy, RawSignals, RawStepTime,
 };
-use super::{ClusterSpec, Experiment, ExperimentError, Overheads, Policy, Signals, StepTimeSpec};
+use super::{
+    ClusterSpec, Experiment, ExperimentError, KvEventsSpec, Overheads, Policy, Signals,
+    StepTimeSpec,
+};
 use crate::workload::{self, WorkloadSpec};
 
 /// Where named profiles and GPUs come from (tests substitute their own).
@@ -48,6 +51,7 @@ pub(crate) fn from_yaml(
     if seeds.is_empty() {
         return Err(field("seeds", "give at least one seed"));
     }
+    let kv_events = experiment_kv_events(raw.kv_events.as_ref(), &raw.signals)?;
     Ok(Experiment {
         name: raw.name,
         description: raw.description,
@@ -58,7 +62,8 @@ pub(crate) fn from_yaml(
             base_dir,
         ),
         signals: signals(raw.signals)?,
-        policies: policies(raw.policies, base_dir)?,
+        kv_events,
+        policies: policies(raw.policies, base_dir, kv_events)?,
         seeds,
     })
 }
@@ -345,32 +350,91 @@ fn workload_spec(mut spec: WorkloadSpec) -> Result<WorkloadSpec, ExperimentError
     Ok(spec)
 }
 
-fn signals(raw: RawSignals) -> Result<Signals, ExperimentError> {
-    let seconds = |value: Option<RawDuration>, default: f64, path: &str| {
-        let s = match value {
-            None => default,
-            Some(RawDuration::Seconds(s)) => s,
-            Some(RawDuration::Text(text)) => {
-                parse_go_duration(&text).map_err(|m| field(path, &m))?
-            }
-        };
-        if !s.is_finite() || s < 0.0 {
-            return Err(field(path, "must be a duration >= 0"));
-        }
-        Ok(s)
+/// Seconds of an optional duration field (`default` when absent), or an error naming `path`.
+fn duration(value: Option<&RawDuration>, default: f64, path: &str) -> Result<f64, ExperimentError> {
+    let s = match value {
+        None => default,
+        Some(RawDuration::Seconds(s)) => *s,
+        Some(RawDuration::Text(text)) => parse_go_duration(text).map_err(|m| field(path, &m))?,
     };
-    let scrape = seconds(raw.scrape_interval, 0.05, "signals.scrape_interval")?;
+    if !s.is_finite() || s < 0.0 {
+        return Err(field(path, "must be a duration >= 0"));
+    }
+    Ok(s)
+}
+
+fn signals(raw: RawSignals) -> Result<Signals, ExperimentError> {
+    let scrape = duration(
+        raw.scrape_interval.as_ref(),
+        0.05,
+        "signals.scrape_interval",
+    )?;
     if scrape == 0.0 {
         return Err(field("signals.scrape_interval", "must be positive"));
     }
     Ok(Signals {
         scrape_interval_s: scrape,
-        metrics_staleness_s: seconds(raw.metrics_staleness, 2.0, "signals.metrics_staleness")?,
-        kv_event_delay_s: seconds(raw.kv_event_delay, 0.01, "signals.kv_event_delay")?,
+        metrics_staleness_s: duration(
+            raw.metrics_staleness.as_ref(),
+            2.0,
+            "signals.metrics_staleness",
+        )?,
     })
 }
 
-fn policies(raw: Vec<RawPolicy>, base_dir: &Path) -> Result<Vec<Policy>, ExperimentError> {
+/// The experiment-level `kv_events:` (with the older `signals.kv_event_delay` as its delay).
+fn experiment_kv_events(
+    raw: Option<&RawKvEvents>,
+    signals: &RawSignals,
+) -> Result<KvEventsSpec, ExperimentError> {
+    let mut base = KvEventsSpec::default();
+    if let Some(delay) = &signals.kv_event_delay {
+        if raw.is_some_and(|r| r.delay.is_some()) {
+            return Err(field(
+                "signals.kv_event_delay",
+                "give the delay once, as kv_events.delay",
+            ));
+        }
+        base.delay_s = duration(Some(delay), base.delay_s, "signals.kv_event_delay")?;
+    }
+    kv_events(raw, base, "kv_events")
+}
+
+/// `raw`'s fields over `base`; errors name `path.field`.
+fn kv_events(
+    raw: Option<&RawKvEvents>,
+    base: KvEventsSpec,
+    path: &str,
+) -> Result<KvEventsSpec, ExperimentError> {
+    let Some(raw) = raw else {
+        return Ok(base);
+    };
+    let drop_ratio = match raw.drop_ratio {
+        None => base.drop_ratio,
+        Some(r) if r.is_finite() && (0.0..=1.0).contains(&r) => r,
+        Some(r) => {
+            return Err(field(
+                &format!("{path}.drop_ratio"),
+                &format!("{r} is not a probability in [0, 1]"),
+            ));
+        }
+    };
+    Ok(KvEventsSpec {
+        delay_s: duration(raw.delay.as_ref(), base.delay_s, &format!("{path}.delay"))?,
+        jitter_s: duration(
+            raw.jitter.as_ref(),
+            base.jitter_s,
+            &format!("{path}.jitter"),
+        )?,
+        drop_ratio,
+    })
+}
+
+fn policies(
+    raw: Vec<RawPolicy>,
+    base_dir: &Path,
+    events: KvEventsSpec,
+) -> Result<Vec<Policy>, ExperimentError> {
     if raw.is_empty() {
         return Err(field("policies", "give at least one policy"));
     }
@@ -400,9 +464,15 @@ fn policies(raw: Vec<RawPolicy>, base_dir: &Path) -> Result<Vec<Policy>, Experim
             _ => return Err(error("give exactly one of config and config_file".into())),
         };
         EndpointPickerConfig::from_text(&config_text).map_err(|e| error(e.to_string()))?;
+        let kv_events = kv_events(
+            policy.kv_events.as_ref(),
+            events,
+            &format!("policies[{index}].kv_events"),
+        )?;
         out.push(Policy {
             name: policy.name.clone(),
             config_text,
+            kv_events,
         });
     }
     Ok(out)
@@ -468,9 +538,21 @@ pub(crate) fn to_json(e: &Experiment) -> serde_json::Value {
         "signals": {
             "scrape_interval_s": e.signals.scrape_interval_s,
             "metrics_staleness_s": e.signals.metrics_staleness_s,
-            "kv_event_delay_s": e.signals.kv_event_delay_s,
         },
-        "policies": e.policies.iter().map(|p| json!({"name": p.name, "config": p.config_text})).collect::<Vec<_>>(),
+        "kv_events": kv_events_json(&e.kv_events),
+        "policies": e.policies.iter().map(|p| json!({
+            "name": p.name,
+            "config": p.config_text,
+            "kv_events": kv_events_json(&p.kv_events),
+        })).collect::<Vec<_>>(),
         "seeds": e.seeds,
+    })
+}
+
+fn kv_events_json(spec: &KvEventsSpec) -> serde_json::Value {
+    json!({
+        "delay_s": spec.delay_s,
+        "jitter_s": spec.jitter_s,
+        "drop_ratio": spec.drop_ratio,
     })
 }

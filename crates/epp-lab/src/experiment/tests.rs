@@ -73,7 +73,8 @@ fn good_file_resolves_with_defaults() {
     assert!((e.cluster.overheads.per_token_s - 46e-6).abs() < 1e-12);
     assert!((e.signals.scrape_interval_s - 0.1).abs() < 1e-12);
     assert!((e.signals.metrics_staleness_s - 1.5).abs() < 1e-12);
-    assert!((e.signals.kv_event_delay_s - 0.01).abs() < 1e-12);
+    assert!((e.kv_events.delay_s - 0.005).abs() < 1e-12);
+    assert_eq!(e.policies[0].kv_events, e.kv_events);
     assert_eq!(e.seeds, vec![3, 4]);
     assert_eq!(e.policies[0].name, "queue");
     let load = e.workload.load.as_ref().expect("load");
@@ -332,4 +333,62 @@ fn clusters_beyond_the_lab_limits_are_refused_by_field() {
     ))
     .expect_err("blocks");
     assert!(blocks.to_string().contains("cluster"), "{blocks}");
+}
+
+#[test]
+fn kv_events_are_read_per_experiment_and_overridden_per_policy() {
+    let text = GOOD.replacen(
+        "policies:\n  - name: queue\n",
+        "kv_events: {delay: 20ms, jitter: 1ms, drop_ratio: 0.1}\npolicies:\n  - name: queue\n    kv_events: {drop_ratio: 0.5}\n",
+        1,
+    );
+    let e = load(&text).expect("loads");
+    assert!((e.kv_events.delay_s - 0.02).abs() < 1e-12);
+    assert!((e.kv_events.jitter_s - 0.001).abs() < 1e-12);
+    assert!((e.kv_events.drop_ratio - 0.1).abs() < 1e-12);
+    let policy = e.policies[0].kv_events;
+    assert!((policy.delay_s - 0.02).abs() < 1e-12, "inherited");
+    assert!((policy.drop_ratio - 0.5).abs() < 1e-12, "overridden");
+    assert_eq!(
+        e.resolved_json()["policies"][0]["kv_events"]["drop_ratio"],
+        0.5
+    );
+    let old = GOOD.replacen(
+        "metrics_staleness: 1.5",
+        "metrics_staleness: 1.5\n  kv_event_delay: 7ms",
+        1,
+    );
+    assert!((load(&old).expect("old spelling").kv_events.delay_s - 0.007).abs() < 1e-12);
+}
+
+#[test]
+fn bad_kv_events_name_the_field() {
+    let table = [
+        ("kv_events: {drop_ratio: 2}\n", "kv_events.drop_ratio"),
+        ("kv_events: {drop_ratio: -0.1}\n", "kv_events.drop_ratio"),
+        ("kv_events: {delay: 5xs}\n", "kv_events.delay"),
+        ("kv_events: {jitter: -1}\n", "kv_events.jitter"),
+        ("kv_events: {dropratio: 0.1}\n", "dropratio"),
+    ];
+    for (section, path) in table {
+        let text = GOOD.replacen("policies:\n", &format!("{section}policies:\n"), 1);
+        let err = load(&text).expect_err(path).to_string();
+        assert!(err.contains(path), "{path}: {err}");
+    }
+    let text = GOOD.replacen(
+        "        - pluginRef: queue-scorer\n",
+        "        - pluginRef: queue-scorer\n    kv_events: {drop_ratio: 2}\n",
+        1,
+    );
+    let err = load(&text).expect_err("policy drop ratio").to_string();
+    assert!(err.contains("policies[0].kv_events.drop_ratio"), "{err}");
+    let both = GOOD
+        .replacen(
+            "metrics_staleness: 1.5",
+            "metrics_staleness: 1.5\n  kv_event_delay: 7ms",
+            1,
+        )
+        .replacen("policies:\n", "kv_events: {delay: 5ms}\npolicies:\n", 1);
+    let err = load(&both).expect_err("two delays").to_string();
+    assert!(err.contains("signals.kv_event_delay"), "{err}");
 }

@@ -20,6 +20,7 @@ mod lifecycle;
 mod manifest;
 pub mod metrics;
 mod plots;
+mod precise;
 mod stats;
 pub mod summary;
 

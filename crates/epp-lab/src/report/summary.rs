@@ -23,6 +23,9 @@ pub struct StageSummary {
 pub struct PolicySummary {
     pub stages: Vec<StageSummary>,
     pub overall: StageSummary,
+    /// KV-event delivery and precise-index counters (policies with a precise scorer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precise: Option<serde_json::Value>,
 }
 
 /// Policies in experiment order (a JSON object whose key order we choose).
@@ -119,5 +122,6 @@ pub(crate) fn policy_summary(p: &PolicyRuns<'_>) -> PolicySummary {
     PolicySummary {
         stages,
         overall: combined(None, None, false, &overall_refs),
+        precise: super::precise::precise_summary(&p.runs),
     }
 }

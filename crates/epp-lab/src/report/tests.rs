@@ -146,6 +146,7 @@ fn run(policy: &str, seed: u64, pod: fn(u32) -> u32) -> RunResult {
         wall_s: 0.5,
         decision_us: vec![10.0, 20.0, 30.0],
         decision_records: Some(vec![r#"{"pick":"pod-0"}"#.to_string()]),
+        precise: None,
     }
 }
 

@@ -35,6 +35,8 @@ pub enum Event {
     /// The client has received request `n`'s last byte: the gateway's stream ends and the
     /// EPP's in-flight accounting with it.
     Done(u32),
+    /// The KV-event batch in transit under this slot reaches the EPP's precise index.
+    KvBatch(u32),
 }
 
 /// Pending events.

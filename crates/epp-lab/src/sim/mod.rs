@@ -9,8 +9,14 @@
 //! A request's life: `Arrival` (routed at once) → `Enqueue` on its pod after the frontend
 //! delay → engine steps (`StepEnd`) until its last token → `Done` after the streaming and
 //! end overheads, when the EPP's in-flight slot is released.
+//!
+//! A policy with a precise prefix scorer also gets its engines' KV-cache events: each step's
+//! events are published as one batch (`delivery`), which reaches the index (`KvBatch`) after
+//! the experiment's `kv_events` delay, unless it is lost.
 
+pub mod delivery;
 pub mod events;
+pub mod kv_event;
 pub mod pod;
 pub mod router;
 
@@ -18,11 +24,13 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use epp_core::director::Decision;
+use epp_core::prefix::PreciseIndexConfig;
 use epp_engine::{EngineConfig, LinearStepTime, StepTime};
 
 use crate::experiment::{Experiment, StepTimeSpec};
-use crate::results::{FinishReason, RequestRecord, RunResult};
+use crate::results::{FinishReason, PreciseRun, RequestRecord, RunResult};
 use crate::workload::{Arrival, Workload};
+use delivery::Delivery;
 use events::{Event, EventQueue, Nanos, nanos, seconds};
 use pod::Pod;
 use router::Router;
@@ -115,6 +123,11 @@ struct Run<'a> {
     horizon: Nanos,
     /// Longest prompt + output a pod accepts (vLLM's `max_model_len`).
     max_model_len: usize,
+    /// The KV-event transport, when the policy has a precise index.
+    delivery: Option<Delivery>,
+    /// Routed requests, and those whose pick was scored from a precise index.
+    decisions: u64,
+    decisions_precise: u64,
     now: Nanos,
 }
 
@@ -141,13 +154,18 @@ pub fn run(
         policy: policy.name.clone(),
         message,
     })?;
-    let config = engine_config(experiment);
+    let mut config = engine_config(experiment);
+    let delivery =
+        (!router.precise_indexes().is_empty()).then(|| Delivery::new(policy.kv_events, pods, seed));
+    config.emit_cache_events = delivery.is_some();
     let mut run = Run::new(experiment, workload, router, &config, options);
+    run.delivery = delivery;
     run.schedule_arrivals();
     run.schedule_scrapes();
     run.drive()?;
     let simulated_s = seconds(run.now);
     let records = run.router.take_records();
+    let precise = run.precise_counters();
     Ok(RunResult {
         policy: policy.name.clone(),
         seed,
@@ -158,6 +176,7 @@ pub fn run(
         wall_s: started.elapsed().as_secs_f64(),
         decision_us: run.decision_us,
         decision_records: records,
+        precise,
     })
 }
 
@@ -221,6 +240,9 @@ impl<'a> Run<'a> {
             samples: Vec::new(),
             horizon: nanos(last_arrival + MAX_DRAIN_S),
             max_model_len: max_model_len(experiment, config),
+            delivery: None,
+            decisions: 0,
+            decisions_precise: 0,
             now: 0,
         }
     }
@@ -256,6 +278,7 @@ impl<'a> Run<'a> {
                 Event::StepEnd(pod) => self.step_end(pod)?,
                 Event::Scrape(pod) => self.scrape(pod),
                 Event::Done(r) => self.done(r),
+                Event::KvBatch(slot) => self.deliver(slot),
             }
             if self.is_finished() {
                 break;
@@ -289,13 +312,18 @@ impl<'a> Run<'a> {
         self.router.set_time(Duration::from_nanos(self.now));
         let id = request.to_string();
         let started = Instant::now();
-        let routed = self
-            .router
-            .route(&id, &self.experiment.model_name, spec.prompt.text());
+        let routed = self.router.route(
+            &id,
+            &self.experiment.model_name,
+            spec.prompt.text(),
+            &spec.prompt.tokens,
+        );
         self.decision_us.push(started.elapsed().as_secs_f64() * 1e6);
         let flight = &mut self.flights[request as usize];
         let pod = match routed {
             Ok(decision) => {
+                self.decisions += 1;
+                self.decisions_precise += u64::from(decision.cache_prediction.is_some());
                 let pod = self.router.pod_of(&decision);
                 flight.decision = Some(decision);
                 pod
@@ -346,7 +374,18 @@ impl<'a> Run<'a> {
         let per_token = overheads.per_token_s;
         let mut finished = Vec::new();
         for retired in self.pods[pod as usize].end_step(self.now) {
-            let record = &mut self.flights[retired.client.request as usize].record;
+            let flight = &mut self.flights[retired.client.request as usize];
+            if let Some(prediction) = flight
+                .decision
+                .as_ref()
+                .and_then(|d| d.cache_prediction.as_ref())
+            {
+                prediction.observe(
+                    retired.cached_tokens as u64,
+                    u64::from(flight.record.input_tokens),
+                );
+            }
+            let record = &mut flight.record;
             record.scheduled_s = retired.scheduled_at.map(|t| t.as_secs_f64());
             record.first_token_s = retired.first_token.map(|t| t.as_secs_f64() + per_token);
             let done = retired.finished_at.as_secs_f64() + per_token + overheads.end_s;
@@ -359,6 +398,7 @@ impl<'a> Run<'a> {
         for (request, at) in finished {
             self.queue.push(at.max(self.now), Event::Done(request));
         }
+        self.publish_cache_events(pod);
         if self.options.check_invariants {
             self.pods[pod as usize]
                 .check_invariants()
@@ -378,6 +418,58 @@ impl<'a> Run<'a> {
         self.samples.push(sample);
         let interval = nanos(self.experiment.signals.scrape_interval_s).max(1);
         self.queue.push(self.now + interval, Event::Scrape(pod));
+    }
+
+    /// The step's cache events leave the pod as one batch (policies with a precise index).
+    fn publish_cache_events(&mut self, pod: u32) {
+        let Some(delivery) = self.delivery.as_mut() else {
+            return;
+        };
+        let events = self.pods[pod as usize].take_cache_events();
+        if let Some((at, slot)) = delivery.publish(pod, events, self.now) {
+            self.queue.push(at, Event::KvBatch(slot));
+        }
+    }
+
+    /// A batch reaches the EPP: every precise index of the policy applies it.
+    fn deliver(&mut self, slot: u32) {
+        let Some(batch) = self.delivery.as_mut().and_then(|d| d.take(slot)) else {
+            return;
+        };
+        self.router.set_time(Duration::from_nanos(self.now));
+        self.router
+            .apply_kv_batch(batch.pod as usize, batch.seq, &batch.batch);
+    }
+
+    /// The run's KV-event and precise-index counters, when the policy has a precise index.
+    fn precise_counters(&self) -> Option<PreciseRun> {
+        let delivery = self.delivery.as_ref()?;
+        let mut out = delivery.counters().clone();
+        out.decisions = self.decisions;
+        out.decisions_scored_precisely = self.decisions_precise;
+        let now = Duration::from_nanos(self.now);
+        for index in self.router.precise_indexes() {
+            let stats = index.stats(now);
+            out.batches_received += stats.batches;
+            out.events_applied += stats.events_applied;
+            for (reason, n) in stats.events_dropped {
+                *out.events_dropped.entry(reason.to_string()).or_default() += n;
+            }
+            out.gaps += stats.gaps;
+            out.missed_batches += stats.missed_batches;
+            for (reason, n) in stats.fallback_switches {
+                *out.fallback_switches.entry(reason.to_string()).or_default() += n;
+            }
+            out.predicted_cached_tokens += stats.predicted_cached_tokens;
+            out.observed_cached_tokens += stats.observed_cached_tokens;
+            out.entries += stats.entries as u64;
+            out.keys += stats.keys as u64;
+            // Not `stats.bytes`: it measures hash-table capacity, which depends on the
+            // process's random hasher seed; the budgeted size is a function of the run.
+            out.bytes += (stats.entries * PreciseIndexConfig::BYTES_PER_ENTRY) as u64;
+            out.unreliable_endpoints += stats.unreliable_endpoints as u64;
+        }
+        Some(out)
     }
 
     /// The client has the whole response: the stream ends, freeing the EPP's in-flight slot.

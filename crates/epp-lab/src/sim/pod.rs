@@ -84,6 +84,14 @@ impl Pod {
         self.engine.take_retired()
     }
 
+    /// The cache events of the steps since the last call, as vLLM would publish them.
+    pub fn take_cache_events(&mut self) -> Vec<epp_kvevents::KvEvent> {
+        self.engine
+            .take_cache_events()
+            .map(super::kv_event::to_kv_event)
+            .collect()
+    }
+
     /// One scrape of the pod: what the EPP's scraper would store (every field present, as
     /// the page always carries them) and the sample for the time series, from one snapshot.
     pub fn scrape(&self, pod: u32, time_s: f64) -> (MetricsUpdate, PodSample) {

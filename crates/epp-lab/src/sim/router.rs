@@ -12,8 +12,10 @@ use epp_core::director::records::DecisionRecorder;
 use epp_core::director::{
     Decision, Director, DirectorSettings, PickError, RoutingRequest, SaturationThresholds,
 };
+use epp_core::prefix::PreciseIndex;
 use epp_core::request::RequestHeaders;
-use epp_core::time::ManualClock;
+use epp_core::time::{Clock, ManualClock};
+use epp_kvevents::EventBatch;
 
 /// The port every simulated pod serves on.
 const POD_PORT: u16 = 8000;
@@ -32,6 +34,8 @@ pub struct Router {
     endpoints: Vec<Arc<Endpoint>>,
     headers: RequestHeaders,
     records: Option<Receiver<String>>,
+    /// The precise indexes of the policy's `precise-prefix-cache-scorer`s (fed by KV events).
+    precise: Vec<Arc<PreciseIndex>>,
 }
 
 impl Router {
@@ -63,6 +67,11 @@ impl Router {
             saturation: config.saturation.apply(SaturationThresholds::default()),
             metrics_staleness,
         };
+        let precise = config
+            .kv_event_subscriptions()
+            .into_iter()
+            .map(|s| s.index)
+            .collect();
         let director = Director::new(datastore, Arc::clone(&config.scheduler), settings);
         let director = director.with_seed(seed);
         let (director, records) = match record_decisions {
@@ -78,6 +87,7 @@ impl Router {
             endpoints,
             headers: RequestHeaders::new(),
             records,
+            precise,
         })
     }
 
@@ -86,10 +96,32 @@ impl Router {
         self.clock.set(now);
     }
 
-    /// Routes one request at the current time.
-    pub fn route(&self, id: &str, model: &str, prompt: &str) -> Result<Decision, PickError> {
-        let request = RoutingRequest::new(id, model, Some(prompt), &self.headers);
+    /// Routes one request at the current time. `tokens` are the prompt's token ids, exactly
+    /// what the engine hashes (the EPP gets them from the tokenizer).
+    pub fn route(
+        &self,
+        id: &str,
+        model: &str,
+        prompt: &str,
+        tokens: &[u32],
+    ) -> Result<Decision, PickError> {
+        let mut request = RoutingRequest::new(id, model, Some(prompt), &self.headers);
+        request.tokens = Some(tokens);
         self.director.route(&request)
+    }
+
+    /// The policy's precise indexes (empty: the policy reads no KV events).
+    pub fn precise_indexes(&self) -> &[Arc<PreciseIndex>] {
+        &self.precise
+    }
+
+    /// Delivers pod `index`'s batch `seq` to every precise index, at the current time.
+    pub fn apply_kv_batch(&self, index: usize, seq: u64, batch: &EventBatch) {
+        let endpoint = self.endpoints[index].id();
+        let now = self.clock.now();
+        for precise in &self.precise {
+            precise.apply_batch(endpoint, seq, batch, now);
+        }
     }
 
     /// The pod a decision picked.

@@ -8,7 +8,7 @@ mod arrivals;
 mod random;
 mod shared_prefix;
 pub mod spec;
-mod tokens;
+pub(crate) mod tokens;
 mod trace;
 
 #[cfg(test)]
