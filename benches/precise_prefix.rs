@@ -70,7 +70,9 @@ fn batch(events: Vec<KvEvent>) -> EventBatch {
 /// The request's tokens: a 64-token system prompt, then tokens shared by a tenth of the
 /// endpoints, then the request's own.
 fn request_tokens() -> Vec<u32> {
-    (0..2048u32).map(|t| if t < 64 { t } else { 1_000_000 + t }).collect()
+    (0..2048u32)
+        .map(|t| if t < 64 { t } else { 1_000_000 + t })
+        .collect()
 }
 
 fn director(endpoints: usize) -> (Director, Arc<PreciseIndex>) {

@@ -232,7 +232,10 @@ fn render_precise(page: &mut Exposition, all: impl Iterator<Item = PreciseStats>
     let gauges = [
         (&defs::PRECISE_INDEX_ENTRIES, sum.entries),
         (&defs::PRECISE_INDEX_MEMORY, sum.bytes),
-        (&defs::PRECISE_UNRELIABLE_ENDPOINTS, sum.unreliable_endpoints),
+        (
+            &defs::PRECISE_UNRELIABLE_ENDPOINTS,
+            sum.unreliable_endpoints,
+        ),
     ];
     for (def, value) in gauges {
         page.family(def).sample(&[], value as f64);
@@ -241,9 +244,18 @@ fn render_precise(page: &mut Exposition, all: impl Iterator<Item = PreciseStats>
         (&defs::KV_EVENT_BATCHES, sum.batches),
         (&defs::KV_EVENT_GAPS, sum.gaps),
         (&defs::KV_EVENT_MISSED_BATCHES, sum.missed_batches),
-        (&defs::PRECISE_PREDICTED_CACHED_TOKENS, sum.predicted_cached_tokens),
-        (&defs::PRECISE_OBSERVED_CACHED_TOKENS, sum.observed_cached_tokens),
-        (&defs::PRECISE_OBSERVED_PROMPT_TOKENS, sum.observed_prompt_tokens),
+        (
+            &defs::PRECISE_PREDICTED_CACHED_TOKENS,
+            sum.predicted_cached_tokens,
+        ),
+        (
+            &defs::PRECISE_OBSERVED_CACHED_TOKENS,
+            sum.observed_cached_tokens,
+        ),
+        (
+            &defs::PRECISE_OBSERVED_PROMPT_TOKENS,
+            sum.observed_prompt_tokens,
+        ),
     ];
     for (def, value) in counters {
         page.family(def).sample(&[], value as f64);

@@ -94,7 +94,9 @@ async fn warm(server: SocketAddr, prompt: &str) {
 async fn http_post(server: SocketAddr, path: &str, body: &serde_json::Value) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = body.to_string();
-    let mut stream = tokio::net::TcpStream::connect(server).await.expect("connect");
+    let mut stream = tokio::net::TcpStream::connect(server)
+        .await
+        .expect("connect");
     let request = format!(
         "POST {path} HTTP/1.1\r\nhost: {server}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
@@ -174,18 +176,21 @@ async fn routes_by_events_from_a_python_vllm_publisher() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let tokens: Vec<u64> = serde_json::from_str::<serde_json::Value>(&body).expect("json")
-        ["tokens"]
-        .as_array()
-        .expect("tokens")
-        .iter()
-        .filter_map(|t| t.as_u64())
-        .collect();
+    let tokens: Vec<u64> =
+        serde_json::from_str::<serde_json::Value>(&body).expect("json")["tokens"]
+            .as_array()
+            .expect("tokens")
+            .iter()
+            .filter_map(|t| t.as_u64())
+            .collect();
     let whole = tokens.len() / 16 * 16;
     let list: Vec<String> = tokens[..whole].iter().map(u64::to_string).collect();
     let _publisher = Publisher(
         Command::new("python3")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/kv_publisher.py"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/python/kv_publisher.py"
+            ))
             .args(["--endpoint", &format!("tcp://127.0.0.1:{}", kv_port + 1)])
             .args(["--tokens", &list.join(","), "--rank", "1"])
             .stdout(Stdio::null())

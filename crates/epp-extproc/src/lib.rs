@@ -117,13 +117,15 @@ impl<P: EndpointPicker> ExternalProcessor for ExtProcService<P> {
 
 /// Asks the configured token source for the paused request's tokens, within its timeout.
 /// Failures are logged at debug level only: the request is routed without tokens.
-async fn fetch_tokens(state: &StreamState) -> (Option<epp_core::tokens::Tokens>, std::time::Duration) {
+async fn fetch_tokens(
+    state: &StreamState,
+) -> (Option<epp_core::tokens::Tokens>, std::time::Duration) {
     let started = std::time::Instant::now();
-    let (Some(settings), Some(request)) = (state.token_settings(), state.tokenize_request())
-    else {
+    let (Some(settings), Some(request)) = (state.token_settings(), state.tokenize_request()) else {
         return (None, started.elapsed());
     };
-    let tokens = match tokio::time::timeout(settings.timeout, settings.source.tokenize(request)).await
+    let tokens = match tokio::time::timeout(settings.timeout, settings.source.tokenize(request))
+        .await
     {
         Ok(Ok(tokens)) => Some(tokens),
         Ok(Err(e)) => {
@@ -131,7 +133,10 @@ async fn fetch_tokens(state: &StreamState) -> (Option<epp_core::tokens::Tokens>,
             None
         }
         Err(_) => {
-            tracing::debug!({ "x-request-id" = state.request_id() }, "routing without tokens: the token source timed out");
+            tracing::debug!(
+                { "x-request-id" = state.request_id() },
+                "routing without tokens: the token source timed out"
+            );
             None
         }
     };

@@ -5,9 +5,9 @@
 
 mod request;
 mod request_log;
+mod response;
 #[cfg(test)]
 mod token_tests;
-mod response;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,10 +26,10 @@ use crate::request_log::{RequestLog, RequestLogEntry};
 use crate::usage::UsageScanner;
 use epp_core::director::Decision;
 use epp_core::request::RequestHeaders;
-use epp_core::tokens::{TokenSource, Tokens};
 use epp_core::telemetry::metrics::{
     EppMetrics, ErrorCode, MetricsLimits, ModelMetrics, RunningGuard, StreamGuard,
 };
+use epp_core::tokens::{TokenSource, Tokens};
 
 /// Header naming the InferenceObjective of a request.
 pub const OBJECTIVE_HEADER: &str = "x-gateway-inference-objective";

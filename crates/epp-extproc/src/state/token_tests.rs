@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use envoy_types::pb::envoy::config::core::v3::HeaderMap;
 use envoy_types::pb::envoy::service::ext_proc::v3::{
-    HttpBody, HttpHeaders, HttpTrailers, ProcessingRequest, ProcessingResponse,
-    processing_request, processing_response,
+    HttpBody, HttpHeaders, HttpTrailers, ProcessingRequest, ProcessingResponse, processing_request,
+    processing_response,
 };
 use epp_core::config::{DEFAULT_CONFIG, EndpointPickerConfig};
 use epp_core::datastore::fixtures::TestEndpoint;
@@ -123,7 +123,10 @@ fn the_stream_pauses_for_tokens_and_routes_with_them() {
     let picker = picker();
     let mut state = state();
     let mut out = Vec::new();
-    assert_eq!(state.on_message(&picker, headers(false), &mut out).ok(), Some(Flow::Continue));
+    assert_eq!(
+        state.on_message(&picker, headers(false), &mut out).ok(),
+        Some(Flow::Continue)
+    );
     let flow = state.on_message(&picker, body(BODY, true), &mut out);
     assert_eq!(flow.ok(), Some(Flow::AwaitTokens));
     assert!(out.is_empty(), "nothing is routed before the tokens");
@@ -134,7 +137,10 @@ fn the_stream_pauses_for_tokens_and_routes_with_them() {
     let flow = state.resume_with_tokens(&picker, Some(tokens), std::time::Duration::ZERO, &mut out);
     assert_eq!(flow.ok(), Some(Flow::Continue));
     assert_eq!(kinds(&out), ["headers", "body"]);
-    assert_eq!(*picker.seen.lock().expect("not poisoned"), [Some(vec![1, 2, 3])]);
+    assert_eq!(
+        *picker.seen.lock().expect("not poisoned"),
+        [Some(vec![1, 2, 3])]
+    );
 }
 
 #[test]

@@ -500,14 +500,15 @@ impl PreciseIndex {
         let view = inner.view_mut(endpoint);
         if view.unanswered_pick_ms.is_none() {
             view.unanswered_pick_ms = Some(now_ms);
-        } else if self.silent(view, now_ms) && view.trust == Trust::Reliable {
-            if let Some(r) = self.distrust(view, Unreliable::Silence, now_ms) {
-                tracing::warn!(
-                    endpoint = endpoint.0,
-                    reason = r.as_str(),
-                    "KV events: endpoint scored by the approximate index until events flow again"
-                );
-            }
+        } else if self.silent(view, now_ms)
+            && view.trust == Trust::Reliable
+            && let Some(r) = self.distrust(view, Unreliable::Silence, now_ms)
+        {
+            tracing::warn!(
+                endpoint = endpoint.0,
+                reason = r.as_str(),
+                "KV events: endpoint scored by the approximate index until events flow again"
+            );
         }
         let slot = view.slot;
         let budget = self.config.max_entries();
