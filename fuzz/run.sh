@@ -18,7 +18,7 @@ ROOT=$(cd .. && pwd)
 
 SECONDS_EACH=${1:-60}
 shift || true
-ALL_TARGETS=(body_parser prometheus config extproc_stream kv_events)
+ALL_TARGETS=(body_parser prometheus config extproc_stream kv_events precise_index)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 RUNS=${FUZZ_RUNS:--1}
@@ -37,6 +37,7 @@ options() {
         config) echo "-dict=$FUZZ_DIR/dict/config.dict -max_len=4096" ;;
         extproc_stream) echo "-max_len=4096" ;;
         kv_events) echo "-dict=$FUZZ_DIR/dict/kv_events.dict -max_len=8192" ;;
+        precise_index) echo "-max_len=4096" ;;
     esac
 }
 

@@ -23,9 +23,9 @@ use epp_core::config::{DEFAULT_CONFIG, EndpointPickerConfig};
 use epp_core::datastore::fixtures::TestEndpoint;
 use epp_core::datastore::{Datastore, Objective, PoolInfo};
 use epp_core::director::{Director, DirectorSettings};
+use epp_core::telemetry::metrics::{EppMetrics, MetricsLimits};
 use epp_extproc::messages::{SUBSET_KEY, SUBSET_NAMESPACE};
 use epp_extproc::{Flow, StreamSettings, StreamState};
-use epp_core::telemetry::metrics::{EppMetrics, MetricsLimits};
 use libfuzzer_sys::fuzz_target;
 
 const ENDPOINTS: [&str; 3] = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"];
@@ -302,7 +302,18 @@ struct Message {
 struct Input {
     /// A 256-byte body limit instead of the default 64 MiB.
     small_limit: bool,
+    /// Some(tokens): a scorer wants tokens, and the source gives these (`[]`: none in time).
+    tokens: Option<Vec<u32>>,
     messages: Vec<Message>,
+}
+
+/// A token source for the fuzzer; the stream is resumed by hand, so it is never called.
+struct NoSource;
+
+impl epp_core::tokens::TokenSource for NoSource {
+    fn tokenize(&self, _: epp_core::tokens::TokenizeRequest) -> epp_core::tokens::TokenizeFuture {
+        Box::pin(async { Err(epp_core::tokens::TokenizeError::Timeout) })
+    }
 }
 
 fn headers(list: &[Header]) -> Option<HeaderMap> {
@@ -421,15 +432,34 @@ fuzz_target!(|data: &[u8]| {
     let settings = StreamSettings {
         max_request_body_bytes: if input.small_limit { 256 } else { 64 << 20 },
         metrics: Arc::clone(&metrics),
+        tokens: input.tokens.as_ref().map(|_| epp_extproc::TokenSettings {
+            source: Arc::new(NoSource),
+            timeout: std::time::Duration::from_millis(1),
+        }),
         ..StreamSettings::default()
     };
     let mut state = StreamState::new(Arc::new(settings));
     let mut replies = Vec::new();
     for message in input.messages.iter().take(64) {
-        let flow = state.on_message(&world.director, proto(message), &mut replies);
+        let mut flow = state.on_message(&world.director, proto(message), &mut replies);
+        if matches!(flow, Ok(Flow::AwaitTokens)) {
+            assert!(state.tokenize_request().is_some(), "paused without a body");
+            let tokens = input
+                .tokens
+                .as_ref()
+                .filter(|t| !t.is_empty())
+                .map(|t| epp_core::tokens::Tokens::from(t.as_slice()));
+            flow = state.resume_with_tokens(
+                &world.director,
+                tokens,
+                std::time::Duration::ZERO,
+                &mut replies,
+            );
+        }
         replies.clear();
         match flow {
             Ok(Flow::Continue) => {}
+            Ok(Flow::AwaitTokens) => panic!("asked for tokens twice"),
             Ok(Flow::Close) | Err(_) => break,
         }
     }

@@ -51,7 +51,9 @@ fn check(result: Result<EventBatch, DecodeError>, limits: &Limits) {
                 assert!(s.block_hashes.len() <= limits.max_hashes_per_event);
                 assert!(s.token_ids.len() <= limits.max_tokens_per_event);
             }
-            KvEvent::BlockRemoved(r) => assert!(r.block_hashes.len() <= limits.max_hashes_per_event),
+            KvEvent::BlockRemoved(r) => {
+                assert!(r.block_hashes.len() <= limits.max_hashes_per_event)
+            }
             KvEvent::AllBlocksCleared | KvEvent::Unknown { .. } => {}
         }
     }
@@ -73,7 +75,9 @@ fn frames(data: &[u8]) -> Vec<&[u8]> {
     let count = usize::from(n % 4) + 1;
     let mut out = Vec::with_capacity(count);
     for _ in 1..count {
-        let Some((&len, tail)) = rest.split_first() else { break };
+        let Some((&len, tail)) = rest.split_first() else {
+            break;
+        };
         let len = usize::from(len).min(tail.len());
         out.push(&tail[..len]);
         rest = &tail[len..];
