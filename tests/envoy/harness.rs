@@ -35,6 +35,8 @@ pub struct Setup {
     servers: usize,
     sim_args: Vec<String>,
     plugins: String,
+    /// A config text written to the run's directory instead of `plugins`.
+    plugins_text: Option<String>,
     epp_args: Vec<String>,
     tls: bool,
     envoy_edits: Vec<(String, String)>,
@@ -58,6 +60,7 @@ impl Setup {
             .map(String::from)
             .to_vec(),
             plugins: "default-plugins.yaml".to_owned(),
+            plugins_text: None,
             epp_args: Vec::new(),
             tls: false,
             envoy_edits: Vec::new(),
@@ -87,6 +90,12 @@ impl Setup {
         self
     }
 
+    /// The EPP's plugins config, as text (for configs that name ports chosen at run time).
+    pub fn plugins_text(mut self, text: &str) -> Setup {
+        self.plugins_text = Some(text.to_owned());
+        self
+    }
+
     /// Replaces `from` (which must occur) with `to` in the Envoy config, for a variant of
     /// a config file that one test needs.
     pub fn envoy_edit(mut self, from: &str, to: &str) -> Setup {
@@ -109,10 +118,15 @@ impl Setup {
         let http = Http::new();
         let sims = Sims::start(dir.path(), self.servers, &self.sim_args).await;
         let endpoints: Vec<String> = (0..self.servers).map(|i| sims.address(i)).collect();
-        let mut epp_args = vec![
-            "--config-file".to_owned(),
-            format!("{ROOT}/plugins-config/{}", self.plugins),
-        ];
+        let config_file = match &self.plugins_text {
+            Some(text) => {
+                let path = dir.path().join("plugins.yaml");
+                std::fs::write(&path, text).expect("write the plugins config");
+                path.display().to_string()
+            }
+            None => format!("{ROOT}/plugins-config/{}", self.plugins),
+        };
+        let mut epp_args = vec!["--config-file".to_owned(), config_file];
         epp_args.extend(self.epp_args);
         let epp = Epp::start(dir.path(), &endpoints.join(","), self.tls, &epp_args).await;
         let mut vars = vec![("EPP_PORT", epp.grpc_port.to_string())];

@@ -11,6 +11,7 @@ mod conformance;
 mod errors;
 mod failure;
 mod load;
+mod precise;
 mod routing;
 mod scoring;
 mod streaming;
