@@ -186,7 +186,7 @@ pub async fn start(
     let mut tasks = sources.tasks;
     let scraping = start_scraping(options, &datastore, &metrics, &mut tasks)?;
     let director = director(options, &config, &datastore, &metrics)?;
-    let precise = precise::start(&config, &datastore)?;
+    let precise = precise::start(&config, &datastore, &metrics)?;
     let mut stream_settings = stream_settings(
         options,
         &metrics,

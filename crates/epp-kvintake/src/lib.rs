@@ -80,12 +80,27 @@ impl IntakeHandle {
         self.counters.snapshot()
     }
 
+    /// A handle on the counters that outlives no task (for a metrics collector).
+    pub fn stats_reader(&self) -> StatsReader {
+        StatsReader(Arc::clone(&self.counters))
+    }
+
     /// Stops every task and waits for the follower to end (endpoint tasks are aborted with it).
     pub async fn shutdown(mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
             let _ = task.await;
         }
+    }
+}
+
+/// Reads an intake's counters without keeping its tasks alive.
+#[derive(Debug, Clone)]
+pub struct StatsReader(Arc<IntakeCounters>);
+
+impl StatsReader {
+    pub fn read(&self) -> IntakeStats {
+        self.0.snapshot()
     }
 }
 

@@ -12,20 +12,22 @@ pub(super) const SPECULATIVE: u8 = 1 << 3;
 /// Tiers the engine reported (everything but the speculative bit).
 pub(super) const REPORTED: u8 = GPU | CPU | OTHER;
 
-/// One endpoint's claim on a key.
+/// One endpoint's claim on a key (12 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Holder {
     pub slot: u32,
+    /// Deciseconds of the index's clock (13 years of range in 32 bits); meaningful only with
+    /// [`SPECULATIVE`].
+    pub speculative_until: u32,
     pub tiers: u8,
-    /// Milliseconds of the index's clock; meaningful only with [`SPECULATIVE`].
-    pub speculative_until_ms: u64,
 }
 
-/// The holders of one key, inline when there is one.
+/// The holders of one key: inline when there is one (the common case), else boxed, so a
+/// key-table entry stays 24 bytes.
 #[derive(Debug, Clone)]
 pub(super) enum Holders {
     One(Holder),
-    Many(Vec<Holder>),
+    Many(Box<Vec<Holder>>),
 }
 
 impl Holders {
@@ -45,7 +47,7 @@ impl Holders {
 
     pub fn push(&mut self, holder: Holder) {
         match self {
-            Holders::One(first) => *self = Holders::Many(vec![*first, holder]),
+            Holders::One(first) => *self = Holders::Many(Box::new(vec![*first, holder])),
             Holders::Many(v) => v.push(holder),
         }
     }
@@ -72,7 +74,9 @@ impl Holders {
     pub fn heap_bytes(&self) -> usize {
         match self {
             Holders::One(_) => 0,
-            Holders::Many(v) => v.capacity() * std::mem::size_of::<Holder>(),
+            Holders::Many(v) => {
+                std::mem::size_of::<Vec<Holder>>() + v.capacity() * std::mem::size_of::<Holder>()
+            }
         }
     }
 }

@@ -34,6 +34,12 @@ use holders::{CPU, GPU, Holder, Holders, OTHER, REPORTED, SPECULATIVE};
 use stats::Counters;
 pub use stats::{PreciseStats, Unreliable};
 
+thread_local! {
+    /// Per-slot scratch of [`PreciseIndex::score`], reused across calls on this thread.
+    static SCRATCH: std::cell::RefCell<(u32, Vec<(u32, f64)>)> =
+        const { std::cell::RefCell::new((1, Vec::new())) };
+}
+
 /// Speculative claims kept per endpoint at most; older ones are forgotten first.
 const MAX_SPECULATIVE_PER_ENDPOINT: usize = 65_536;
 /// LoRA adapter names learnt from events, at most (beyond that, new names are not learnt).
@@ -108,8 +114,8 @@ struct View {
     entries: usize,
     last_seq: Option<u64>,
     trust: Trust,
-    /// `(expiry ms, key)` of speculative claims, oldest first.
-    speculative: VecDeque<(u64, u64)>,
+    /// `(expiry in deciseconds, key)` of speculative claims, oldest first.
+    speculative: VecDeque<(u32, u64)>,
     /// The first pick after the last batch: silence is measured from it.
     unanswered_pick_ms: Option<u64>,
     /// When the current gap-free run of batches began.
@@ -155,6 +161,11 @@ pub struct PreciseIndex {
 
 fn ms(now: Duration) -> u64 {
     u64::try_from(now.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Deciseconds, the unit of speculative expiries (32 bits hold 13 years).
+fn ds(ms: u64) -> u32 {
+    u32::try_from(ms / 100).unwrap_or(u32::MAX)
 }
 
 fn tier_bit(medium: Option<&Medium>) -> u8 {
@@ -427,27 +438,41 @@ impl PreciseIndex {
             return;
         }
         let blocks = keys.len() as f64;
-        for key in keys {
-            if alive.is_empty() {
-                break;
+        SCRATCH.with_borrow_mut(|(next_round, weights)| {
+            // weights[slot] = (round, weight): the slot's weight for the key of that round.
+            // Rounds keep counting across calls, so nothing needs clearing between them.
+            if next_round.checked_add(keys.len() as u32 + 1).is_none() {
+                *next_round = 1;
+                weights.iter_mut().for_each(|cell| cell.0 = 0);
             }
-            let Some(holders) = inner.keys.get(key) else {
-                break;
-            };
-            let holders = holders.as_slice();
-            alive.retain_mut(|(slot, i, sum)| {
-                let weight = holders
-                    .iter()
-                    .find(|h| h.slot == *slot)
-                    .map_or(0.0, |h| self.weight(h, now_ms));
-                if weight <= 0.0 {
-                    return false;
+            if weights.len() < inner.next_slot as usize {
+                weights.resize(inner.next_slot as usize, (0, 0.0));
+            }
+            let first = *next_round;
+            *next_round += keys.len() as u32 + 1;
+            for (round, key) in (first..).zip(keys) {
+                if alive.is_empty() {
+                    break;
                 }
-                *sum += weight;
-                out[*i] = Some(*sum / blocks);
-                true
-            });
-        }
+                let Some(holders) = inner.keys.get(key) else {
+                    break;
+                };
+                for h in holders.as_slice() {
+                    if let Some(cell) = weights.get_mut(h.slot as usize) {
+                        *cell = (round, self.weight(h, now_ms));
+                    }
+                }
+                alive.retain_mut(|(slot, i, sum)| {
+                    let (seen, weight) = weights[*slot as usize];
+                    if seen != round || weight <= 0.0 {
+                        return false;
+                    }
+                    *sum += weight;
+                    out[*i] = Some(*sum / blocks);
+                    true
+                });
+            }
+        });
     }
 
     /// Whether `endpoint` is scored from this index now (false: from the fallback).
@@ -480,7 +505,7 @@ impl PreciseIndex {
         if holder.tiers & OTHER != 0 {
             best = best.max(w.other);
         }
-        if holder.tiers & SPECULATIVE != 0 && holder.speculative_until_ms > now_ms {
+        if holder.tiers & SPECULATIVE != 0 && holder.speculative_until > ds(now_ms) {
             best = best.max(w.gpu);
         }
         best
@@ -494,7 +519,10 @@ impl PreciseIndex {
             return;
         }
         let now_ms = ms(now);
-        let until = now_ms.saturating_add(ms(self.config.speculative_ttl));
+        // Rounded up, so a claim never ends before its TTL.
+        let until = ds(now_ms
+            .saturating_add(ms(self.config.speculative_ttl))
+            .saturating_add(99));
         let mut inner = self.inner.write();
         let inner = &mut *inner;
         let view = inner.view_mut(endpoint);
@@ -517,7 +545,7 @@ impl PreciseIndex {
                 Some(holders) => match holders.get_mut(slot) {
                     Some(h) => {
                         h.tiers |= SPECULATIVE;
-                        h.speculative_until_ms = until;
+                        h.speculative_until = until;
                         false
                     }
                     None => true,
@@ -533,7 +561,7 @@ impl PreciseIndex {
                     Holder {
                         slot,
                         tiers: SPECULATIVE,
-                        speculative_until_ms: until,
+                        speculative_until: until,
                     },
                 );
                 inner.view_mut(endpoint).entries += 1;
@@ -635,7 +663,7 @@ impl Inner {
                     Holder {
                         slot,
                         tiers: tier,
-                        speculative_until_ms: 0,
+                        speculative_until: 0,
                     },
                 );
                 self.view_mut(endpoint).entries += 1;
@@ -706,7 +734,7 @@ impl Inner {
             let Some(&(until, key)) = view.speculative.front() else {
                 return;
             };
-            if until > now_ms {
+            if until > ds(now_ms) {
                 return;
             }
             view.speculative.pop_front();
@@ -716,7 +744,7 @@ impl Inner {
                 .get(&key)
                 .and_then(|h| h.as_slice().iter().find(|h| h.slot == slot).copied());
             // A claim re-made later has a later expiry and its own queue entry.
-            if current.is_some_and(|h| h.speculative_until_ms <= now_ms) {
+            if current.is_some_and(|h| h.speculative_until <= ds(now_ms)) {
                 self.release(slot, endpoint, key, SPECULATIVE);
             }
         }
@@ -733,7 +761,7 @@ impl Inner {
             .values()
             .map(|v| {
                 table(&v.engine_keys)
-                    + v.speculative.capacity() * std::mem::size_of::<(u64, u64)>()
+                    + v.speculative.capacity() * std::mem::size_of::<(u32, u64)>()
                     + std::mem::size_of::<View>()
             })
             .sum();

@@ -467,6 +467,41 @@ pub const PRECISE_OBSERVED_PROMPT_TOKENS: MetricDef = def(
     &[],
     &[],
 );
+pub const KV_EVENT_INTAKE: MetricDef = def(
+    "inference_extension_kv_event_intake_total",
+    "[ALPHA] What the KV-event intake did, by event (messages, decode_errors, rank_mismatches, flood_drops, reorders_resolved, replays_requested, replays_succeeded, replays_failed, replayed_batches, connects, connect_failures, reconnects).",
+    Kind::Counter,
+    &["event"],
+    &[],
+);
+pub const KV_EVENT_SUBSCRIPTIONS: MetricDef = def(
+    "inference_extension_kv_event_subscriptions",
+    "[ALPHA] Endpoints whose KV-cache events are subscribed to now.",
+    Kind::Gauge,
+    &[],
+    &[],
+);
+pub const TOKENIZE_CALLS: MetricDef = def(
+    "inference_extension_tokenize_total",
+    "[ALPHA] Token lookups for the precise prefix scorer, by outcome (cache_hit, tokenizer, coalesced, passthrough).",
+    Kind::Counter,
+    &["outcome"],
+    &[],
+);
+pub const TOKENIZE_ERRORS: MetricDef = def(
+    "inference_extension_tokenize_errors_total",
+    "[ALPHA] Token lookups that failed (the request was scored without tokens), by reason (timeout, unavailable, bad_response, unsupported).",
+    Kind::Counter,
+    &["reason"],
+    &[],
+);
+pub const TOKENIZE_CACHE_ENTRIES: MetricDef = def(
+    "inference_extension_tokenize_cache_entries",
+    "[ALPHA] Prompts whose tokens are cached now.",
+    Kind::Gauge,
+    &[],
+    &[],
+);
 
 /// Every family, for checks that dashboards and docs name only real metrics.
 #[cfg(test)]
@@ -516,4 +551,9 @@ pub const ALL: &[&MetricDef] = &[
     &PRECISE_PREDICTED_CACHED_TOKENS,
     &PRECISE_OBSERVED_CACHED_TOKENS,
     &PRECISE_OBSERVED_PROMPT_TOKENS,
+    &KV_EVENT_INTAKE,
+    &KV_EVENT_SUBSCRIPTIONS,
+    &TOKENIZE_CALLS,
+    &TOKENIZE_ERRORS,
+    &TOKENIZE_CACHE_ENTRIES,
 ];

@@ -62,6 +62,11 @@
 //! | `inference_extension_precise_prefix_predicted_cached_tokens_total` | counter | — | Prompt tokens the precise index predicted cached on the picked endpoint, for responses that reported cached_tokens. |
 //! | `inference_extension_precise_prefix_observed_cached_tokens_total` | counter | — | Prompt tokens the model servers reported cached (usage.prompt_tokens_details.cached_tokens) for the same responses. |
 //! | `inference_extension_precise_prefix_observed_prompt_tokens_total` | counter | — | Prompt tokens of the same responses. |
+//! | `inference_extension_kv_event_intake_total` | counter | event | What the KV-event intake did, by event (messages, decode_errors, rank_mismatches, flood_drops, reorders_resolved, replays_requested, replays_succeeded, replays_failed, replayed_batches, connects, connect_failures, reconnects). |
+//! | `inference_extension_kv_event_subscriptions` | gauge | — | Endpoints whose KV-cache events are subscribed to now. |
+//! | `inference_extension_tokenize_total` | counter | outcome | Token lookups for the precise prefix scorer, by outcome (cache_hit, tokenizer, coalesced, passthrough). |
+//! | `inference_extension_tokenize_errors_total` | counter | reason | Token lookups that failed (the request was scored without tokens), by reason (timeout, unavailable, bad_response, unsupported). |
+//! | `inference_extension_tokenize_cache_entries` | gauge | — | Prompts whose tokens are cached now. |
 //!
 //! Per-endpoint series exist only as gauges: endpoints are bounded by `--max-endpoints`.
 //! `endpoint` is `ip:port`; `model_server_pod` is the pod name (the endpoint name without its
