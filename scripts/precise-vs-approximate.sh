@@ -12,7 +12,9 @@
 # Knobs: SERVERS (4), PREFIX_GROUPS (24), PER_GROUP (8), SYSTEM (1500 tokens), QUESTION (100),
 # OUTPUT (32), RATE (10 req/s, Poisson), DURATION (40s), BLOCKS (1200 blocks of 16 tokens per
 # server), POLICIES ("precise approximate"), DROP (KV-event drop ratio at the servers, 0),
-# OUT (report folder), SKIP_BUILD=1, BASE_PORT (18701).
+# REPLICAS (1 or 2 EPPs behind Envoy, which spreads ext_proc streams over them: each
+# replica's approximate index then sees only its share of the traffic, while every replica
+# sees all KV events), OUT (report folder), SKIP_BUILD=1, BASE_PORT (18701).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +28,7 @@ RATE=${RATE:-10}
 DURATION=${DURATION:-40s}
 BLOCKS=${BLOCKS:-1200}
 DROP=${DROP:-0}
+REPLICAS=${REPLICAS:-1}
 POLICIES=${POLICIES:-precise approximate}
 BASE_PORT=${BASE_PORT:-18701}
 OUT=${OUT:-benches/results/precise-vs-approximate-$(date +%Y%m%d-%H%M%S)}
@@ -96,14 +99,32 @@ for policy in $POLICIES; do
         --max-model-len $((BLOCKS * 16)) --kv-events-port "$KV_PORT" \
         --kv-events-drop-ratio "$DROP" >"$OUT/sim-$policy.log" 2>&1 &
     pids+=($!)
-    "$BIN/epp" --endpoints "$(printf '127.0.0.1:%s,' "${SIM[@]}" | sed 's/,$//')" \
-        --config-file "$OUT/$policy.yaml" --grpc-port "$EPP_PORT" \
-        --grpc-health-port $((EPP_PORT + 1)) --metrics-port $((EPP_PORT + 2)) \
-        --secure-serving=false --health-checking >"$OUT/epp-$policy.log" 2>&1 &
-    pids+=($!)
+    for r in $(seq 0 $((REPLICAS - 1))); do
+        port=$((EPP_PORT + 4 * r))
+        "$BIN/epp" --endpoints "$(printf '127.0.0.1:%s,' "${SIM[@]}" | sed 's/,$//')" \
+            --config-file "$OUT/$policy.yaml" --grpc-port "$port" \
+            --grpc-health-port $((port + 1)) --metrics-port $((port + 2)) \
+            --secure-serving=false --health-checking >"$OUT/epp-$policy-$r.log" 2>&1 &
+        pids+=($!)
+    done
     sed -e "s/{{ADMIN_PORT}}/$((LISTEN + 100))/; s/{{LISTEN_PORT}}/$LISTEN/; s/{{EPP_PORT}}/$EPP_PORT/" \
         -e "s/{{SIM_PORT_1}}/${SIM[0]}/g; s/{{SIM_PORT_2}}/${SIM[1]:-${SIM[0]}}/g; s/{{SIM_PORT_3}}/${SIM[2]:-${SIM[0]}}/g" \
         tests/envoy/configs/full-duplex.yaml >"$OUT/envoy.yaml"
+    if [ "$REPLICAS" = 2 ]; then # a second EPP host in the ext_proc cluster
+        python3 - "$OUT/envoy.yaml" "$EPP_PORT" $((EPP_PORT + 4)) <<'PY'
+import sys
+path, first, second = sys.argv[1], sys.argv[2], sys.argv[3]
+text = open(path).read()
+line = "socket_address: { address: 127.0.0.1, port_value: %s }" % first
+at = text.index(line)
+start = text.rindex("\n", 0, at) + 1
+indent = text[start:at]
+endpoint = text.rindex("- endpoint:", 0, at)
+block = text[text.rindex("\n", 0, endpoint) + 1 : at + len(line)] + "\n"
+text = text[: at + len(line) + 1] + block.replace(first, second) + text[at + len(line) + 1 :]
+open(path, "w").write(text)
+PY
+    fi
     "$ENVOY" -c "$OUT/envoy.yaml" --disable-hot-restart --concurrency 1 --log-level warn \
         --base-id "$BASE_PORT" >"$OUT/envoy-$policy.log" 2>&1 &
     pids+=($!)
@@ -119,7 +140,9 @@ for policy in $POLICIES; do
         --max-tokens "$OUTPUT" --rate "$RATE" --arrival poisson --duration "$DURATION" \
         --warmup 0 --quiet --json "$OUT/real-$policy.json" >"$OUT/real-$policy.txt"
     hit_rate >"$OUT/hit-$policy.txt"
-    curl -fs "http://127.0.0.1:$((EPP_PORT + 2))/metrics" >"$OUT/epp-metrics-$policy.txt" || true
+    for r in $(seq 0 $((REPLICAS - 1))); do
+        curl -fs "http://127.0.0.1:$((EPP_PORT + 4 * r + 2))/metrics" >"$OUT/epp-metrics-$policy-$r.txt" || true
+    done
     stop_all
 done
 
