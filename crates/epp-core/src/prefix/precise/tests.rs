@@ -350,3 +350,9 @@ fn bytes_per_claim_measured_stay_within_the_budgeted_bound() {
         "{per_entry} bytes per claim"
     );
 }
+
+#[test]
+fn a_key_table_entry_is_24_bytes() {
+    assert_eq!(std::mem::size_of::<holders::Holder>(), 12);
+    assert_eq!(std::mem::size_of::<(u64, holders::Holders)>(), 24);
+}
