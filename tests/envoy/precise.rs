@@ -12,6 +12,10 @@ use serde_json::json;
 use crate::client::{assert_routed, completion, sample};
 use crate::harness::{MODEL, POLL, Setup, Stack, TEST_TIMEOUT, within};
 
+/// One test of this file at a time: each picks a run of free ports for its simulators'
+/// event sockets, which another's processes could otherwise take in between.
+static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The first of `count` consecutive loopback ports that are free now.
 fn free_port_run(count: u16) -> u16 {
     for _ in 0..200 {
@@ -77,6 +81,7 @@ async fn until_indexed(stack: &Stack, entries: f64) {
 }
 
 async fn precise_routing(envoy_config: &'static str) {
+    let _serial = PORTS.lock().await;
     let kv_port = free_port_run(3);
     let stack = Setup::new(envoy_config)
         .sim_args(&["--kv-events-port", &kv_port.to_string()])
@@ -163,6 +168,7 @@ async fn precise_routing_buffered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_requests_are_tokenized_and_routed_by_events() {
     // A chat request: the EPP tokenizes it through /tokenize's chat form.
+    let _serial = PORTS.lock().await;
     let kv_port = free_port_run(3);
     let stack = Setup::new("full-duplex.yaml")
         .sim_args(&["--kv-events-port", &kv_port.to_string()])

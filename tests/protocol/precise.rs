@@ -15,6 +15,10 @@ use crate::TestEpp;
 
 const MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
 
+/// One test of this file at a time: each picks a run of free ports for its simulators'
+/// event sockets, which the other's simulators could otherwise take in between.
+static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn config(kv_port: u16) -> String {
     format!(
         "apiVersion: inference.networking.x-k8s.io/v1alpha1
@@ -141,6 +145,7 @@ fn epp_precise_index(epp: &TestEpp) -> std::sync::Arc<epp_core::prefix::PreciseI
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_to_the_server_whose_engine_reports_the_prefix() {
+    let _serial = PORTS.lock().await;
     let kv_port = free_port_run(3);
     let epp = simulated(3, &format!("--kv-events-port {kv_port}"), kv_port).await;
     let sims: Vec<SocketAddr> = epp.running.simulated.iter().map(|s| s.address()).collect();
@@ -165,6 +170,7 @@ async fn routes_to_the_server_whose_engine_reports_the_prefix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_by_events_from_a_python_vllm_publisher() {
     python_with_zmq_and_msgspec();
+    let _serial = PORTS.lock().await;
     let kv_port = free_port_run(3);
     let epp = simulated(3, "", kv_port).await;
     let sims: Vec<SocketAddr> = epp.running.simulated.iter().map(|s| s.address()).collect();
@@ -186,7 +192,7 @@ async fn routes_by_events_from_a_python_vllm_publisher() {
     let whole = tokens.len() / 16 * 16;
     let list: Vec<String> = tokens[..whole].iter().map(u64::to_string).collect();
     let _publisher = Publisher(
-        Command::new("python3")
+        Command::new(kv_python())
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/tests/python/kv_publisher.py"
@@ -210,13 +216,28 @@ impl Drop for Publisher {
     }
 }
 
+/// The interpreter with pyzmq and msgspec: `$EPP_KV_PYTHON`, else the virtualenv that
+/// `.ci/install-kv-python` makes, else `python3`.
+fn kv_python() -> String {
+    if let Ok(python) = std::env::var("EPP_KV_PYTHON") {
+        return python;
+    }
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/kv-python/bin/python");
+    if std::path::Path::new(venv).exists() {
+        venv.to_owned()
+    } else {
+        "python3".to_owned()
+    }
+}
+
 fn python_with_zmq_and_msgspec() {
-    let ok = Command::new("python3")
+    let ok = Command::new(kv_python())
         .args(["-c", "import zmq, msgspec"])
         .status()
         .is_ok_and(|s| s.success());
     assert!(
         ok,
-        "python3 cannot import zmq and msgspec: run `pip install pyzmq msgspec` (.ci/run does)"
+        "{} cannot import zmq and msgspec: run `.ci/install-kv-python` (.ci/run does)",
+        kv_python()
     );
 }

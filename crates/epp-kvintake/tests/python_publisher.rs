@@ -15,15 +15,33 @@ const SCRIPT: &str = concat!(
     "/../../tests/python/kv_publisher.py"
 );
 
+/// The interpreter with pyzmq and msgspec: `$EPP_KV_PYTHON`, else the virtualenv that
+/// `.ci/install-kv-python` makes, else `python3`.
+fn kv_python() -> String {
+    if let Ok(python) = std::env::var("EPP_KV_PYTHON") {
+        return python;
+    }
+    let venv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../.tools/kv-python/bin/python"
+    );
+    if std::path::Path::new(venv).exists() {
+        venv.to_owned()
+    } else {
+        "python3".to_owned()
+    }
+}
+
 /// The interop test needs pyzmq and msgspec; without them it fails, saying how to fix it.
 fn require_python_modules() {
-    let probe = std::process::Command::new("python3")
+    let probe = std::process::Command::new(kv_python())
         .args(["-c", "import zmq, msgspec"])
         .output();
     match probe {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!(
-            "python3 cannot import zmq and msgspec (run `pip install pyzmq msgspec`): {}",
+            "{} cannot import zmq and msgspec (run `.ci/install-kv-python`, or `pip install pyzmq msgspec`): {}",
+            kv_python(),
             String::from_utf8_lossy(&out.stderr)
         ),
         Err(error) => {
@@ -50,7 +68,7 @@ async fn python_blocks_are_scored(layout: &str) {
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    let mut child = Command::new("python3")
+    let mut child = Command::new(kv_python())
         .arg(SCRIPT)
         .args(["--endpoint", &format!("tcp://127.0.0.1:{kv_port}")])
         .args(["--topic", TOPIC, "--tokens", &token_arg, "--layout", layout])

@@ -97,6 +97,25 @@ pub async fn start_many(
     base_port: u16,
     count: usize,
 ) -> Result<Vec<RunningSim>, SimError> {
+    // Free ports are picked, released, then bound: another process may take one in between,
+    // so that case is retried with fresh ports a few times.
+    let mut attempts = if base_port == 0 { 5 } else { 1 };
+    loop {
+        attempts -= 1;
+        match start_once(config.clone(), host, base_port, count).await {
+            Err(SimError::Bind { source, .. })
+                if attempts > 0 && source.kind() == std::io::ErrorKind::AddrInUse => {}
+            result => return result,
+        }
+    }
+}
+
+async fn start_once(
+    config: SimConfig,
+    host: IpAddr,
+    base_port: u16,
+    count: usize,
+) -> Result<Vec<RunningSim>, SimError> {
     let mut sims = Vec::with_capacity(count);
     // With free ports, take them in ascending order, so that server `i` is also the `i`-th port
     // of its address: the rank an EPP derives for it (and so the event port it subscribes to).
