@@ -4,9 +4,9 @@
 //! modes. The EPP's metrics then show the events and a prediction that matches the server's
 //! reported `cached_tokens`.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
+use epp_testkit::ports::free_port_run;
 use serde_json::json;
 
 use crate::client::{assert_routed, completion, sample};
@@ -15,25 +15,6 @@ use crate::harness::{MODEL, POLL, Setup, Stack, TEST_TIMEOUT, within};
 /// One test of this file at a time: each picks a run of free ports for its simulators'
 /// event sockets, which another's processes could otherwise take in between.
 static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The first of `count` consecutive loopback ports that are free now.
-fn free_port_run(count: u16) -> u16 {
-    for _ in 0..200 {
-        let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-        let base = probe.local_addr().expect("address").port();
-        drop(probe);
-        if base.checked_add(count).is_none() {
-            continue;
-        }
-        let held: Vec<TcpListener> = (0..count)
-            .filter_map(|i| TcpListener::bind((Ipv4Addr::LOCALHOST, base + i)).ok())
-            .collect();
-        if held.len() == usize::from(count) {
-            return base;
-        }
-    }
-    panic!("no run of {count} free ports");
-}
 
 fn config(kv_port: u16) -> String {
     format!(

@@ -3,13 +3,14 @@
 //! EPP subscribes, asks the servers' `/tokenize` for each request's tokens, and routes a prompt
 //! to the server whose engine reports holding it, which the approximate index cannot know.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use epp_extproc::BodyMode;
 use epp_testkit::driver::{Request, send_request};
 use epp_testkit::messages::completion_body;
+use epp_testkit::ports::free_port_run;
 
 use crate::TestEpp;
 
@@ -37,25 +38,6 @@ schedulingProfiles:
   - pluginRef: max-score-picker
 "
     )
-}
-
-/// The first of `count` consecutive ports that are free now.
-fn free_port_run(count: u16) -> u16 {
-    for _ in 0..200 {
-        let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-        let base = probe.local_addr().expect("address").port();
-        drop(probe);
-        if base.checked_add(count).is_none() {
-            continue;
-        }
-        let held: Vec<TcpListener> = (0..count)
-            .filter_map(|i| TcpListener::bind((Ipv4Addr::LOCALHOST, base + i)).ok())
-            .collect();
-        if held.len() == usize::from(count) {
-            return base;
-        }
-    }
-    panic!("no run of {count} free ports");
 }
 
 async fn simulated(count: usize, simulator_args: &str, kv_port: u16) -> TestEpp {

@@ -25,6 +25,25 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port in {LOW}..{high}");
 }
 
+/// The first of `count` consecutive loopback ports that are all free now, from the same range
+/// as [`free_port`]: for servers that bind `base`, `base + 1`, … themselves (the simulators'
+/// KV-event sockets, one per server).
+pub fn free_port_run(count: u16) -> u16 {
+    for _ in 0..200 {
+        let base = free_port();
+        let Some(last) = base.checked_add(count - 1) else {
+            continue;
+        };
+        let held: Vec<TcpListener> = (base..=last)
+            .filter_map(|port| TcpListener::bind(("127.0.0.1", port)).ok())
+            .collect();
+        if held.len() == usize::from(count) {
+            return base;
+        }
+    }
+    panic!("no run of {count} free loopback ports");
+}
+
 fn ephemeral_low() -> u32 {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()

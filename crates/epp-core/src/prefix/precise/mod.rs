@@ -225,13 +225,12 @@ impl PreciseIndex {
                 Counters::add(&self.counters.gaps, 1);
                 Counters::add(&self.counters.missed_batches, outcome.missed);
                 outcome.became_unreliable = self.distrust(view, Unreliable::Gap, now_ms);
-                view.flowing_since_ms = Some(now_ms);
             }
             _ => {}
         }
         view.last_seq = Some(seq);
         view.unanswered_pick_ms = None;
-        let flowing_since = *view.flowing_since_ms.get_or_insert(now_ms);
+        view.flowing_since_ms.get_or_insert(now_ms);
         let slot = view.slot;
         for event in &batch.events {
             let (reason, distrust) = match event {
@@ -259,14 +258,13 @@ impl PreciseIndex {
             }
             if let Some(why) = distrust {
                 let view = inner.view_mut(endpoint);
-                view.flowing_since_ms = Some(now_ms);
                 if let Some(r) = self.distrust(view, why, now_ms) {
                     outcome.became_unreliable.get_or_insert(r);
                 }
             }
         }
         let view = inner.view_mut(endpoint);
-        let flowing_since = view.flowing_since_ms.unwrap_or(flowing_since);
+        let flowing_since = view.flowing_since_ms.unwrap_or(now_ms);
         if let Trust::Unreliable { reason, .. } = view.trust {
             let waited = match reason {
                 // Nothing was lost: the view is as good as the events that now flow.
@@ -294,12 +292,14 @@ impl PreciseIndex {
     ) -> Option<Unreliable> {
         let mut inner = self.inner.write();
         let view = inner.view_mut(endpoint);
-        view.flowing_since_ms = None;
         if reason == Unreliable::Reconnect {
             // The next batch's seq need not follow the last one we saw.
             view.last_seq = None;
         }
-        self.distrust(view, reason, ms(now))
+        let switched = self.distrust(view, reason, ms(now));
+        // Gap-free flow is counted from the next batch.
+        view.flowing_since_ms = None;
+        switched
     }
 
     /// Counts events lost before they could be applied (undecodable batches, floods).
@@ -318,7 +318,10 @@ impl PreciseIndex {
         }
     }
 
+    /// Marks `view` untrusted for `reason` and restarts its gap-free flow clock; returns the
+    /// reason when this is a switch (counted here; the caller logs it).
     fn distrust(&self, view: &mut View, reason: Unreliable, now_ms: u64) -> Option<Unreliable> {
+        view.flowing_since_ms = Some(now_ms);
         let switched = matches!(
             view.trust,
             Trust::Reliable
