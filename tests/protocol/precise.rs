@@ -11,6 +11,7 @@ use epp_extproc::BodyMode;
 use epp_testkit::driver::{Request, send_request};
 use epp_testkit::messages::completion_body;
 use epp_testkit::ports::free_port_run;
+use epp_testkit::python::{kv_python, require_kv_python};
 
 use crate::TestEpp;
 
@@ -151,7 +152,7 @@ async fn routes_to_the_server_whose_engine_reports_the_prefix() {
 /// structs) stands in for server 1's engine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_by_events_from_a_python_vllm_publisher() {
-    python_with_zmq_and_msgspec();
+    require_kv_python();
     let _serial = PORTS.lock().await;
     let kv_port = free_port_run(3);
     let epp = simulated(3, "", kv_port).await;
@@ -196,30 +197,4 @@ impl Drop for Publisher {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// The interpreter with pyzmq and msgspec: `$EPP_KV_PYTHON`, else the virtualenv that
-/// `.ci/install-kv-python` makes, else `python3`.
-fn kv_python() -> String {
-    if let Ok(python) = std::env::var("EPP_KV_PYTHON") {
-        return python;
-    }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/kv-python/bin/python");
-    if std::path::Path::new(venv).exists() {
-        venv.to_owned()
-    } else {
-        "python3".to_owned()
-    }
-}
-
-fn python_with_zmq_and_msgspec() {
-    let ok = Command::new(kv_python())
-        .args(["-c", "import zmq, msgspec"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{} cannot import zmq and msgspec: run `.ci/install-kv-python` (.ci/run does)",
-        kv_python()
-    );
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use epp_kvintake::{IntakeSettings, spawn};
+use epp_testkit::python::{kv_python, require_kv_python};
 use tokio::process::Command;
 
 const SCRIPT: &str = concat!(
@@ -15,43 +16,8 @@ const SCRIPT: &str = concat!(
     "/../../tests/python/kv_publisher.py"
 );
 
-/// The interpreter with pyzmq and msgspec: `$EPP_KV_PYTHON`, else the virtualenv that
-/// `.ci/install-kv-python` makes, else `python3`.
-fn kv_python() -> String {
-    if let Ok(python) = std::env::var("EPP_KV_PYTHON") {
-        return python;
-    }
-    let venv = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../.tools/kv-python/bin/python"
-    );
-    if std::path::Path::new(venv).exists() {
-        venv.to_owned()
-    } else {
-        "python3".to_owned()
-    }
-}
-
-/// The interop test needs pyzmq and msgspec; without them it fails, saying how to fix it.
-fn require_python_modules() {
-    let probe = std::process::Command::new(kv_python())
-        .args(["-c", "import zmq, msgspec"])
-        .output();
-    match probe {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "{} cannot import zmq and msgspec (run `.ci/install-kv-python`, or `pip install pyzmq msgspec`): {}",
-            kv_python(),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(error) => {
-            panic!("python3 is not runnable ({error}); install it with pyzmq and msgspec")
-        }
-    }
-}
-
 async fn python_blocks_are_scored(layout: &str) {
-    require_python_modules();
+    require_kv_python();
     let kv_port = port(&consecutive_listeners(1).remove(0)); // freed on drop; Python binds it
     let (ds, ids) = datastore(1);
     let index = index();

@@ -52,6 +52,8 @@ pub mod procfs;
 #[cfg(feature = "harness")]
 pub mod prometheus;
 #[cfg(feature = "harness")]
+pub mod python;
+#[cfg(feature = "harness")]
 pub mod stream;
 #[cfg(feature = "harness")]
 pub mod tls_client;
