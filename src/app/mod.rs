@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cli::{BodyModeFallback, MetricsScheme, Options};
+use crate::cli::{BodyModeFallback, MetricsScheme, Options, ResponseBodyOverride};
 use epp_core::config::{ConfigError, DEFAULT_CONFIG, EndpointPickerConfig};
 use epp_core::datastore::{Datastore, DatastoreError};
 use epp_core::director::records::DecisionRecorder;
@@ -485,6 +485,11 @@ fn stream_settings(
         ),
         request_log,
         tokens: None,
+        response_body_override: match options.response_body_override {
+            ResponseBodyOverride::Streamed => epp_extproc::ResponseBodyOverride::Streamed,
+            ResponseBodyOverride::None => epp_extproc::ResponseBodyOverride::None,
+            ResponseBodyOverride::Off => epp_extproc::ResponseBodyOverride::Off,
+        },
     }
 }
 

@@ -135,6 +135,9 @@ pub struct Options {
     pub max_buffered_request_bytes: u64,
     /// `--request-body-mode-fallback`: body mode assumed when ext_proc protocol_config has none.
     pub body_mode_fallback: BodyModeFallback,
+    /// `--response-body-mode-override`: in BUFFERED mode, the response body mode asked of
+    /// the gateway through `mode_override` (applied where it allows mode overrides).
+    pub response_body_override: ResponseBodyOverride,
     /// `--max-endpoints`: most endpoints the datastore accepts, > 0.
     pub max_endpoints: usize,
     /// `--model-server-metrics-timeout`: longest one scrape may take.
@@ -222,6 +225,7 @@ impl Default for Options {
             max_request_body_bytes: 64 << 20,
             max_buffered_request_bytes: 1 << 30,
             body_mode_fallback: BodyModeFallback::FullDuplexStreamed,
+            response_body_override: ResponseBodyOverride::Streamed,
             max_endpoints: 10_000,
             model_server_metrics_timeout: Duration::from_secs(1),
             model_server_metrics_max_bytes: 16 << 20,
@@ -471,4 +475,9 @@ spelled_enum!(
 spelled_enum!(
     /// Request body mode assumed when ext_proc protocol_config does not announce one.
     BodyModeFallback { FullDuplexStreamed = "full-duplex-streamed", Buffered = "buffered", }
+);
+spelled_enum!(
+    /// Response body mode asked of a gateway that buffers both bodies
+    /// (`--response-body-mode-override`).
+    ResponseBodyOverride { Streamed = "streamed", None = "none", Off = "off", }
 );

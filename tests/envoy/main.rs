@@ -7,6 +7,7 @@ mod client;
 mod harness;
 mod processes;
 
+mod buffered_streaming;
 mod conformance;
 mod errors;
 mod failure;

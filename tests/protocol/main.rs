@@ -11,6 +11,7 @@ mod burst;
 mod errors;
 mod hint_limits;
 mod logging;
+mod mode_override;
 mod precise;
 mod request_log;
 mod response;

@@ -61,6 +61,21 @@ impl BodyMode {
         }
     }
 
+    fn to_proto(self) -> i32 {
+        match self {
+            BodyMode::None => 0,
+            BodyMode::Streamed => 1,
+            BodyMode::Buffered => 2,
+            BodyMode::BufferedPartial => 3,
+            BodyMode::FullDuplexStreamed => 4,
+        }
+    }
+
+    /// Whether the gateway holds the whole body before sending it on.
+    fn is_buffered(self) -> bool {
+        matches!(self, BodyMode::Buffered | BodyMode::BufferedPartial)
+    }
+
     /// Whether the destination can wait for the whole request body. In STREAMED and NONE
     /// modes the gateway forwards headers before the body, so the pick happens at headers.
     fn routes_on_body(self) -> bool {
@@ -69,6 +84,26 @@ impl BodyMode {
             BodyMode::Buffered | BodyMode::BufferedPartial | BodyMode::FullDuplexStreamed
         )
     }
+}
+
+/// What the EPP asks of a gateway that buffers responses (`--response-body-mode-override`).
+///
+/// In BUFFERED mode Envoy holds the whole response for the EPP: a streamed completion
+/// reaches the client in one piece at the end, and one longer than Envoy's buffer limit
+/// fails with 500. Where the gateway allows it (`allow_mode_override: true`, Envoy AI
+/// Gateway's `aigateway.envoyproxy.io/allow-mode-override: "true"`), the EPP's reply to the
+/// request headers carries a `mode_override` changing the response body mode; the request
+/// body stays BUFFERED. A gateway that does not allow it ignores the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseBodyOverride {
+    /// Response body STREAMED: chunks pass as they come, and the EPP still reads them for
+    /// usage (tokens, response size, duration to the last chunk).
+    Streamed,
+    /// Response body NONE: the EPP never sees it; a request's duration ends when the
+    /// gateway closes the stream, and its tokens are not counted.
+    None,
+    /// Never override: the gateway's configured modes apply (v1.0.1 behaviour).
+    Off,
 }
 
 /// Per-stream limits and defaults, shared by all streams.
@@ -88,6 +123,8 @@ pub struct StreamSettings {
     pub request_log: Option<Arc<RequestLog>>,
     /// Where token ids come from when a scorer needs them (`None`: no scorer does).
     pub tokens: Option<TokenSettings>,
+    /// The response body mode asked of a gateway that buffers responses.
+    pub response_body_override: ResponseBodyOverride,
 }
 
 /// The token source of a scorer that keys by token blocks, and how long a request may wait.
@@ -117,6 +154,7 @@ impl Default for StreamSettings {
             metrics,
             request_log: None,
             tokens: None,
+            response_body_override: ResponseBodyOverride::Streamed,
         }
     }
 }
@@ -154,6 +192,8 @@ pub struct StreamState {
     settings: Arc<StreamSettings>,
     request_mode: Option<BodyMode>,
     response_mode: Option<BodyMode>,
+    /// The response body mode this stream asked the gateway for, if it sent an override.
+    response_override: Option<BodyMode>,
     request_phase: RequestPhase,
     response_phase: ResponsePhase,
     headers: RequestHeaders,
@@ -220,6 +260,7 @@ impl StreamState {
         StreamState {
             request_mode: None,
             response_mode: None,
+            response_override: None,
             request_phase: RequestPhase::AwaitingHeaders,
             response_phase: ResponsePhase::AwaitingHeaders,
             headers: RequestHeaders::new(),

@@ -11,7 +11,7 @@ use tonic::Status;
 
 use super::{
     BodyMode, Flow, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER, REQUEST_ID_HEADER, RequestPhase,
-    StreamState,
+    ResponseBodyOverride, StreamState,
 };
 use crate::EndpointPicker;
 use crate::budget::BudgetExhausted;
@@ -42,10 +42,12 @@ impl StreamState {
                 Ok(decision) => decision,
                 Err(e) => return self.fail_pick(e, out),
             };
-            out.push(messages::request_headers(
+            let mut reply = messages::request_headers(
                 Some(self.routing_common(&decision, None)),
                 Some(messages::destination_metadata(&decision.destination)),
-            ));
+            );
+            reply.mode_override = self.response_mode_override();
+            out.push(reply);
             self.begin_log_entry(&decision, None);
             self.decision = Some(decision);
             return Ok(Flow::Continue);
@@ -57,9 +59,34 @@ impl StreamState {
         if mode != BodyMode::FullDuplexStreamed {
             // BUFFERED: the gateway waits for this reply before sending the body; the
             // destination rides on the body reply.
-            out.push(messages::request_headers(None, None));
+            let mut reply = messages::request_headers(None, None);
+            reply.mode_override = self.response_mode_override();
+            out.push(reply);
         }
         Ok(Flow::Continue)
+    }
+
+    /// The `mode_override` for the request-headers reply: only when the gateway buffers
+    /// both bodies (Envoy AI Gateway's `buffered` mode) and the override is on. The
+    /// request body keeps its mode, since the gateway sends it next.
+    fn response_mode_override(
+        &mut self,
+    ) -> Option<envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode>
+    {
+        let (request, response) = (self.request_mode(), self.response_mode());
+        if !(request.is_buffered() && response.is_buffered()) {
+            return None;
+        }
+        let wanted = match self.settings.response_body_override {
+            ResponseBodyOverride::Streamed => BodyMode::Streamed,
+            ResponseBodyOverride::None => BodyMode::None,
+            ResponseBodyOverride::Off => return None,
+        };
+        self.response_override = Some(wanted);
+        Some(messages::body_mode_override(
+            request.to_proto(),
+            wanted.to_proto(),
+        ))
     }
 
     pub(super) fn on_request_body(

@@ -97,6 +97,17 @@ impl StreamState {
         Ok(Flow::Continue)
     }
 
+    /// The gateway ended the stream cleanly. When this stream asked for no response body
+    /// (`--response-body-mode-override=none`), that is the only end of the response the
+    /// EPP sees, so the request's duration and size are recorded now.
+    pub fn on_gateway_closed(&mut self) {
+        if self.response_override == Some(BodyMode::None)
+            && self.response_phase == ResponsePhase::Body
+        {
+            self.finish_response();
+        }
+    }
+
     fn finish_response(&mut self) {
         if self.response_phase == ResponsePhase::Done {
             return;
