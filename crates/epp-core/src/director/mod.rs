@@ -123,9 +123,13 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn new(endpoints: Vec<Arc<Endpoint>>, reason: PickReason) -> Option<Decision> {
+    fn new(
+        endpoints: Vec<Arc<Endpoint>>,
+        reason: PickReason,
+        prompt_tokens: u64,
+    ) -> Option<Decision> {
         let primary = endpoints.first()?;
-        let in_flight = primary.start_request();
+        let in_flight = primary.start_request_with_tokens(prompt_tokens);
         let destination = endpoints
             .iter()
             .map(|e| e.address_text())
@@ -143,6 +147,16 @@ impl Decision {
     /// The endpoint the gateway will use first.
     pub fn primary(&self) -> &Arc<Endpoint> {
         self.in_flight.endpoint()
+    }
+}
+
+/// The request's prompt tokens for in-flight accounting: the token ids when a token source
+/// gave them, else about four bytes of prompt per token.
+fn prompt_tokens(request: &RoutingRequest<'_>) -> u64 {
+    match (request.tokens, request.prompt) {
+        (Some(tokens), _) => tokens.len() as u64,
+        (None, Some(prompt)) => prompt.len().div_ceil(4) as u64,
+        (None, None) => 0,
     }
 }
 
@@ -318,8 +332,12 @@ impl Director {
         };
         let result = self.schedule(&scheduling, &mut state, &candidates, observer)?;
         let reason = pick_reason(request, &scheduling, &candidates);
-        let mut decision = Decision::new(result.primary_targets().to_vec(), reason)
-            .ok_or(PickError::EmptyResult)?;
+        let mut decision = Decision::new(
+            result.primary_targets().to_vec(),
+            reason,
+            prompt_tokens(request),
+        )
+        .ok_or(PickError::EmptyResult)?;
         decision.cache_prediction = state
             .prefix_match()
             .and_then(|p| p.cache_prediction(decision.primary().id()));
@@ -405,7 +423,7 @@ impl Director {
             .randomness
             .with(|rng| candidates.choose(rng).map(|&e| Arc::clone(e)))
             .ok_or(PickError::NoCandidates)?;
-        let decision = Decision::new(vec![chosen], PickReason::RandomBodyless)
+        let decision = Decision::new(vec![chosen], PickReason::RandomBodyless, 0)
             .ok_or(PickError::EmptyResult)?;
         if let Some(metrics) = &self.metrics {
             metrics.pick(decision.reason.as_str());
