@@ -229,3 +229,96 @@ fn higher_priority_displaces_sheddable_and_full_rooms_refuse() {
         _ => panic!("a full room refuses equal priority"),
     }
 }
+
+#[test]
+fn metrics_show_what_waits_and_what_was_refused() {
+    use crate::flowcontrol::metrics::{FlowCollector, MetricsObserver};
+    use crate::telemetry::metrics::{EppMetrics, FlowMetrics, MetricsLimits};
+
+    let clock = Arc::new(ManualClock::new());
+    let store = Arc::new(Datastore::with_clock(
+        100,
+        Arc::clone(&clock) as Arc<dyn Clock>,
+    ));
+    store
+        .upsert_endpoint(TestEndpoint::new("10.0.0.1:8000").spec())
+        .expect("add");
+    let flow_metrics = Arc::new(FlowMetrics::default());
+    let controller = FlowController::with_observer(
+        settings(QueueConfig {
+            total: Limits {
+                requests: 2,
+                bytes: u64::MAX,
+            },
+            ..QueueConfig::default()
+        }),
+        Box::new(ConcurrencyDetector {
+            max_requests: 1,
+            max_tokens: u64::MAX,
+        }),
+        Arc::clone(&store),
+        Box::new(MetricsObserver(Arc::clone(&flow_metrics))),
+    );
+    let metrics = EppMetrics::new(MetricsLimits::default());
+    metrics.register_collector(Arc::new(FlowCollector {
+        metrics: flow_metrics,
+        controller: Arc::clone(&controller),
+    }));
+    let busy = store.snapshot().endpoints()[0].start_request();
+    let mut batch = wait(controller.admit(0, "b", 300, None));
+    let _chat = wait(controller.admit(7, "c", 40, None));
+    let _chat2 = wait(controller.admit(7, "c", 40, None));
+    assert_eq!(refused(&mut batch).reason, Rejection::Displaced);
+    assert!(matches!(
+        controller.admit(-1, "s", 1, None),
+        Admission::Refused(_)
+    ));
+    let page = metrics.render();
+    let sample = |series: &str| {
+        page.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert_eq!(
+        sample("inference_extension_flow_control_queue_size{priority=\"7\"}"),
+        Some(2.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample("inference_extension_flow_control_queue_bytes{priority=\"7\"}"),
+        Some(80.0)
+    );
+    assert_eq!(
+        sample(
+            "inference_extension_flow_control_rejections_total{priority=\"0\",reason=\"displaced\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            "inference_extension_flow_control_rejections_total{priority=\"-1\",reason=\"queue_full\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample("inference_extension_pool_saturation{detector=\"concurrency\"}"),
+        Some(1.0)
+    );
+
+    clock.advance(Duration::from_millis(20));
+    drop(busy);
+    controller.pump();
+    let page = metrics.render();
+    assert!(
+        page.contains("inference_extension_flow_control_dispatches_total{priority=\"7\"} 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains("inference_extension_flow_control_queue_duration_seconds_bucket{priority=\"7\",outcome=\"dispatched\",le=\"0.025\"} 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains("inference_extension_flow_control_queue_size{priority=\"7\"} 1"),
+        "{page}"
+    );
+}

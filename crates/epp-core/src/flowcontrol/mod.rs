@@ -6,6 +6,7 @@
 //! - [`controller`]: admit now or wait, dispatch as the pool frees up, cancellation.
 
 pub mod controller;
+pub mod metrics;
 pub mod queues;
 pub mod saturation;
 
