@@ -73,6 +73,9 @@ impl FlowObserver for NoObserver {}
 
 type Reply = Result<Duration, Refusal>;
 
+/// Longest flow id kept; longer ids (client-sized headers) are cut, so they share a flow.
+pub const MAX_FLOW_ID_BYTES: usize = 256;
+
 /// See the module docs.
 pub struct FlowController {
     room: Mutex<FlowQueues<oneshot::Sender<Reply>>>,
@@ -114,6 +117,28 @@ impl FlowController {
 
     pub fn settings(&self) -> &FlowControlSettings {
         &self.settings
+    }
+
+    /// The priority band of a request naming `objective` (0 when it names none or an
+    /// unknown one).
+    pub fn priority_of(&self, objective: Option<&str>) -> i32 {
+        objective
+            .and_then(|name| self.datastore.objective(name))
+            .map_or(0, |o| o.priority)
+    }
+
+    /// The flow a request belongs to: the gateway's fairness id when the config trusts it,
+    /// else the objective (one flow per objective). Cut to [`MAX_FLOW_ID_BYTES`].
+    pub fn flow_of<'a>(&self, objective: Option<&'a str>, fairness_id: Option<&'a str>) -> &'a str {
+        let id = match fairness_id {
+            Some(id) if self.settings.trust_fairness_header && !id.is_empty() => id,
+            _ => objective.unwrap_or(""),
+        };
+        let mut end = id.len().min(MAX_FLOW_ID_BYTES);
+        while !id.is_char_boundary(end) {
+            end -= 1;
+        }
+        &id[..end]
     }
 
     /// Requests waiting now, and their bytes.

@@ -322,3 +322,28 @@ fn metrics_show_what_waits_and_what_was_refused() {
         "{page}"
     );
 }
+
+#[test]
+fn flows_follow_the_fairness_id_only_when_trusted() {
+    let w = world(1, QueueConfig::default());
+    assert_eq!(w.controller.flow_of(Some("chat"), Some("tenant-a")), "chat");
+    assert_eq!(w.controller.flow_of(None, None), "");
+    let mut trusting = settings(QueueConfig::default());
+    trusting.trust_fairness_header = true;
+    let c = FlowController::new(
+        trusting,
+        Box::new(ConcurrencyDetector::default()),
+        Arc::clone(&w.store),
+    );
+    assert_eq!(c.flow_of(Some("chat"), Some("tenant-a")), "tenant-a");
+    assert_eq!(c.flow_of(Some("chat"), Some("")), "chat");
+    let long = "é".repeat(300);
+    assert_eq!(c.flow_of(None, Some(&long)).len(), MAX_FLOW_ID_BYTES);
+    w.store.set_objective(crate::datastore::Objective {
+        name: "batch".into(),
+        priority: -2,
+    });
+    assert_eq!(c.priority_of(Some("batch")), -2);
+    assert_eq!(c.priority_of(Some("unknown")), 0);
+    assert_eq!(c.priority_of(None), 0);
+}
