@@ -7,7 +7,9 @@ mod client;
 mod harness;
 mod processes;
 
+mod apis;
 mod conformance;
+mod demo;
 mod errors;
 mod failure;
 mod load;

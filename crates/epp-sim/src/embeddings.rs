@@ -155,7 +155,14 @@ impl EmbeddingRequest {
 
     fn encode(&self, vector: &[f32]) -> Value {
         match self.encoding {
-            Encoding::Float => json!(vector),
+            // Via the shortest decimal of each f32: as f64 they would print 17 digits, twice
+            // the bytes of what vLLM sends.
+            Encoding::Float => vector
+                .iter()
+                .filter_map(|x| x.to_string().parse::<f64>().ok())
+                .filter_map(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .collect(),
             Encoding::Base64 => {
                 let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
                 Value::String(STANDARD.encode(bytes))
