@@ -181,7 +181,11 @@ Try (x-sim-server names the simulated server that answered, x-e2e-epp-metadata t
   grep 'request scheduled' $DIR/epp.log | tail -3                        # the EPP's picks (--v 4)
   target/$PROFILE/epp-bench proxy --url $URL/v1/completions --concurrency 8 --requests 200
 
-Ctrl-C stops everything.
+$(if [[ $MODE == buffered ]]; then
+    echo "Buffered mode: Envoy holds whole bodies, up to 32 KiB (the listener's buffer limit): a larger"
+    echo "request gets 413 from Envoy, a larger response 500, and a stream arrives all at once at its end."
+    echo
+fi)Ctrl-C stops everything.
 EOF
 wait -n "${PIDS[@]}" || true
 fail "a process exited (logs in $DIR)"
