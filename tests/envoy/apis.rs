@@ -53,7 +53,7 @@ async fn embeddings_and_responses_are_routed(stack: &Stack) {
     let deltas = body.matches("event: response.output_text.delta\n").count();
     assert_eq!(deltas, 6, "{body}");
     assert!(
-        body.trim_end().lines().rev().nth(1) == Some("event: response.incomplete"),
+        body.trim_end().lines().rev().nth(1) == Some("event: response.completed"),
         "the stream ends with the final response event: {body}"
     );
 }

@@ -6,9 +6,11 @@
 //! JSON `response` object or, with `"stream": true`, as the Responses event sequence:
 //! `response.created`, `response.in_progress`, `response.output_item.added`,
 //! `response.content_part.added`, one `response.output_text.delta` per token, then the
-//! matching `.done` events and `response.completed` (or `response.incomplete` when
-//! `max_output_tokens` cut the answer short). Every SSE event is `event: <type>` plus
-//! `data: <json>`, numbered by `sequence_number`; there is no `[DONE]`.
+//! matching `.done` events and `response.completed`. As vLLM does (and the `openai` SDK's
+//! stream helper expects), the last event is `response.completed` even when
+//! `max_output_tokens` cut the answer short; its response's `status` then says
+//! `incomplete`. Every SSE event is `event: <type>` plus `data: <json>`, numbered by
+//! `sequence_number`; there is no `[DONE]`.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -348,11 +350,11 @@ impl ResponsesSse {
             json!({"output_index": 0, "item": item}),
         );
         let response = self.reply.object(Some(&self.progress), None);
-        let last = match response["status"].as_str() {
-            Some("incomplete") => "response.incomplete",
-            _ => "response.completed",
-        };
-        self.push(&mut out, last, json!({"response": response}));
+        self.push(
+            &mut out,
+            "response.completed",
+            json!({"response": response}),
+        );
         self.phase = Phase::Done;
         Bytes::from(out)
     }

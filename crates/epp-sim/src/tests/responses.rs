@@ -152,7 +152,7 @@ async fn a_streamed_response_sends_the_responses_event_sequence() {
 }
 
 #[tokio::test]
-async fn a_streamed_response_cut_by_max_output_tokens_ends_incomplete() {
+async fn a_streamed_response_cut_by_max_output_tokens_completes_with_status_incomplete() {
     let sim = start_local(fast()).await;
     let body = json!({"input": "x", "stream": true, "max_output_tokens": 2});
     let response = client()
@@ -163,7 +163,8 @@ async fn a_streamed_response_cut_by_max_output_tokens_ends_incomplete() {
         .unwrap();
     let events = parse_events(&response.text().await.unwrap());
     let (name, last) = events.last().unwrap();
-    assert_eq!(name, "response.incomplete");
+    assert_eq!(name, "response.completed");
+    assert_eq!(last["response"]["status"], "incomplete");
     assert_eq!(
         last["response"]["incomplete_details"]["reason"],
         "max_output_tokens"
