@@ -73,8 +73,9 @@ if [[ -z ${EPP_BIN:-} || -z ${EPP_SIM_BIN:-} ]]; then
     cargo build --quiet "${flags[@]}" --bin epp --bin epp-sim --bin epp-bench ||
         fail "cargo build failed"
 fi
-EPP_BIN=${EPP_BIN:-target/$PROFILE/epp}
-EPP_SIM_BIN=${EPP_SIM_BIN:-target/$PROFILE/epp-sim}
+BIN_DIR=${CARGO_TARGET_DIR:-target}/$PROFILE
+EPP_BIN=${EPP_BIN:-$BIN_DIR/epp}
+EPP_SIM_BIN=${EPP_SIM_BIN:-$BIN_DIR/epp-sim}
 if [[ -z ${ENVOY_BIN:-} ]]; then
     echo "demo: installing Envoy (.ci/install-envoy)..." >&2
 fi
@@ -179,7 +180,7 @@ Try (x-sim-server names the simulated server that answered, x-e2e-epp-metadata t
   curl -s localhost:$METRICS_PORT/metrics | grep -E '^inference_(model_request_total|extension_picks_total)'
   curl -s localhost:$SIM_PORT/metrics | grep -E '^vllm:num_requests'     # one server's load
   grep 'request scheduled' $DIR/epp.log | tail -3                        # the EPP's picks (--v 4)
-  target/$PROFILE/epp-bench proxy --url $URL/v1/completions --concurrency 8 --requests 200
+  ${BIN_DIR}/epp-bench proxy --url $URL/v1/completions --concurrency 8 --requests 200
 
 $(if [[ $MODE == buffered ]]; then
     echo "Buffered mode: Envoy holds whole bodies, up to 32 KiB (the listener's buffer limit): a larger"
