@@ -108,7 +108,7 @@ PIDS+=($!)
 
 endpoints=$(printf '127.0.0.1:%s,' $SIM_PORTS)
 # --health-checking answers Envoy's health check on the ext_proc port: without it, Envoy marks
-# the EPP unhealthy in full-duplex.yaml and picks no ext_proc host.
+# the EPP unhealthy in full-duplex.yaml (failed_active_hc) and reaches it in panic mode only.
 "$EPP_BIN" --endpoints "${endpoints%,}" --config-file plugins-config/default-plugins.yaml \
     --grpc-port "$EPP_PORT" --grpc-health-port "$HEALTH_PORT" --metrics-port "$METRICS_PORT" \
     --secure-serving=false --health-checking --v 4 >"$DIR/epp.log" 2>&1 &
