@@ -56,6 +56,22 @@ async fn embeddings_and_responses_are_routed(stack: &Stack) {
         body.trim_end().lines().rev().nth(1) == Some("event: response.completed"),
         "the stream ends with the final response event: {body}"
     );
+
+    // The EPP reads both usage shapes: the embeddings' prompt tokens, and the Responses
+    // API's input/output tokens (JSON, and inside the streamed `response.completed`).
+    let labels = [("model_name", MODEL), ("target_model_name", MODEL)];
+    let page = stack
+        .epp_metrics_when("inference_model_output_tokens_sum", &labels, 12.0)
+        .await;
+    let sample = |name| crate::client::sample(&page, name, &labels);
+    // Embeddings have no output tokens, and zero is not observed (as upstream).
+    assert_eq!(sample("inference_model_output_tokens_count"), Some(2.0));
+    assert_eq!(sample("inference_model_input_tokens_count"), Some(3.0));
+    let input = v["usage"]["input_tokens"].as_f64().expect("input_tokens");
+    assert_eq!(
+        sample("inference_model_input_tokens_sum"),
+        Some(8.0 + 2.0 * input)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
