@@ -77,3 +77,29 @@ async fn client_leaving_mid_stream_cancels_upstream_and_ends_in_flight() {
         assert_eq!(metric(&epp, "inference_extension_proxy_requests"), 0.0);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_leaving_before_the_answer_cancels_upstream() {
+    let epp = simulated(1, "", |_| {}).await;
+    let sim = &epp.running.simulated[0];
+    // Not streamed: the server answers only when all 4000 tokens are done (tens of
+    // seconds); the client gives up long before.
+    let gave_up = http1()
+        .post(url(&epp, "/v1/completions"))
+        .timeout(Duration::from_millis(500))
+        .body(completion("A very long story", 4000, false))
+        .send()
+        .await;
+    assert!(gave_up.is_err_and(|e| e.is_timeout()));
+    eventually("the model server aborts the request", || {
+        sim.stats().requests_aborted == 1
+    })
+    .await;
+    let endpoint = epp.datastore().snapshot().endpoints()[0].clone();
+    eventually("in-flight accounting ends", || endpoint.in_flight() == 0).await;
+    eventually("the cancellation is counted", || {
+        metric(&epp, "inference_extension_proxy_client_cancellations_total") == 1.0
+    })
+    .await;
+    assert_eq!(metric(&epp, "inference_extension_proxy_requests"), 0.0);
+}

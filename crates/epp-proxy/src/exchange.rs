@@ -34,6 +34,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         model: String::new(),
         target_model: String::new(),
         timeline: Timeline::starting(Instant::now()),
+        reported: false,
         shared,
     };
     exchange.serve(parts, body).await
@@ -47,8 +48,26 @@ pub(crate) struct Exchange {
     pub model: String,
     pub target_model: String,
     pub timeline: Timeline,
+    /// The observer was told how it ended; else dropping it means the client left.
+    reported: bool,
     _serving: ServingGuard,
 }
+
+impl Drop for Exchange {
+    /// The server drops an exchange whose client left before the answer began (while the
+    /// body was read or the endpoint was thinking): any upstream request was dropped with
+    /// it, which cancels it. Count and report that (status 499, as nginx logs it).
+    fn drop(&mut self) {
+        if !self.reported {
+            self.shared.stats.client_cancelled();
+            self.timeline.finished = Some(Instant::now());
+            self.report(CLIENT_GONE, Outcome::ClientCancelled, None);
+        }
+    }
+}
+
+/// The status reported for a client that left before its answer began.
+const CLIENT_GONE: u16 = 499;
 
 /// A routed request, ready to forward.
 struct Routed {
@@ -378,7 +397,8 @@ impl Exchange {
     }
 
     /// Tells the observer (if any) how the exchange ended.
-    pub(crate) fn report(&self, status: u16, outcome: Outcome, decision: Option<&Decision>) {
+    pub(crate) fn report(&mut self, status: u16, outcome: Outcome, decision: Option<&Decision>) {
+        self.reported = true;
         let Some(observer) = &self.shared.settings.observer else {
             return;
         };

@@ -47,6 +47,7 @@ pub enum Outcome {
     /// Answered by the EPP itself (limits, pick failure, bad body, upstream unreachable).
     Rejected,
     /// The client left before the response ended; the upstream request was cancelled.
+    /// Reported with status 499 when it left before the answer began.
     ClientCancelled,
     /// The endpoint's response broke off.
     UpstreamReset,
