@@ -242,3 +242,34 @@ async fn testing_header_picks_the_named_endpoint() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_log_records_routed_requests() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("requests.jsonl");
+    let log_path = path.clone();
+    let epp = simulated(1, "", move |o| o.request_log_file = Some(log_path)).await;
+    let response = http1()
+        .post(url(&epp, "/v1/completions"))
+        .header("x-session-id", "s-1")
+        .body(completion("Hello log", 3, false))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 200);
+    let destination = header(&response, "x-gateway-destination-endpoint").to_owned();
+    let _ = response.bytes().await.expect("the body");
+    let mut line = String::new();
+    eventually("the request is logged", || {
+        line = std::fs::read_to_string(&path).unwrap_or_default();
+        line.ends_with('\n')
+    })
+    .await;
+    let entry: serde_json::Value = serde_json::from_str(line.trim()).expect("a JSON line");
+    assert_eq!(entry["endpoint"], destination.as_str());
+    assert_eq!(entry["status"], 200);
+    assert_eq!(entry["output_tokens"], 3);
+    assert_eq!(entry["session"], "s-1");
+    assert_eq!(entry["model"], MODEL);
+    assert!(!line.contains("Hello log"), "no prompt text in the log");
+}

@@ -86,13 +86,15 @@ pub fn parse_subset(map: &HeaderMap) -> Option<Vec<String>> {
 }
 
 /// Whether a header is forwarded: not hop-by-hop, not named by `Connection`, not one the
-/// proxy sets itself (`host`, `content-length`), and not a client-sent routing header
-/// (`x-gateway-destination-endpoint*`, as ext_proc removes them).
+/// proxy sets or has handled itself (`host`, `content-length`, `expect`: the body was
+/// already read), and not a client-sent routing header (`x-gateway-destination-endpoint*`,
+/// as ext_proc removes them).
 fn forwarded(name: &HeaderName, connection_named: &[String]) -> bool {
     let name = name.as_str();
     !(HOP_BY_HOP.contains(&name)
         || name == "host"
         || name == "content-length"
+        || name == "expect"
         || name.starts_with(DESTINATION_HEADER)
         || connection_named.iter().any(|n| n == name))
 }

@@ -72,6 +72,7 @@ fn upstream_headers_drop_hop_by_hop_and_client_routing_headers() {
         ("keep-alive", "timeout=5"),
         ("transfer-encoding", "chunked"),
         ("content-length", "999"),
+        ("expect", "100-continue"),
         ("x-gateway-destination-endpoint", "6.6.6.6:80"),
         ("x-gateway-destination-endpoint-subset", "10.0.0.1"),
         ("authorization", "Bearer t"),
@@ -92,6 +93,7 @@ fn upstream_headers_drop_hop_by_hop_and_client_routing_headers() {
         "x-secret-hop",
         "keep-alive",
         "transfer-encoding",
+        "expect",
         "x-gateway-destination-endpoint-subset",
     ] {
         assert_eq!(get(gone), None, "{gone} must not be forwarded");
