@@ -274,9 +274,10 @@ impl Exchange {
             Phase::Respond,
             (forwarded_at - respond_started).as_secs_f64(),
         );
-        let sent = self.shared.client.request(request).await;
-        // The body has been written (or dropped): give its bytes back to the budget.
+        // Handed on, as ext_proc gives the bytes back once the body is queued as replies:
+        // the connection writes it out and frees it.
         drop(lease);
+        let sent = self.shared.client.request(request).await;
         self.timeline.upstream_headers = Some(Instant::now());
         let response = match sent {
             Ok(response) => response,
