@@ -18,7 +18,7 @@ use crate::timeline::{ExchangeReport, Outcome, Timeline};
 use crate::upstream;
 use epp_core::director::{Decision, RoutingRequest};
 use epp_core::request::{parse_body, replace_model_value};
-use epp_core::telemetry::metrics::{ErrorCode, Phase};
+use epp_core::telemetry::metrics::{ErrorCode, ModelMetrics, Phase, RunningGuard};
 use epp_core::tokens::{TokenizeRequest, Tokens};
 use epp_extproc::request_log::RoutedRequest;
 use epp_extproc::{
@@ -257,17 +257,9 @@ impl Exchange {
             Ok(request) => request,
             Err(rejection) => return self.reject(rejection),
         };
-        let (model, running) = if routed.counted {
-            let model = self.metrics().model(&self.model, &self.target_model);
-            model.request_total();
-            model.request_size(request.body().size_hint_exact());
-            (
-                Some(model),
-                Some(self.metrics().running_requests_inc(&self.model)),
-            )
-        } else {
-            (None, None)
-        };
+        let counted = routed
+            .counted
+            .then(|| self.count_routed(request.body().size_hint_exact()));
         let forwarded_at = Instant::now();
         self.timeline.forwarded = Some(forwarded_at);
         self.metrics().phase(
@@ -279,10 +271,30 @@ impl Exchange {
         drop(lease);
         let sent = self.shared.client.request(request).await;
         self.timeline.upstream_headers = Some(Instant::now());
-        let response = match sent {
-            Ok(response) => response,
-            Err(error) => return self.upstream_failed(&error, &decision),
-        };
+        match sent {
+            Ok(response) => self.stream_back(response, decision, counted, routed.log_entry),
+            Err(error) => self.upstream_failed(&error, &decision),
+        }
+    }
+
+    /// Counts a routed request with a body, as ext_proc does once it routed one:
+    /// `inference_model_request_total`, its size, and the running gauge until it ends.
+    fn count_routed(&self, size: usize) -> (ModelMetrics, RunningGuard) {
+        let model = self.metrics().model(&self.model, &self.target_model);
+        model.request_total();
+        model.request_size(size);
+        (model, self.metrics().running_requests_inc(&self.model))
+    }
+
+    /// The endpoint's answer, passed to the client as it streams (headers now, the body
+    /// frame by frame); the exchange stays open until the body ends or the client leaves.
+    fn stream_back(
+        self,
+        response: Response<Incoming>,
+        decision: Decision,
+        counted: Option<(ModelMetrics, RunningGuard)>,
+        log_entry: Option<Box<RequestLogEntry>>,
+    ) -> Response<ProxyBody> {
         let status = response.status().as_u16();
         if response.status().is_server_error() {
             self.record_error(ErrorCode::ModelServerError);
@@ -298,6 +310,7 @@ impl Exchange {
             &self.head.request_id,
         );
         head.version = http::Version::default();
+        let (model, running) = counted.unzip();
         let open = OpenExchange {
             exchange: self,
             decision,
@@ -306,7 +319,7 @@ impl Exchange {
             usage: UsageScanner::new(streaming),
             response_bytes: 0,
             status,
-            log_entry: routed.log_entry,
+            log_entry,
         };
         Response::from_parts(
             head,
