@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Benchmark 2: the long-prompt case through a real Envoy. 4 simulated vLLM servers answer
-# at once (--time-scale 0.001), so what is measured is the gateway path. The same client load
-# goes, in the same run, through two Envoys:
-#   - "epp":      tests/envoy/configs/full-duplex.yaml (upstream's e2e config, the EPP picks)
-#   - "baseline": tests/envoy/configs/no-ext-proc.yaml (round robin, no ext_proc), 4 servers
+# Benchmark 2: the long-prompt case through a real Envoy, and the EPP's own router mode.
+# 4 simulated vLLM servers answer at once (--time-scale 0.001), so what is measured is the
+# gateway path. The same client load goes, in the same run, to each target of TARGETS:
+#   - "epp":      Envoy with tests/envoy/configs/full-duplex.yaml (upstream's e2e config, the EPP picks)
+#   - "baseline": Envoy with tests/envoy/configs/no-ext-proc.yaml (round robin, no ext_proc), 4 servers
+#   - "router":   the same EPP's router mode (--proxy-port): it picks and forwards itself
+#   - "direct":   straight to the first simulated server (no proxy at all: the floor)
 # and the report gives TTFT and end-to-end latency from the client side, and throughput.
 #
 #   benches/run-proxy.sh                                  # 220 KB prompts, concurrency 150
@@ -13,7 +15,8 @@
 # OUT (report folder), SKIP_BUILD=1, BASE_PORT (18301: simulators, then Envoys and the EPP),
 # ENVOY_WORKERS (1: each Envoy's --concurrency), RATE (requests/s, Poisson arrivals: an
 # open loop instead of CONCURRENCY's closed loop, to see the latency ext_proc adds below
-# saturation rather than the queueing at it).
+# saturation rather than the queueing at it), TARGETS ("epp baseline router": any of
+# epp, baseline, router, direct, in that order of runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +26,7 @@ DURATION=${DURATION:-20s}
 WARMUP=${WARMUP:-200}
 BASE_PORT=${BASE_PORT:-18301}
 ENVOY_WORKERS=${ENVOY_WORKERS:-1}
+TARGETS=${TARGETS:-"epp baseline router"}
 if [ -n "${RATE:-}" ]; then
     load=(--rate "$RATE" --arrival poisson)
     load_text="$RATE req/s (Poisson)"
@@ -50,6 +54,7 @@ SIM=("$BASE_PORT" $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)))
 EPP_PORT=$((BASE_PORT + 10))
 EPP_LISTEN=$((BASE_PORT + 20))
 BASE_LISTEN=$((BASE_PORT + 21))
+ROUTER_PORT=$((BASE_PORT + 30))
 
 # Room for 56k-token prompts at concurrency 150, and no modelled GPU time.
 "$BIN/epp-sim" --servers 4 --base-port "${SIM[0]}" --time-scale 0.001 \
@@ -57,7 +62,7 @@ BASE_LISTEN=$((BASE_PORT + 21))
 pids+=($!)
 "$BIN/epp" --endpoints "$(printf '127.0.0.1:%s,' "${SIM[@]}" | sed 's/,$//')" \
     --grpc-port "$EPP_PORT" --grpc-health-port $((EPP_PORT + 1)) --metrics-port $((EPP_PORT + 2)) \
-    --secure-serving=false --health-checking >"$OUT/epp.log" 2>&1 &
+    --proxy-port "$ROUTER_PORT" --secure-serving=false --health-checking >"$OUT/epp.log" 2>&1 &
 pids+=($!)
 
 render() { # config listen-port admin-port
@@ -86,10 +91,16 @@ wait_ready() { # url
 }
 wait_ready "http://127.0.0.1:$EPP_LISTEN/v1/completions"
 wait_ready "http://127.0.0.1:$BASE_LISTEN/v1/completions"
+wait_ready "http://127.0.0.1:$ROUTER_PORT/v1/completions"
 
-for name in epp baseline; do
-    port=$EPP_LISTEN
-    [ "$name" = baseline ] && port=$BASE_LISTEN
+for name in $TARGETS; do
+    case "$name" in
+    epp) port=$EPP_LISTEN ;;
+    baseline) port=$BASE_LISTEN ;;
+    router) port=$ROUTER_PORT ;;
+    direct) port=${SIM[0]} ;;
+    *) echo "run-proxy: unknown target '$name' (epp, baseline, router, direct)" >&2; exit 2 ;;
+    esac
     echo "== $name: ${PROMPT_BYTES} B prompts, $load_text, $DURATION" >&2
     "$BIN/epp-bench" proxy --url "http://127.0.0.1:$port/v1/completions" \
         --prompt-bytes "$PROMPT_BYTES" "${load[@]}" --duration "$DURATION" \

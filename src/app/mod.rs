@@ -5,7 +5,7 @@ mod precise;
 mod request_log;
 mod sources;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cli::{BodyModeFallback, MetricsScheme, Options, ResponseBodyOverride};
+use crate::cli::{BodyModeFallback, Listener, MetricsScheme, Options, ResponseBodyOverride};
 use epp_core::config::{ConfigError, DEFAULT_CONFIG, EndpointPickerConfig};
 use epp_core::datastore::{Datastore, DatastoreError};
 use epp_core::director::records::DecisionRecorder;
@@ -26,6 +26,7 @@ use epp_discovery::watched_file::FileError;
 use epp_extproc::{BodyMode, BufferBudget, ExtProcService, RequestLog, StreamSettings};
 use epp_net::health::{HealthState, ext_proc_health_server, health_server};
 use epp_net::listener::Acceptor;
+use epp_proxy::{Proxy, ProxyCollector, ProxySettings, ProxyStats};
 use epp_sim::{RunningSim, SimError};
 
 use crate::metrics::{self, MetricSources, MetricsAuth, SourcesCollector};
@@ -100,6 +101,10 @@ pub struct RunningEpp {
     pub health_address: SocketAddr,
     /// Where Prometheus scrapes `/metrics`.
     pub metrics_address: SocketAddr,
+    /// Router mode's listener (`--proxy-port`); `None` when off.
+    pub proxy_address: Option<SocketAddr>,
+    /// Router mode's counters; `None` when off.
+    pub proxy_stats: Option<Arc<ProxyStats>>,
     /// The EPP's own metrics (what `/metrics` serves).
     pub metrics: Arc<EppMetrics>,
     pub datastore: Arc<Datastore>,
@@ -115,6 +120,7 @@ pub struct RunningEpp {
     tasks: Vec<AbortOnDrop<()>>,
     ext_proc: AbortOnDrop<Result<(), tonic::transport::Error>>,
     health_server: AbortOnDrop<Result<(), tonic::transport::Error>>,
+    proxy: AbortOnDrop<()>,
     /// KV-event intakes of the precise prefix scorers (stopped when dropped).
     _precise: precise::PrecisePrefix,
 }
@@ -134,8 +140,12 @@ impl RunningEpp {
         // Let the elector release the lease so a follower takes over without waiting.
         self.elector.finish(Duration::from_secs(3)).await;
         self.tasks.clear();
-        if !self.ext_proc.finish(drain).await {
+        let (ext_proc, proxy) = tokio::join!(self.ext_proc.finish(drain), self.proxy.finish(drain));
+        if !ext_proc {
             tracing::warn!(timeout = ?drain, "ext_proc streams did not finish in time");
+        }
+        if !proxy {
+            tracing::warn!(timeout = ?drain, "router-mode requests did not finish in time");
         }
         self.health_server.finish(Duration::from_secs(1)).await;
         for sim in std::mem::take(&mut self.simulated) {
@@ -185,7 +195,7 @@ pub async fn start(
     let sources = sources::start(options, &datastore, &health, &shutdown_rx).await?;
     let mut tasks = sources.tasks;
     let scraping = start_scraping(options, &datastore, &metrics, &mut tasks)?;
-    let director = director(options, &config, &datastore, &metrics)?;
+    let director = Arc::new(director(options, &config, &datastore, &metrics)?);
     let precise = precise::start(&config, &datastore, &metrics)?;
     let mut stream_settings = stream_settings(
         options,
@@ -193,6 +203,7 @@ pub async fn start(
         request_log::request_log(options, &config)?,
     );
     stream_settings.tokens = precise.tokens.clone();
+    let proxy = serve_proxy(options, &director, &stream_settings, &metrics, &shutdown_rx).await?;
     let metrics_server = serve_metrics(
         options,
         &metrics,
@@ -226,6 +237,7 @@ pub async fn start(
         %ext_proc_address,
         %health_address,
         metrics_address = %metrics_server.address,
+        proxy_address = proxy.address.map(|a| a.to_string()),
         metrics_auth = metrics_server.auth,
         tls = options.secure_serving,
         endpoints = datastore.snapshot().len(),
@@ -235,6 +247,8 @@ pub async fn start(
         ext_proc_address,
         health_address,
         metrics_address: metrics_server.address,
+        proxy_address: proxy.address,
+        proxy_stats: proxy.stats,
         metrics,
         datastore,
         health,
@@ -248,6 +262,7 @@ pub async fn start(
         tasks: tasks.into_iter().map(AbortOnDrop::new).collect(),
         ext_proc: AbortOnDrop::new(ext_proc),
         health_server: AbortOnDrop::new(health_server),
+        proxy: proxy.task.map_or_else(AbortOnDrop::none, AbortOnDrop::new),
         _precise: precise,
     })
 }
@@ -347,7 +362,12 @@ async fn serve_metrics(
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> Result<MetricsServer, StartError> {
     SourcesCollector::register(metrics, sources);
-    let listener = bind("metrics-port", options.metrics_port).await?;
+    let listener = bind(
+        "metrics-port",
+        options.bind_address_of(Listener::Metrics),
+        options.metrics_port,
+    )
+    .await?;
     let address = local_address(&listener, "metrics-port")?;
     // As v1.0.1 in a cluster: /metrics needs a token allowed to read it. Standalone
     // modes have no API server to ask.
@@ -374,14 +394,19 @@ type GrpcServer = JoinHandle<Result<(), tonic::transport::Error>>;
 /// with `--secure-serving` (its certificate reloader joins `tasks`).
 async fn serve_ext_proc(
     options: &Options,
-    director: Director,
+    director: Arc<Director>,
     settings: StreamSettings,
     health: &HealthState,
     shutdown: &watch::Receiver<bool>,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> Result<(SocketAddr, GrpcServer), StartError> {
-    let service = ExtProcService::new(Arc::new(director), settings).into_server();
-    let listener = bind("grpc-port", options.grpc_port).await?;
+    let service = ExtProcService::new(director, settings).into_server();
+    let listener = bind(
+        "grpc-port",
+        options.bind_address_of(Listener::Grpc),
+        options.grpc_port,
+    )
+    .await?;
     let address = local_address(&listener, "grpc-port")?;
     let mut router = ext_proc_server_builder().add_service(service);
     if options.health_checking {
@@ -406,13 +431,62 @@ async fn serve_ext_proc(
     Ok((address, server))
 }
 
+/// Router mode as started: its address, counters and task (all `None` when off).
+struct RouterMode {
+    address: Option<SocketAddr>,
+    stats: Option<Arc<ProxyStats>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Serves the OpenAI API on `--proxy-port` (when set) with the ext_proc director, limits,
+/// budget and request log; its counters join `/metrics`.
+async fn serve_proxy(
+    options: &Options,
+    director: &Arc<Director>,
+    stream_settings: &StreamSettings,
+    metrics: &Arc<EppMetrics>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<RouterMode, StartError> {
+    if options.proxy_port == 0 {
+        return Ok(RouterMode {
+            address: None,
+            stats: None,
+            task: None,
+        });
+    }
+    let listener = bind(
+        "proxy-port",
+        options.bind_address_of(Listener::Proxy),
+        options.proxy_port,
+    )
+    .await?;
+    let address = local_address(&listener, "proxy-port")?;
+    let mut settings = ProxySettings::new(Arc::new(stream_settings.clone()));
+    settings.connect_timeout = options.proxy_connect_timeout;
+    let picker: Arc<dyn epp_extproc::EndpointPicker> = Arc::clone(director) as _;
+    let proxy = Proxy::new(picker, settings);
+    let stats = proxy.stats();
+    metrics.register_collector(Arc::new(ProxyCollector(Arc::clone(&stats))));
+    let task = tokio::spawn(proxy.serve(listener, wait_for(shutdown.clone())));
+    Ok(RouterMode {
+        address: Some(address),
+        stats: Some(stats),
+        task: Some(task),
+    })
+}
+
 /// Serves gRPC health on `--grpc-health-port`.
 async fn serve_health(
     options: &Options,
     health: &HealthState,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, GrpcServer), StartError> {
-    let listener = bind("grpc-health-port", options.grpc_health_port).await?;
+    let listener = bind(
+        "grpc-health-port",
+        options.bind_address_of(Listener::GrpcHealth),
+        options.grpc_health_port,
+    )
+    .await?;
     let address = local_address(&listener, "grpc-health-port")?;
     let server = tokio::spawn(
         tonic::transport::Server::builder()
@@ -493,8 +567,8 @@ fn stream_settings(
     }
 }
 
-async fn bind(flag: &'static str, port: u16) -> Result<TcpListener, StartError> {
-    let address = SocketAddr::from(([0, 0, 0, 0], port));
+async fn bind(flag: &'static str, ip: IpAddr, port: u16) -> Result<TcpListener, StartError> {
+    let address = SocketAddr::new(ip, port);
     TcpListener::bind(address)
         .await
         .map_err(|source| StartError::Bind {

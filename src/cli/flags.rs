@@ -1,7 +1,7 @@
 //! The flag table of the EPP and the value parsers its rows use.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -45,6 +45,22 @@ pub(super) static FLAGS: LazyLock<Vec<Flag<Options>>> = LazyLock::new(|| vec![
     flag!("grpc-health-port", Int, grpc_health_port, port,
         "The port used for gRPC liveness and readiness probes"),
     flag!("metrics-port", Int, metrics_port, port, "The metrics port"),
+    flag!("proxy-port", Int, proxy_port, port, concat!(
+        "Router mode: also serve the OpenAI HTTP API on this port and forward each request to ",
+        "the endpoint the EPP picks, without a gateway (0: off).")),
+    flag!("proxy-connect-timeout", Duration, proxy_connect_timeout, positive_duration,
+        "Router mode: longest wait for a connection to an endpoint (then 504)."),
+    flag!("bind-address", String, bind_address, ip_address, concat!(
+        "IP address every listener binds (ext_proc, health, metrics, router mode) unless its ",
+        "own --*-bind-address is set; 0.0.0.0 is all IPv4 interfaces, :: all interfaces.")),
+    flag!("grpc-bind-address", String, grpc_bind_address, optional_ip_address,
+        "IP address of the ext_proc listener (--grpc-port); default --bind-address."),
+    flag!("grpc-health-bind-address", String, grpc_health_bind_address, optional_ip_address,
+        "IP address of the gRPC health listener (--grpc-health-port); default --bind-address."),
+    flag!("metrics-bind-address", String, metrics_bind_address, optional_ip_address,
+        "IP address of the metrics listener (--metrics-port); default --bind-address."),
+    flag!("proxy-bind-address", String, proxy_bind_address, optional_ip_address,
+        "IP address of the router-mode listener (--proxy-port); default --bind-address."),
     flag!("metrics-endpoint-auth", Bool, metrics_endpoint_auth, parse_bool, concat!(
         "Protect /metrics with TokenReview and SubjectAccessReview when discovering through ",
         "Kubernetes (standalone modes serve it open)")),
@@ -207,6 +223,25 @@ fn pool_group(value: &str) -> Result<String, String> {
 fn port(value: &str) -> Result<u16, String> {
     u16::try_from(parse_int(value)?)
         .map_err(|_| "out of range: a port must be 0..=65535".to_owned())
+}
+
+/// An IPv4 or IPv6 literal (`::1` or `[::1]`).
+fn ip_address(value: &str) -> Result<IpAddr, String> {
+    let bare = value
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(value);
+    bare.parse().map_err(|_| {
+        "must be an IPv4 or IPv6 address such as 127.0.0.1, 0.0.0.0, ::1 or ::".to_owned()
+    })
+}
+
+/// [`ip_address`], or empty for "the default".
+fn optional_ip_address(value: &str) -> Result<Option<IpAddr>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    ip_address(value).map(Some)
 }
 
 fn positive<T: TryFrom<i64>>(value: &str) -> Result<T, String> {

@@ -9,7 +9,7 @@ mod log_options;
 #[cfg(test)]
 mod tests;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -77,6 +77,23 @@ pub struct Options {
     pub grpc_health_port: u16,
     /// `--metrics-port`: Prometheus metrics port, 0..=65535.
     pub metrics_port: u16,
+    /// `--proxy-port`: router mode, the OpenAI HTTP API served by the EPP itself,
+    /// 0..=65535 (0 = off, the default).
+    pub proxy_port: u16,
+    /// `--proxy-connect-timeout`: longest wait for a connection to an endpoint in router
+    /// mode, > 0 (default 5s).
+    pub proxy_connect_timeout: Duration,
+    /// `--bind-address`: the address every listener binds unless overridden (default
+    /// 0.0.0.0, all IPv4 interfaces).
+    pub bind_address: IpAddr,
+    /// `--grpc-bind-address`: the ext_proc listener's address; `None` = `bind_address`.
+    pub grpc_bind_address: Option<IpAddr>,
+    /// `--grpc-health-bind-address`; `None` = `bind_address`.
+    pub grpc_health_bind_address: Option<IpAddr>,
+    /// `--metrics-bind-address`; `None` = `bind_address`.
+    pub metrics_bind_address: Option<IpAddr>,
+    /// `--proxy-bind-address`; `None` = `bind_address`.
+    pub proxy_bind_address: Option<IpAddr>,
     /// `--metrics-endpoint-auth` (v1.5): with Kubernetes discovery, `/metrics` needs a
     /// bearer token that passes a TokenReview and a SubjectAccessReview.
     pub metrics_endpoint_auth: bool,
@@ -197,6 +214,13 @@ impl Default for Options {
             grpc_port: 9002,
             grpc_health_port: 9003,
             metrics_port: 9090,
+            proxy_port: 0,
+            proxy_connect_timeout: epp_proxy::DEFAULT_CONNECT_TIMEOUT,
+            bind_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            grpc_bind_address: None,
+            grpc_health_bind_address: None,
+            metrics_bind_address: None,
+            proxy_bind_address: None,
             metrics_endpoint_auth: true,
             enable_pprof: true,
             secure_serving: true,
@@ -250,7 +274,27 @@ impl Default for Options {
     }
 }
 
+/// The EPP's listeners, for their bind addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Grpc,
+    GrpcHealth,
+    Metrics,
+    Proxy,
+}
+
 impl Options {
+    /// The address `listener` binds: its own `--*-bind-address`, else `--bind-address`.
+    pub fn bind_address_of(&self, listener: Listener) -> IpAddr {
+        match listener {
+            Listener::Grpc => self.grpc_bind_address,
+            Listener::GrpcHealth => self.grpc_health_bind_address,
+            Listener::Metrics => self.metrics_bind_address,
+            Listener::Proxy => self.proxy_bind_address,
+        }
+        .unwrap_or(self.bind_address)
+    }
+
     /// Defaults with a Kubernetes source (`test-pool`), for tests of other modules.
     pub fn for_tests() -> Options {
         let mut options = Options {

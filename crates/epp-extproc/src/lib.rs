@@ -15,6 +15,7 @@
 
 mod budget;
 pub mod messages;
+pub mod rejection;
 pub mod request_log;
 mod state;
 mod usage;
@@ -34,6 +35,7 @@ use tonic::{Request, Response, Status, Streaming};
 use epp_core::director::{Decision, Director, PickError, RoutingRequest};
 
 pub use budget::{BudgetExhausted, BudgetLease, BufferBudget, DEFAULT_BUFFER_BUDGET};
+pub use rejection::Rejection;
 pub use request_log::{RequestLog, RequestLogEntry, RequestLogSettings};
 pub use state::{
     BodyMode, FAIRNESS_HEADER, Flow, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER, REQUEST_ID_HEADER,

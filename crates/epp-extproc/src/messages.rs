@@ -216,10 +216,10 @@ pub fn split_streamed(
 
 /// 413 for a request body over `--max-request-body-bytes` (`limit`).
 pub fn payload_too_large(limit: usize) -> ProcessingResponse {
-    immediate(
-        413,
-        format!(
-            "inference gateway: PayloadTooLarge - request body exceeds the limit of {limit} bytes"
-        ),
-    )
+    rejected(crate::Rejection::payload_too_large(limit))
+}
+
+/// The immediate response of a [`crate::Rejection`].
+pub fn rejected(rejection: crate::Rejection) -> ProcessingResponse {
+    immediate(rejection.status, rejection.body)
 }

@@ -169,7 +169,18 @@ pub trait Show {
 macro_rules! show_with_to_string {
     ($($t:ty),*) => { $(impl Show for $t { fn show(&self) -> String { self.to_string() } })* };
 }
-show_with_to_string!(bool, u16, u32, u64, usize, i32, i64, f64, String);
+show_with_to_string!(
+    bool,
+    u16,
+    u32,
+    u64,
+    usize,
+    i32,
+    i64,
+    f64,
+    String,
+    std::net::IpAddr
+);
 
 impl Show for Duration {
     fn show(&self) -> String {

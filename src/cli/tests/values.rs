@@ -13,6 +13,7 @@ use super::{args, env, err, ok, spec};
 #[test]
 fn every_flag_default() {
     let want = [
+        ("bind-address", "0.0.0.0"),
         ("cache-info-metric", "vllm:cache_config_info"),
         ("cert-path", ""),
         ("config-file", ""),
@@ -23,6 +24,8 @@ fn every_flag_default() {
         ("endpoints", ""),
         ("endpoints-file", ""),
         ("engine-type", "vllm"),
+        ("grpc-bind-address", ""),
+        ("grpc-health-bind-address", ""),
         ("grpc-health-port", "9003"),
         ("grpc-port", "9002"),
         ("ha-enable-leader-election", "false"),
@@ -36,6 +39,7 @@ fn every_flag_default() {
         ("max-buffered-request-bytes", "1073741824"),
         ("max-endpoints", "10000"),
         ("max-request-body-bytes", "67108864"),
+        ("metrics-bind-address", ""),
         ("metrics-endpoint-auth", "true"),
         ("metrics-port", "9090"),
         ("metrics-staleness-threshold", "2s"),
@@ -50,6 +54,9 @@ fn every_flag_default() {
         ("pool-name", "p"),
         ("pool-namespace", "default"),
         ("print-crds", "false"),
+        ("proxy-bind-address", ""),
+        ("proxy-connect-timeout", "5s"),
+        ("proxy-port", "0"),
         ("refresh-metrics-interval", "50ms"),
         ("refresh-prometheus-metrics-interval", "5s"),
         ("request-body-mode-fallback", "full-duplex-streamed"),
@@ -340,4 +347,86 @@ fn log_options_resolution() {
         let flag = format!("--zap-time-encoding={text}");
         assert_eq!(log(&[&flag]).time_encoding, want, "{text}");
     }
+}
+
+#[test]
+fn bind_addresses_default_to_bind_address_and_take_ipv4_and_ipv6() {
+    use crate::cli::Listener;
+    use std::net::IpAddr;
+    let all = [
+        Listener::Grpc,
+        Listener::GrpcHealth,
+        Listener::Metrics,
+        Listener::Proxy,
+    ];
+    let ip = |s: &str| s.parse::<IpAddr>().expect("an IP");
+    let o = ok(&["--pool-name", "p"]);
+    for listener in all {
+        assert_eq!(o.bind_address_of(listener), ip("0.0.0.0"), "{listener:?}");
+    }
+    let o = ok(&["--pool-name", "p", "--bind-address", "127.0.0.1"]);
+    for listener in all {
+        assert_eq!(o.bind_address_of(listener), ip("127.0.0.1"), "{listener:?}");
+    }
+    let o = ok(&[
+        "--pool-name",
+        "p",
+        "--bind-address=::1",
+        "--grpc-bind-address=0.0.0.0",
+        "--grpc-health-bind-address=[::]",
+        "--metrics-bind-address=10.1.2.3",
+        "--proxy-bind-address=fe80::1",
+    ]);
+    assert_eq!(o.bind_address, ip("::1"));
+    assert_eq!(o.bind_address_of(Listener::Grpc), ip("0.0.0.0"));
+    assert_eq!(o.bind_address_of(Listener::GrpcHealth), ip("::"));
+    assert_eq!(o.bind_address_of(Listener::Metrics), ip("10.1.2.3"));
+    assert_eq!(o.bind_address_of(Listener::Proxy), ip("fe80::1"));
+}
+
+#[test]
+fn bad_bind_addresses_and_proxy_flags_name_the_flag() {
+    for (arg, want) in [
+        (
+            "--bind-address=localhost",
+            "invalid value \"localhost\" for flag -bind-address: must be an IPv4 or IPv6 address",
+        ),
+        (
+            "--grpc-bind-address=1.2.3",
+            "invalid value \"1.2.3\" for flag -grpc-bind-address: must be an IPv4",
+        ),
+        (
+            "--metrics-bind-address=127.0.0.1:9090",
+            "for flag -metrics-bind-address: must be an IPv4",
+        ),
+        (
+            "--proxy-bind-address=[::1",
+            "for flag -proxy-bind-address: must be",
+        ),
+        (
+            "--grpc-health-bind-address=::g",
+            "for flag -grpc-health-bind-address",
+        ),
+        ("--bind-address=", "for flag -bind-address: must be"),
+        ("--proxy-port=70000", "for flag -proxy-port: out of range"),
+        (
+            "--proxy-connect-timeout=0s",
+            "for flag -proxy-connect-timeout: must be a duration > 0",
+        ),
+    ] {
+        let message = err(&["--pool-name", "p", arg]).to_string();
+        assert!(message.contains(want), "{arg}: {message}");
+    }
+    let o = ok(&[
+        "--pool-name",
+        "p",
+        "--proxy-port",
+        "8081",
+        "--proxy-connect-timeout",
+        "250ms",
+    ]);
+    assert_eq!(
+        (o.proxy_port, o.proxy_connect_timeout),
+        (8081, Duration::from_millis(250))
+    );
 }

@@ -14,6 +14,7 @@ use super::{
     ResponseBodyOverride, StreamState,
 };
 use crate::EndpointPicker;
+use crate::Rejection;
 use crate::budget::BudgetExhausted;
 use crate::messages::{self, BODY_CHUNK_LIMIT, DESTINATION_ENDPOINT};
 use epp_core::director::{Decision, PickError, RoutingRequest};
@@ -413,13 +414,10 @@ impl StreamState {
         out: &mut Vec<ProcessingResponse>,
     ) -> Result<Flow, Status> {
         self.drop_body();
-        self.record_error(ErrorCode::ServiceUnavailable);
+        let rejection = Rejection::budget_exhausted();
+        self.record_error(rejection.code);
         tracing::warn!({ "x-request-id" = self.request_id(), limit = exhausted.limit }, "request not routed: request body buffer budget exhausted");
-        out.push(messages::immediate(
-            503,
-            "inference gateway: ServiceUnavailable - request body buffer budget exhausted"
-                .to_owned(),
-        ));
+        out.push(messages::rejected(rejection));
         Ok(Flow::Close)
     }
 
@@ -436,11 +434,9 @@ impl StreamState {
                 message = format!("{message}: {}", String::from_utf8_lossy(body));
             }
         }
-        self.record_error(ErrorCode::BadRequest);
-        out.push(messages::immediate(
-            400,
-            format!("inference gateway: BadRequest - {message}"),
-        ));
+        let rejection = Rejection::bad_request(&message);
+        self.record_error(rejection.code);
+        out.push(messages::rejected(rejection));
         Ok(Flow::Close)
     }
 
@@ -450,26 +446,15 @@ impl StreamState {
         error: PickError,
         out: &mut Vec<ProcessingResponse>,
     ) -> Result<Flow, Status> {
-        let (status, code) = match &error {
-            PickError::PoolNotSynced => {
-                self.record_error(ErrorCode::Unknown);
-                return Err(Status::unavailable(format!(
-                    "failed to handle request: {error}"
-                )));
-            }
-            PickError::NoEndpoints | PickError::EmptyResult => (500, ErrorCode::Internal),
-            PickError::NoCandidates => (503, ErrorCode::ServiceUnavailable),
-            PickError::Shed | PickError::Scheduling(_) => {
-                (429, ErrorCode::InferencePoolResourceExhausted)
-            }
+        let Some(rejection) = Rejection::pick(&error) else {
+            self.record_error(ErrorCode::Unknown);
+            return Err(Status::unavailable(format!(
+                "failed to handle request: {error}"
+            )));
         };
-        self.record_error(code);
-        let code = code.as_str();
-        tracing::info!({ "x-request-id" = self.request_id(), reason = %error, status }, "request not routed");
-        out.push(messages::immediate(
-            status,
-            format!("inference gateway: {code} - {error}"),
-        ));
+        self.record_error(rejection.code);
+        tracing::info!({ "x-request-id" = self.request_id(), reason = %error, status = rejection.status }, "request not routed");
+        out.push(messages::rejected(rejection));
         Ok(Flow::Close)
     }
 }

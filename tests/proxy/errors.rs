@@ -1,0 +1,169 @@
+//! What the client gets when the EPP does not forward: the same statuses and bodies as the
+//! ext_proc immediate responses, and 502/503/504 when the endpoint fails.
+
+use bytes::Bytes;
+
+use crate::{
+    CONFIG, TestEpp, completion, header, http1, metric, resetting_upstream, router_mode, simulated,
+    url,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_over_the_limit_gets_413_declared_or_chunked() {
+    let epp = simulated(1, "", |o| o.max_request_body_bytes = 1_000).await;
+    let big = completion(&"x".repeat(2_000), 1, false);
+    let response = http1()
+        .post(url(&epp, "/v1/completions"))
+        .body(big.clone())
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        response.text().await.expect("text"),
+        "inference gateway: PayloadTooLarge - request body exceeds the limit of 1000 bytes"
+    );
+    // Chunked, without a declared length: cut off when it passes the limit.
+    let chunks: Vec<Result<Bytes, std::io::Error>> = big
+        .into_bytes()
+        .chunks(300)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let response = http1()
+        .post(url(&epp, "/v1/completions"))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        metric(
+            &epp,
+            "inference_model_request_error_total{error_code=\"PayloadTooLarge\",model_name=\"\",target_model_name=\"\"}"
+        ),
+        2.0
+    );
+    // Just under the limit is served.
+    let response = http1()
+        .post(url(&epp, "/v1/completions"))
+        .body(completion("small", 1, false))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffer_budget_exhausted_gets_503() {
+    let epp = simulated(1, "", |o| o.max_buffered_request_bytes = 100).await;
+    let response = http1()
+        .post(url(&epp, "/v1/completions"))
+        .body(completion(&"y".repeat(200), 1, false))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.text().await.expect("text"),
+        "inference gateway: ServiceUnavailable - request body buffer budget exhausted"
+    );
+    assert_eq!(
+        metric(&epp, "inference_extension_buffer_budget_rejections_total"),
+        1.0
+    );
+    assert_eq!(
+        metric(&epp, "inference_extension_buffered_request_bytes"),
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_json_gets_400() {
+    let epp = simulated(1, "", |_| {}).await;
+    let response = http1()
+        .post(url(&epp, "/v1/completions"))
+        .body("{not json")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 400);
+    assert!(
+        response
+            .text()
+            .await
+            .expect("text")
+            .starts_with("inference gateway: BadRequest - "),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_pool_gets_503() {
+    let epp = TestEpp::start_with(&[], CONFIG, router_mode).await;
+    let response = http1()
+        .post(url(&epp, "/v1/completions"))
+        .body(completion("hi", 1, false))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.text().await.expect("text"),
+        "inference gateway: ServiceUnavailable - failed to find candidate pods for serving the request"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_down_gets_503_and_reset_gets_502() {
+    // Nothing listens on a port just freed.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").to_string()
+    };
+    let epp = TestEpp::start_with(&[closed.as_str()], CONFIG, router_mode).await;
+    let response = http1()
+        .post(url(&epp, "/v1/completions"))
+        .body(completion("hi", 1, false))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 503);
+    assert_eq!(header(&response, "x-gateway-destination-endpoint"), closed);
+    let text = response.text().await.expect("text");
+    assert!(text.contains("upstream connect error"), "{text}");
+    assert_eq!(
+        metric(
+            &epp,
+            "inference_extension_proxy_upstream_errors_total{reason=\"connect\"}"
+        ),
+        1.0
+    );
+
+    let resetting = resetting_upstream().await.to_string();
+    let epp = TestEpp::start_with(&[resetting.as_str()], CONFIG, router_mode).await;
+    let response = http1()
+        .post(url(&epp, "/v1/completions"))
+        .body(completion("hi", 1, false))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 502);
+    assert!(
+        response
+            .text()
+            .await
+            .expect("text")
+            .contains("upstream reset")
+    );
+    assert_eq!(
+        metric(
+            &epp,
+            "inference_extension_proxy_upstream_errors_total{reason=\"reset\"}"
+        ),
+        1.0
+    );
+    for endpoint in epp.datastore().snapshot().endpoints() {
+        assert_eq!(endpoint.in_flight(), 0);
+    }
+}
