@@ -6,6 +6,7 @@
 mod request;
 mod request_log;
 mod response;
+mod trace;
 #[cfg(test)]
 mod token_tests;
 
@@ -88,6 +89,8 @@ pub struct StreamSettings {
     pub request_log: Option<Arc<RequestLog>>,
     /// Where token ids come from when a scorer needs them (`None`: no scorer does).
     pub tokens: Option<TokenSettings>,
+    /// Starts a trace per sampled request (`None`: tracing off).
+    pub tracer: Option<epp_trace::RequestTracer>,
 }
 
 /// The token source of a scorer that keys by token blocks, and how long a request may wait.
@@ -117,6 +120,7 @@ impl Default for StreamSettings {
             metrics,
             request_log: None,
             tokens: None,
+            tracer: None,
         }
     }
 }
@@ -175,6 +179,8 @@ pub struct StreamState {
     log_entry: Option<Box<RequestLogEntry>>,
     telemetry: StreamTelemetry,
     tokens: TokenState,
+    /// The request's trace, when tracing is on and the request sampled.
+    trace: Option<Box<epp_trace::RequestTrace>>,
 }
 
 /// The token step of one request (only with [`StreamSettings::tokens`]).
@@ -243,6 +249,7 @@ impl StreamState {
                 response_bytes: 0,
             },
             tokens: TokenState::default(),
+            trace: None,
             settings,
         }
     }
@@ -338,6 +345,7 @@ impl StreamState {
         if self.request_phase != RequestPhase::Done {
             self.request_phase = RequestPhase::Done;
             self.record_error(ErrorCode::PayloadTooLarge);
+            self.trace_status(413);
             out.push(crate::messages::payload_too_large(
                 self.settings.max_request_body_bytes,
             ));
