@@ -66,7 +66,10 @@ async fn an_endpoint_variable_turns_tracing_on_and_sigterm_flushes_the_queue() {
             .iter()
             .all(|s| s.service_name.as_deref() == Some("epp-under-test"))
     );
-    assert!(logs.contains("exporting request traces over OTLP/gRPC"), "{logs}");
+    assert!(
+        logs.contains("exporting request traces over OTLP/gRPC"),
+        "{logs}"
+    );
 }
 
 #[tokio::test]

@@ -59,7 +59,10 @@ async fn exchange(epp: &TestEpp, headers: &[(&str, &str)]) -> ProcessingResponse
         ))
         .await;
     let replies = stream
-        .exchange(request_body(&completion_body("food-review", PROMPT), true), 2)
+        .exchange(
+            request_body(&completion_body("food-review", PROMPT), true),
+            2,
+        )
         .await;
     let routing = replies[0].clone();
     if immediate(&routing).is_some() {
@@ -123,7 +126,10 @@ async fn a_sampled_request_exports_its_span_tree_under_the_gateway_span() {
     assert_eq!(request.service_name.as_deref(), Some("epp"));
     assert_eq!(request.attribute(keys::REQUEST_ID), Some("trace-req-1"));
     assert_eq!(request.attribute(keys::MODEL), Some("food-review"));
-    assert_eq!(request.attribute(keys::TARGET_MODEL), Some("food-review-v2"));
+    assert_eq!(
+        request.attribute(keys::TARGET_MODEL),
+        Some("food-review-v2")
+    );
     assert_eq!(request.attribute(keys::OBJECTIVE), Some("critical"));
     assert_eq!(request.attribute(keys::STATUS_CODE), Some("200"));
     assert_eq!(request.attribute(keys::RESULT), Some("routed"));
@@ -135,15 +141,18 @@ async fn a_sampled_request_exports_its_span_tree_under_the_gateway_span() {
         Some(format!("00-{TRACE_ID}-{}-01", request.span_id))
     );
 
-    let mut children: Vec<&ReceivedSpan> = spans
-        .iter()
-        .filter(|s| s.name != names::REQUEST)
-        .collect();
+    let mut children: Vec<&ReceivedSpan> =
+        spans.iter().filter(|s| s.name != names::REQUEST).collect();
     children.sort_by_key(|s| s.start_unix_nano);
     let order: Vec<&str> = children.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         order,
-        [names::BODY_WAIT, names::PARSE, names::SCHEDULE, names::RESPOND],
+        [
+            names::BODY_WAIT,
+            names::PARSE,
+            names::SCHEDULE,
+            names::RESPOND
+        ],
         "no tokenize span without a token source"
     );
     for pair in children.windows(2) {
@@ -175,10 +184,16 @@ async fn a_sampled_request_exports_its_span_tree_under_the_gateway_span() {
 
     assert!(epp.running.flush_traces(WAIT).await);
     let counts = epp.running.trace_counts().expect("tracing on");
-    assert_eq!((counts.exported(), counts.dropped(), counts.failed()), (5, 0, 0));
+    assert_eq!(
+        (counts.exported(), counts.dropped(), counts.failed()),
+        (5, 0, 0)
+    );
     let page = epp.running.metrics.render();
     assert_eq!(
-        sample(&page, "inference_extension_trace_spans_total{outcome=\"exported\"}"),
+        sample(
+            &page,
+            "inference_extension_trace_spans_total{outcome=\"exported\"}"
+        ),
         Some(5.0)
     );
 }
@@ -208,7 +223,10 @@ async fn a_request_without_a_traceparent_starts_a_trace_and_a_rejected_one_keeps
     );
     stream.send(headers).await;
     let reply = stream
-        .exchange(request_body(&completion_body("food-review", PROMPT), true), 1)
+        .exchange(
+            request_body(&completion_body("food-review", PROMPT), true),
+            1,
+        )
         .await;
     assert_eq!(immediate(&reply[0]).map(|(status, _)| status), Some(503));
     stream.close_send();
@@ -225,7 +243,10 @@ async fn a_request_without_a_traceparent_starts_a_trace_and_a_rejected_one_keeps
         .iter()
         .find(|s| s.name == names::SCHEDULE && s.parent_span_id == rejected.span_id)
         .expect("the rejected request's schedule span");
-    assert!(schedule.attribute(keys::PICK_ERROR).is_some(), "{schedule:?}");
+    assert!(
+        schedule.attribute(keys::PICK_ERROR).is_some(),
+        "{schedule:?}"
+    );
     assert_eq!(schedule.attribute(keys::ENDPOINT), None);
     assert!(
         !spans
@@ -243,7 +264,11 @@ async fn unsampled_requests_export_nothing() {
     let epp = traced_epp(settings(&collector, Sampling::ParentBasedAlwaysOn)).await;
     let unsampled = format!("00-{TRACE_ID}-{PARENT_SPAN_ID}-00");
     let routing = exchange(&epp, &[("traceparent", &unsampled)]).await;
-    assert_eq!(set_header(&routing, "traceparent"), None, "the gateway's header stays");
+    assert_eq!(
+        set_header(&routing, "traceparent"),
+        None,
+        "the gateway's header stays"
+    );
     // A sampled request after it: once its spans are in, the first one's would be too.
     let sampled_trace = "0af7651916cd43dd8448eb211c80319c";
     let sampled = format!("00-{sampled_trace}-{PARENT_SPAN_ID}-01");
@@ -314,14 +339,20 @@ async fn a_full_export_queue_drops_spans_and_counts_them() {
     assert_eq!(counts.dropped(), want_dropped);
     let page = epp.running.metrics.render();
     assert_eq!(
-        sample(&page, "inference_extension_trace_spans_total{outcome=\"dropped\"}"),
+        sample(
+            &page,
+            "inference_extension_trace_spans_total{outcome=\"dropped\"}"
+        ),
         Some(want_dropped as f64)
     );
     assert_eq!(counts.exported(), 0);
 
     collector.hold(false);
     assert!(epp.running.flush_traces(WAIT).await);
-    assert_eq!(counts.exported(), (batch.max_batch + batch.max_queue) as u64);
+    assert_eq!(
+        counts.exported(),
+        (batch.max_batch + batch.max_queue) as u64
+    );
     assert_eq!(collector.spans().len(), batch.max_batch + batch.max_queue);
     assert_eq!(counts.dropped(), want_dropped, "nothing more was dropped");
 }

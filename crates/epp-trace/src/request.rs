@@ -301,7 +301,11 @@ impl RequestTrace {
             }
         }
         let cx = Context::new().with_span(root);
-        let child = |name: &'static str, from: Option<Instant>, to: Option<Instant>, attributes: Vec<KeyValue>, failed: bool| {
+        let child = |name: &'static str,
+                     from: Option<Instant>,
+                     to: Option<Instant>,
+                     attributes: Vec<KeyValue>,
+                     failed: bool| {
             let (Some(from), Some(to)) = (from, to) else {
                 return;
             };
@@ -317,10 +321,34 @@ impl RequestTrace {
             }
             span.end_with_timestamp(clock.wall(to.max(from)));
         };
-        child(names::BODY_WAIT, Some(received), at(Mark::BodyComplete), Vec::new(), false);
-        child(names::PARSE, at(Mark::BodyComplete), at(Mark::Parsed), Vec::new(), false);
-        child(names::TOKENIZE, at(Mark::TokenizeStart), at(Mark::TokenizeEnd), Vec::new(), false);
-        child(names::SCHEDULE, at(Mark::ScheduleStart), at(Mark::ScheduleEnd), schedule, schedule_failed);
+        child(
+            names::BODY_WAIT,
+            Some(received),
+            at(Mark::BodyComplete),
+            Vec::new(),
+            false,
+        );
+        child(
+            names::PARSE,
+            at(Mark::BodyComplete),
+            at(Mark::Parsed),
+            Vec::new(),
+            false,
+        );
+        child(
+            names::TOKENIZE,
+            at(Mark::TokenizeStart),
+            at(Mark::TokenizeEnd),
+            Vec::new(),
+            false,
+        );
+        child(
+            names::SCHEDULE,
+            at(Mark::ScheduleStart),
+            at(Mark::ScheduleEnd),
+            schedule,
+            schedule_failed,
+        );
         child(
             names::RESPOND,
             at(Mark::Routed),

@@ -292,8 +292,8 @@ mod tests {
             ),
             (16, 4, Duration::from_millis(100))
         );
-        let only_general = parse(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")])
-            .expect("valid");
+        let only_general =
+            parse(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")]).expect("valid");
         assert_eq!(only_general.settings.endpoint, "http://collector:4317");
     }
 
@@ -325,30 +325,62 @@ mod tests {
     #[test]
     fn bad_values_name_their_variable() {
         let cases: [(&[(&str, &str)], &str); 10] = [
-            (&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")], "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            (
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
             (
                 &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://c:4317")],
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             ),
-            (&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://")], "OTEL_EXPORTER_OTLP_ENDPOINT"),
-            (&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")], "OTEL_EXPORTER_OTLP_PROTOCOL"),
-            (&[("OTEL_TRACES_SAMPLER", "sometimes")], "OTEL_TRACES_SAMPLER"),
             (
-                &[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "1.5")],
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://")],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")],
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ),
+            (
+                &[("OTEL_TRACES_SAMPLER", "sometimes")],
+                "OTEL_TRACES_SAMPLER",
+            ),
+            (
+                &[
+                    ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+                ],
                 "OTEL_TRACES_SAMPLER_ARG",
             ),
             (
-                &[("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "half")],
+                &[
+                    ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "half"),
+                ],
                 "OTEL_TRACES_SAMPLER_ARG",
             ),
-            (&[("OTEL_BSP_MAX_QUEUE_SIZE", "0")], "OTEL_BSP_MAX_QUEUE_SIZE"),
-            (&[("OTEL_BSP_SCHEDULE_DELAY", "-5")], "OTEL_BSP_SCHEDULE_DELAY"),
-            (&[("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096")], "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
+            (
+                &[("OTEL_BSP_MAX_QUEUE_SIZE", "0")],
+                "OTEL_BSP_MAX_QUEUE_SIZE",
+            ),
+            (
+                &[("OTEL_BSP_SCHEDULE_DELAY", "-5")],
+                "OTEL_BSP_SCHEDULE_DELAY",
+            ),
+            (
+                &[("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096")],
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            ),
         ];
         for (vars, name) in cases {
             let error = parse(vars).expect_err(name);
             assert_eq!(error.name, name, "{vars:?}");
-            assert!(error.to_string().starts_with(&format!("environment variable {name}=")), "{error}");
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&format!("environment variable {name}=")),
+                "{error}"
+            );
         }
     }
 }

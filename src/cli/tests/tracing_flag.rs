@@ -8,7 +8,10 @@ use crate::cli::parse;
 
 use super::{args, env};
 
-fn parse_with(flags: &[&str], vars: &[(&str, &str)]) -> Result<crate::cli::Options, crate::cli::CliError> {
+fn parse_with(
+    flags: &[&str],
+    vars: &[(&str, &str)],
+) -> Result<crate::cli::Options, crate::cli::CliError> {
     let mut all = vec!["--pool-name=p"];
     all.extend_from_slice(flags);
     parse(args(&all), &env(vars))
@@ -20,7 +23,10 @@ fn off_unless_an_endpoint_is_configured() {
     assert!(!o.tracing);
     assert_eq!(o.trace_settings, None);
 
-    for var in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] {
+    for var in [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ] {
         let o = parse_with(&[], &[(var, "http://collector:4317")]).expect(var);
         assert!(o.tracing, "{var}");
         let settings = o.trace_settings.expect("settings");
@@ -40,13 +46,19 @@ fn the_flag_decides_when_given() {
     assert!(!o.tracing);
     assert_eq!(o.trace_settings, None);
     // Off: the variables are not even read, so a bad one is no error.
-    let o = parse_with(&["--tracing=false"], &[("OTEL_TRACES_SAMPLER", "sometimes")])
-        .expect("off ignores OTEL_*");
+    let o = parse_with(
+        &["--tracing=false"],
+        &[("OTEL_TRACES_SAMPLER", "sometimes")],
+    )
+    .expect("off ignores OTEL_*");
     assert!(!o.tracing);
 
     let o = parse_with(&["--tracing"], &[]).expect("forced on");
     assert!(o.tracing);
-    assert_eq!(o.trace_settings.as_ref().expect("settings").endpoint, DEFAULT_ENDPOINT);
+    assert_eq!(
+        o.trace_settings.as_ref().expect("settings").endpoint,
+        DEFAULT_ENDPOINT
+    );
     assert_eq!(
         o.flag_values()
             .into_iter()
@@ -72,7 +84,10 @@ fn a_bad_variable_is_one_error_naming_it() {
         let error = parse_with(&["--tracing=true"], &vars).expect_err(var);
         assert_eq!(error.exit_code(), 1, "{var}");
         let text = error.stderr_text();
-        assert!(text.starts_with(&format!("tracing: environment variable {var}=")), "{text}");
+        assert!(
+            text.starts_with(&format!("tracing: environment variable {var}=")),
+            "{text}"
+        );
         assert_eq!(text.lines().count(), 1, "{text}");
     }
 }

@@ -6,9 +6,9 @@
 mod request;
 mod request_log;
 mod response;
-mod trace;
 #[cfg(test)]
 mod token_tests;
+mod trace;
 
 use std::sync::Arc;
 use std::time::Instant;
