@@ -52,12 +52,16 @@ impl ReceivedSpan {
 struct Received {
     spans: Vec<ReceivedSpan>,
     exports: usize,
+    /// Spans received, kept or not.
+    count: u64,
 }
 
 #[derive(Clone)]
 struct Service {
     received: Arc<Mutex<Received>>,
     held: watch::Receiver<bool>,
+    /// Whether spans are kept ([`OtlpCollector::start`]) or only counted (a load sink).
+    keep: bool,
 }
 
 #[tonic::async_trait]
@@ -71,6 +75,17 @@ impl TraceService for Service {
         let request = request.into_inner();
         let mut received = self.received.lock();
         received.exports += 1;
+        if !self.keep {
+            received.count += request
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len() as u64)
+                .sum::<u64>();
+            return Ok(tonic::Response::new(ExportTraceServiceResponse {
+                partial_success: None,
+            }));
+        }
         for resource_spans in request.resource_spans {
             let service_name = resource_spans.resource.as_ref().and_then(|r| {
                 r.attributes
@@ -80,6 +95,7 @@ impl TraceService for Service {
             });
             for scope in resource_spans.scope_spans {
                 for span in scope.spans {
+                    received.count += 1;
                     received.spans.push(ReceivedSpan {
                         service_name: service_name.clone(),
                         name: span.name,
@@ -136,9 +152,18 @@ pub struct OtlpCollector {
 }
 
 impl OtlpCollector {
-    /// Serves on an ephemeral loopback port.
+    /// Serves on an ephemeral loopback port, keeping every span.
     pub async fn start() -> OtlpCollector {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Self::serve("127.0.0.1:0".parse().expect("address"), true).await
+    }
+
+    /// Serves on `address`, counting spans without keeping them (a sink for load runs).
+    pub async fn counting_sink(address: SocketAddr) -> OtlpCollector {
+        Self::serve(address, false).await
+    }
+
+    async fn serve(address: SocketAddr, keep: bool) -> OtlpCollector {
+        let listener = tokio::net::TcpListener::bind(address)
             .await
             .expect("bind the collector");
         let address = listener.local_addr().expect("collector address");
@@ -147,6 +172,7 @@ impl OtlpCollector {
         let service = Service {
             received: Arc::clone(&received),
             held,
+            keep,
         };
         let task = tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
@@ -170,6 +196,11 @@ impl OtlpCollector {
     /// Every span received so far.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         self.received.lock().spans.clone()
+    }
+
+    /// Spans received so far (kept or only counted).
+    pub fn span_count(&self) -> u64 {
+        self.received.lock().count
     }
 
     /// Export calls answered so far.
