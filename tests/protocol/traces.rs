@@ -356,3 +356,70 @@ async fn a_full_export_queue_drops_spans_and_counts_them() {
     assert_eq!(collector.spans().len(), batch.max_batch + batch.max_queue);
     assert_eq!(counts.dropped(), want_dropped, "nothing more was dropped");
 }
+
+#[tokio::test]
+async fn a_token_source_adds_a_tokenize_span_between_parse_and_schedule() {
+    const MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
+    let collector = OtlpCollector::start().await;
+    let trace = settings(&collector, Sampling::AlwaysOn);
+    // The simulated server answers `/tokenize`; nothing publishes KV events (not needed).
+    let kv_port = epp_testkit::ports::free_port_run(1);
+    let config = format!(
+        "apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: precise-prefix-cache-scorer
+  parameters:
+    blockSize: 16
+    kvEventsPort: {kv_port}
+    tokenizer: {{source: model-server, timeout: 2s}}
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: precise-prefix-cache-scorer
+  - pluginRef: max-score-picker
+"
+    );
+    let epp = TestEpp::start_with(&[], &config, move |o| {
+        o.endpoint_source = epp::cli::EndpointSource::Simulated(1);
+        o.simulate_endpoints = 1;
+        o.tracing = true;
+        o.trace_settings = Some(trace);
+    })
+    .await;
+    let mut stream = epp.stream().await;
+    let outcome = epp_testkit::driver::send_request(
+        &mut stream,
+        BodyMode::FullDuplexStreamed,
+        &epp_testkit::driver::Request::new(&[], completion_body(MODEL, PROMPT)),
+    )
+    .await;
+    assert!(!outcome.destination().is_empty());
+    stream.close_send();
+    drop(stream);
+    let spans = collector.wait_for_spans(5, WAIT).await;
+    let mut children: Vec<&ReceivedSpan> =
+        spans.iter().filter(|s| s.name != names::REQUEST).collect();
+    children.sort_by_key(|s| s.start_unix_nano);
+    let order: Vec<&str> = children.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            names::BODY_WAIT,
+            names::PARSE,
+            names::TOKENIZE,
+            names::SCHEDULE,
+            names::RESPOND
+        ]
+    );
+    for pair in children.windows(2) {
+        assert!(
+            pair[0].end_unix_nano <= pair[1].start_unix_nano,
+            "{order:?}"
+        );
+    }
+    let schedule = named(&spans, names::SCHEDULE)[0];
+    assert_eq!(schedule.attribute(keys::PROFILES), Some("default"));
+    no_attribute_holds_the_prompt(&spans);
+}
