@@ -165,11 +165,12 @@ impl Clock {
     }
 
     fn wall(&self, at: Instant) -> SystemTime {
-        if at <= self.mono {
-            self.wall - (self.mono - at)
+        let moved = if at <= self.mono {
+            self.wall.checked_sub(self.mono - at)
         } else {
-            self.wall + (at - self.mono)
-        }
+            self.wall.checked_add(at - self.mono)
+        };
+        moved.unwrap_or(self.wall)
     }
 }
 
