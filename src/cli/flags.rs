@@ -170,6 +170,11 @@ pub(super) static FLAGS: LazyLock<Vec<Flag<Options>>> = LazyLock::new(|| vec![
         "changes (requests name one with x-gateway-inference-objective).")),
     flag!("print-crds", Bool, print_crds, parse_bool,
         "Print the InferencePool and InferenceObjective CRDs this EPP reads, as YAML, and exit."),
+    flag!("tracing", Bool, tracing, parse_bool, concat!(
+        "Enables emitting traces over OTLP/gRPC, configured by the standard OTEL_* variables ",
+        "(OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, ",
+        "OTEL_TRACES_SAMPLER_ARG). Unless given, on exactly when OTEL_EXPORTER_OTLP_ENDPOINT ",
+        "or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set.")),
     flag!("simulate-endpoints", Int, simulate_endpoints, simulated_count, concat!(
         "Start this many simulated vLLM servers in-process on loopback and use them as the pool ",
         "(exclusive with --pool-name, --endpoints and --endpoints-file).")),

@@ -17,3 +17,4 @@ mod request_log;
 mod response;
 mod scenarios;
 mod simulated;
+mod traces;

@@ -68,6 +68,7 @@ fn every_flag_default() {
         ("simulator-args", ""),
         ("total-queued-requests-metric", "vllm:num_requests_waiting"),
         ("total-running-requests-metric", "vllm:num_requests_running"),
+        ("tracing", "false"),
         ("v", "2"),
         ("validate-config", "false"),
         ("zap-devel", "true"),

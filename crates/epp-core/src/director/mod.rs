@@ -123,6 +123,10 @@ pub struct Decision {
     pub reason: PickReason,
     /// What a precise prefix scorer predicted the primary endpoint has cached.
     pub cache_prediction: Option<crate::scheduling::CachePrediction>,
+    /// The profiles the cycle ran, in order, and which one chose the destination (empty
+    /// for a random bodyless pick). Moved from the cycle's result, not copied.
+    pub profile_runs: Vec<crate::scheduling::ProfileRun>,
+    pub primary_run: usize,
     in_flight: InFlightGuard,
 }
 
@@ -144,8 +148,17 @@ impl Decision {
             destination,
             reason,
             cache_prediction: None,
+            profile_runs: Vec::new(),
+            primary_run: 0,
             in_flight,
         })
+    }
+
+    /// The name of the profile that chose the destination, when profiles ran.
+    pub fn primary_profile(&self) -> Option<&str> {
+        self.profile_runs
+            .get(self.primary_run)
+            .map(|run| &*run.profile_name)
     }
 
     /// The endpoint the gateway will use first.
@@ -350,6 +363,8 @@ impl Director {
             .and_then(|p| p.cache_prediction(decision.primary().id()));
         self.scheduler
             .run_pre_request(&scheduling, &result, &state, observer);
+        decision.primary_run = result.primary;
+        decision.profile_runs = result.runs;
         self.report_pick(&decision, &state);
         tracing::debug!(
             { "x-request-id" = request.request_id, endpoint = %decision.destination, candidates = candidates.len() },

@@ -8,6 +8,7 @@ mod request_log;
 mod response;
 #[cfg(test)]
 mod token_tests;
+mod trace;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -125,6 +126,8 @@ pub struct StreamSettings {
     pub tokens: Option<TokenSettings>,
     /// The response body mode asked of a gateway that buffers responses.
     pub response_body_override: ResponseBodyOverride,
+    /// Starts a trace per sampled request (`None`: tracing off).
+    pub tracer: Option<epp_trace::RequestTracer>,
 }
 
 /// The token source of a scorer that keys by token blocks, and how long a request may wait.
@@ -155,6 +158,7 @@ impl Default for StreamSettings {
             request_log: None,
             tokens: None,
             response_body_override: ResponseBodyOverride::Streamed,
+            tracer: None,
         }
     }
 }
@@ -215,6 +219,8 @@ pub struct StreamState {
     log_entry: Option<Box<RequestLogEntry>>,
     telemetry: StreamTelemetry,
     tokens: TokenState,
+    /// The request's trace, when tracing is on and the request sampled.
+    trace: Option<Box<epp_trace::RequestTrace>>,
 }
 
 /// The token step of one request (only with [`StreamSettings::tokens`]).
@@ -284,6 +290,7 @@ impl StreamState {
                 response_bytes: 0,
             },
             tokens: TokenState::default(),
+            trace: None,
             settings,
         }
     }
@@ -379,6 +386,7 @@ impl StreamState {
         if self.request_phase != RequestPhase::Done {
             self.request_phase = RequestPhase::Done;
             self.record_error(ErrorCode::PayloadTooLarge);
+            self.trace_status(413);
             out.push(crate::messages::payload_too_large(
                 self.settings.max_request_body_bytes,
             ));

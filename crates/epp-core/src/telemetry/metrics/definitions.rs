@@ -540,6 +540,13 @@ pub const TOKENIZE_ERRORS: MetricDef = def(
     &["reason"],
     &[],
 );
+pub const TRACE_SPANS: MetricDef = def(
+    "inference_extension_trace_spans_total",
+    "[ALPHA] Trace spans handed to the OTLP exporter, by outcome (exported, dropped: the export queue was full, failed: the collector refused or did not answer).",
+    Kind::Counter,
+    &["outcome"],
+    &[],
+);
 pub const TOKENIZE_CACHE_ENTRIES: MetricDef = def(
     "inference_extension_tokenize_cache_entries",
     "[ALPHA] Prompts whose tokens are cached now.",
@@ -607,4 +614,5 @@ pub const ALL: &[&MetricDef] = &[
     &FLOW_CONTROL_DISPATCHES,
     &FLOW_CONTROL_REJECTIONS,
     &POOL_SATURATION,
+    &TRACE_SPANS,
 ];
