@@ -1,6 +1,7 @@
 //! Building and running the EPP from parsed flags: discovery, scheduler, ext_proc and
 //! health servers, and a graceful drain on shutdown.
 
+mod flow_control;
 mod precise;
 mod request_log;
 mod sources;
@@ -230,6 +231,14 @@ pub async fn start(
     stream_settings.tokens = precise.tokens.clone();
     let tracing = tracing_setup::start(options, &metrics)?;
     stream_settings.tracer = tracing.as_ref().map(epp_trace::Tracing::tracer);
+    stream_settings.flow_control = flow_control::start(
+        &config,
+        config.saturation.apply(options.saturation),
+        &datastore,
+        &metrics,
+        shutdown_rx.clone(),
+        &mut tasks,
+    );
     let proxy = serve_proxy(options, &director, &stream_settings, &metrics, &shutdown_rx).await?;
     let metrics_server = serve_metrics(
         options,
@@ -593,6 +602,7 @@ fn stream_settings(
             ResponseBodyOverride::Off => epp_extproc::ResponseBodyOverride::Off,
         },
         tracer: None,
+        flow_control: None,
     }
 }
 

@@ -9,6 +9,7 @@ mod body_text;
 mod buffering;
 mod burst;
 mod errors;
+mod flow_control;
 mod hint_limits;
 mod logging;
 mod mode_override;

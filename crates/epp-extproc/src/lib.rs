@@ -145,6 +145,35 @@ async fn fetch_tokens(
     (tokens, started.elapsed())
 }
 
+/// How a wait in flow control ended.
+enum Admitted {
+    Outcome(Result<epp_core::flowcontrol::Dispatch, epp_core::flowcontrol::Refusal>),
+    /// The gateway sent a message while the request waited (it has nothing to send then).
+    StreamError(Status),
+    GatewayLeft,
+}
+
+/// Waits for flow control to dispatch or refuse the paused request, while watching the
+/// stream: when the gateway goes away (the client left), the wait is dropped, which takes
+/// the request out of the queue at once.
+async fn await_admission(
+    state: &mut StreamState,
+    inbound: &mut Streaming<ProcessingRequest>,
+) -> Admitted {
+    let Some(waiting) = state.take_waiting() else {
+        return Admitted::StreamError(Status::internal("no request waits for flow control"));
+    };
+    tokio::select! {
+        outcome = waiting => Admitted::Outcome(outcome),
+        next = inbound.message() => match next {
+            Ok(Some(_)) => Admitted::StreamError(Status::failed_precondition(
+                "ext_proc message received while the request waits in flow control",
+            )),
+            Ok(None) | Err(_) => Admitted::GatewayLeft,
+        },
+    }
+}
+
 /// Reads messages until the stream ends, the client leaves, or a reply closes it.
 async fn run_stream<P: EndpointPicker>(
     picker: Arc<P>,
@@ -188,14 +217,27 @@ async fn run_stream<P: EndpointPicker>(
                     return; // the gateway went away
                 }
             }
-            if !matches!(flow, Ok(Flow::AwaitTokens)) {
-                break;
-            }
-            let (tokens, waited) = fetch_tokens(&state).await;
-            flow = state.resume_with_tokens(picker.as_ref(), tokens, waited, &mut replies);
+            flow = match flow {
+                Ok(Flow::AwaitTokens) => {
+                    let (tokens, waited) = fetch_tokens(&state).await;
+                    state.resume_with_tokens(picker.as_ref(), tokens, waited, &mut replies)
+                }
+                Ok(Flow::AwaitAdmission) => match await_admission(&mut state, &mut inbound).await {
+                    Admitted::Outcome(outcome) => {
+                        state.resume_admitted(picker.as_ref(), outcome, &mut replies)
+                    }
+                    Admitted::StreamError(status) => Err(status),
+                    // The gateway went away: dropping the wait took the request out.
+                    Admitted::GatewayLeft => return,
+                },
+                done => {
+                    flow = done;
+                    break;
+                }
+            };
         }
         match flow {
-            Ok(Flow::Continue | Flow::AwaitTokens) => {}
+            Ok(Flow::Continue | Flow::AwaitTokens | Flow::AwaitAdmission) => {}
             Ok(Flow::Close) => break,
             Err(status) => {
                 tracing::warn!({ "x-request-id" = state.request_id(), %status }, "closing ext_proc stream");

@@ -221,5 +221,17 @@ pub fn payload_too_large(limit: usize) -> ProcessingResponse {
 
 /// The immediate response of a [`crate::Rejection`].
 pub fn rejected(rejection: crate::Rejection) -> ProcessingResponse {
-    immediate(rejection.status, rejection.body)
+    let mut reply = immediate(rejection.status, rejection.body);
+    if let (Some(reason), Some(processing_response::Response::ImmediateResponse(immediate))) =
+        (rejection.reason, reply.response.as_mut())
+    {
+        immediate.headers = Some(HeaderMutation {
+            set_headers: vec![set_header(
+                crate::rejection::REJECTION_REASON_HEADER,
+                reason,
+            )],
+            remove_headers: Vec::new(),
+        });
+    }
+    reply
 }

@@ -3,7 +3,12 @@
 //! status and body for the same cause.
 
 use epp_core::director::PickError;
+use epp_core::flowcontrol::Refusal;
 use epp_core::telemetry::metrics::ErrorCode;
+
+/// Response header saying why flow control refused a request (`band_full`, `queue_full`,
+/// `displaced`, `expired`).
+pub const REJECTION_REASON_HEADER: &str = "x-gateway-inference-rejection-reason";
 
 /// An HTTP answer instead of a routed request: its status, the `error_code` counted in
 /// `inference_model_request_error_total`, and the body (v1.0.1's
@@ -13,6 +18,8 @@ pub struct Rejection {
     pub status: u16,
     pub code: ErrorCode,
     pub body: String,
+    /// [`REJECTION_REASON_HEADER`]'s value, for refusals by flow control.
+    pub reason: Option<&'static str>,
 }
 
 impl Rejection {
@@ -21,6 +28,25 @@ impl Rejection {
             status,
             code,
             body: format!("inference gateway: {} - {message}", code.as_str()),
+            reason: None,
+        }
+    }
+
+    /// Flow control refused the request: 429 (503 when the pool has no endpoint), with
+    /// the reason in [`REJECTION_REASON_HEADER`].
+    pub fn flow_control(refusal: Refusal) -> Rejection {
+        let code = match refusal.status() {
+            503 => ErrorCode::ServiceUnavailable,
+            _ => ErrorCode::InferencePoolResourceExhausted,
+        };
+        let reason = refusal.reason.label();
+        Rejection {
+            reason: Some(reason),
+            ..Rejection::new(
+                refusal.status(),
+                code,
+                &format!("flow control: request {}", reason.replace('_', " ")),
+            )
         }
     }
 
@@ -49,6 +75,7 @@ impl Rejection {
                 "inference gateway: ServiceUnavailable - {}",
                 PickError::PoolNotSynced
             ),
+            reason: None,
         }
     }
 

@@ -16,13 +16,16 @@ use crate::response::{OpenExchange, ProxyBody, Streamed};
 use crate::stats::ServingGuard;
 use crate::timeline::{ExchangeReport, Outcome, Timeline};
 use crate::upstream;
+use epp_core::config::parse_deadline_ms;
 use epp_core::director::{Decision, RoutingRequest};
+use epp_core::flowcontrol::{Admission, Dispatch};
 use epp_core::request::{parse_body, replace_model_value};
 use epp_core::telemetry::metrics::{ErrorCode, ModelMetrics, Phase, RunningGuard};
 use epp_core::tokens::{TokenizeRequest, Tokens};
 use epp_extproc::request_log::RoutedRequest;
 use epp_extproc::{
-    BudgetLease, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER, Rejection, RequestLogEntry, UsageScanner,
+    BudgetLease, FAIRNESS_HEADER, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER, Rejection,
+    RequestLogEntry, UsageScanner,
 };
 
 /// Serves one request.
@@ -145,6 +148,8 @@ impl Exchange {
             Some(_) => self.fetch_tokens(&body).await,
             None => None,
         };
+        // Held until the pick below has raised the in-flight count.
+        let dispatch = self.admit(body.len()).await?;
         let schedule_started = Instant::now();
         let picked = picker.route(&RoutingRequest {
             request_id: &self.head.request_id,
@@ -156,8 +161,9 @@ impl Exchange {
             objective: self.head.headers.get(OBJECTIVE_HEADER),
             subset: self.head.subset.as_deref(),
             at_headers: false,
-            queued: None,
+            queued: dispatch.as_ref().map(|d| d.waited),
         });
+        drop(dispatch);
         let scheduled_at = Instant::now();
         self.timeline.scheduled = Some(scheduled_at);
         self.metrics().phase(
@@ -182,6 +188,39 @@ impl Exchange {
             counted: true,
             log_entry,
         })
+    }
+
+    /// Flow control: waits while the pool is saturated (dropped with the exchange when the
+    /// client leaves, which takes the request out of the queue); `None` when it need not
+    /// wait or flow control is off.
+    async fn admit(&mut self, bytes: usize) -> Result<Option<Dispatch>, Rejection> {
+        let Some(controller) = self.shared.settings.stream.flow_control.clone() else {
+            return Ok(None);
+        };
+        let headers = &self.head.headers;
+        let objective = headers.get(OBJECTIVE_HEADER);
+        let deadline = headers
+            .get(&controller.settings().deadline_header)
+            .and_then(parse_deadline_ms);
+        let admission = controller.admit(
+            controller.priority_of(objective),
+            controller.flow_of(objective, headers.get(FAIRNESS_HEADER)),
+            bytes as u64,
+            deadline,
+        );
+        let waiting = match admission {
+            Admission::Now => return Ok(None),
+            Admission::Refused(refusal) => return Err(Rejection::flow_control(refusal)),
+            Admission::Wait(waiting) => waiting,
+        };
+        match waiting.await {
+            Ok(dispatch) => {
+                self.metrics()
+                    .phase(Phase::Queue, dispatch.waited.as_secs_f64());
+                Ok(Some(dispatch))
+            }
+            Err(refusal) => Err(Rejection::flow_control(refusal)),
+        }
     }
 
     /// The prompt's token ids when a scorer needs them, within the source's timeout;
@@ -377,7 +416,14 @@ impl Exchange {
     /// The EPP's own answer for a request it does not forward.
     fn reject(self, rejection: Rejection) -> Response<ProxyBody> {
         self.record_error(rejection.code);
-        self.reply(rejection.status, rejection.body, None)
+        let mut response = self.reply(rejection.status, rejection.body, None);
+        if let Some(reason) = rejection.reason {
+            response.headers_mut().insert(
+                http::HeaderName::from_static(epp_extproc::rejection::REJECTION_REASON_HEADER),
+                HeaderValue::from_static(reason),
+            );
+        }
+        response
     }
 
     fn reply(

@@ -266,6 +266,21 @@ pub fn replaced_body(reply: &ProcessingResponse) -> Option<Vec<u8>> {
     }
 }
 
+/// A header an immediate response sets.
+pub fn immediate_header(reply: &ProcessingResponse, key: &str) -> Option<String> {
+    match reply.response.as_ref()? {
+        processing_response::Response::ImmediateResponse(r) => r
+            .headers
+            .as_ref()?
+            .set_headers
+            .iter()
+            .filter_map(|h| h.header.as_ref())
+            .find(|h| h.key.eq_ignore_ascii_case(key))
+            .map(|h| String::from_utf8_lossy(&h.raw_value).into_owned()),
+        _ => None,
+    }
+}
+
 /// (status, body) of an immediate response.
 pub fn immediate(reply: &ProcessingResponse) -> Option<(i32, String)> {
     match reply.response.as_ref()? {

@@ -89,6 +89,15 @@ pub struct FlowController {
     observer: Box<dyn FlowObserver>,
 }
 
+impl std::fmt::Debug for FlowController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowController")
+            .field("detector", &self.detector.name())
+            .field("waiting", &self.waiting.load(AtomicOrdering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 impl FlowController {
     pub fn new(
         settings: FlowControlSettings,

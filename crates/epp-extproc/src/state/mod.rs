@@ -3,6 +3,7 @@
 //!
 //! `request.rs` handles the request side (routing), `response.rs` the response side.
 
+mod admission;
 mod request;
 mod request_log;
 mod response;
@@ -128,6 +129,8 @@ pub struct StreamSettings {
     pub response_body_override: ResponseBodyOverride,
     /// Starts a trace per sampled request (`None`: tracing off).
     pub tracer: Option<epp_trace::RequestTracer>,
+    /// Holds requests while the pool is saturated (`None`: no `flowControl` section).
+    pub flow_control: Option<Arc<epp_core::flowcontrol::FlowController>>,
 }
 
 /// The token source of a scorer that keys by token blocks, and how long a request may wait.
@@ -159,6 +162,7 @@ impl Default for StreamSettings {
             tokens: None,
             response_body_override: ResponseBodyOverride::Streamed,
             tracer: None,
+            flow_control: None,
         }
     }
 }
@@ -173,6 +177,9 @@ pub enum Flow {
     /// Send the replies, fetch the prompt's tokens ([`StreamState::tokenize_request`]), then
     /// call [`StreamState::resume_with_tokens`].
     AwaitTokens,
+    /// Send the replies, await [`StreamState::take_waiting`] (flow control holds the
+    /// request while the pool is saturated), then call [`StreamState::resume_admitted`].
+    AwaitAdmission,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +226,7 @@ pub struct StreamState {
     log_entry: Option<Box<RequestLogEntry>>,
     telemetry: StreamTelemetry,
     tokens: TokenState,
+    admission: admission::AdmissionState,
     /// The request's trace, when tracing is on and the request sampled.
     trace: Option<Box<epp_trace::RequestTrace>>,
 }
@@ -290,6 +298,7 @@ impl StreamState {
                 response_bytes: 0,
             },
             tokens: TokenState::default(),
+            admission: admission::AdmissionState::default(),
             trace: None,
             settings,
         }

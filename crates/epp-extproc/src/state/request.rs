@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use tonic::Status;
 
+use super::admission::Admitted;
 use super::trace::TRACEPARENT_HEADER;
 use super::{
     BodyMode, Flow, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER, REQUEST_ID_HEADER, RequestPhase,
@@ -160,7 +161,7 @@ impl StreamState {
     }
 
     /// Frees the body and gives its bytes back to the budget.
-    fn drop_body(&mut self) {
+    pub(super) fn drop_body(&mut self) {
         self.body = Vec::new();
         self.body_lease.release();
     }
@@ -179,9 +180,9 @@ impl StreamState {
             // FULL_DUPLEX_STREAMED with trailers: the body ends without an end-of-stream chunk.
             match self.complete_request_body(picker, out, BodyEnd::Trailers)? {
                 Flow::Close => return Ok(Flow::Close),
-                Flow::AwaitTokens => {
+                paused @ (Flow::AwaitTokens | Flow::AwaitAdmission) => {
                     self.tokens.trailers_follow = true;
-                    return Ok(Flow::AwaitTokens);
+                    return Ok(paused);
                 }
                 Flow::Continue => {}
             }
@@ -247,7 +248,7 @@ impl StreamState {
 
     /// Parses the complete body, routes it, and queues the routing replies; or, the first
     /// time when a scorer needs tokens, lends the body to the token source and pauses.
-    fn route_body(
+    pub(super) fn route_body(
         &mut self,
         picker: &dyn EndpointPicker,
         body: Vec<u8>,
@@ -274,6 +275,14 @@ impl StreamState {
             self.tokens.pending = Some((bytes::Bytes::from(body), end));
             self.trace_mark(Mark::TokenizeStart, schedule_started);
             return Ok(Flow::AwaitTokens);
+        }
+        match self.admit(body.len()) {
+            Admitted::Now => {}
+            Admitted::Wait => {
+                drop(read);
+                return Ok(self.hold_for_admission(body, end));
+            }
+            Admitted::Refused(refusal) => return self.refuse(refusal, out),
         }
         let picked = self.pick(picker, read.prompt.as_deref(), false);
         let respond_started = Instant::now();
@@ -408,7 +417,7 @@ impl StreamState {
             objective: self.headers.get(OBJECTIVE_HEADER),
             subset: self.subset.as_deref(),
             at_headers,
-            queued: None,
+            queued: self.admission.queued,
         })
     }
 

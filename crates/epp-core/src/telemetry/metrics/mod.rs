@@ -36,7 +36,7 @@
 //!
 //! | name | type | labels | meaning |
 //! |---|---|---|---|
-//! | `inference_extension_request_phase_duration_seconds` | histogram | phase | EPP time per [`Phase`]: body_wait, parse, tokenize, schedule, respond |
+//! | `inference_extension_request_phase_duration_seconds` | histogram | phase | EPP time per [`Phase`]: body_wait, parse, tokenize, queue, schedule, respond |
 //! | `inference_extension_picks_total` | counter | reason | picks by `PickReason::as_str` (scheduled, random_bodyless, …) |
 //! | `inference_extension_ext_proc_streams` | gauge | — | open ext_proc streams |
 //! | `inference_extension_prefix_indexer_memory_bytes` | gauge | — | `PrefixIndex::memory_bytes`, summed |

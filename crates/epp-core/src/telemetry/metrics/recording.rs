@@ -61,6 +61,8 @@ pub enum Phase {
     Parse,
     /// Waiting for the prompt's token ids (only with a scorer that needs them).
     Tokenize,
+    /// Waiting in flow control while the pool was saturated (only requests that waited).
+    Queue,
     /// Admission and the scheduling cycle.
     Schedule,
     /// Building and sending the routing reply.
@@ -68,10 +70,11 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 5] = [
+    pub const ALL: [Phase; 6] = [
         Phase::BodyWait,
         Phase::Parse,
         Phase::Tokenize,
+        Phase::Queue,
         Phase::Schedule,
         Phase::Respond,
     ];
@@ -81,6 +84,7 @@ impl Phase {
             Phase::BodyWait => "body_wait",
             Phase::Parse => "parse",
             Phase::Tokenize => "tokenize",
+            Phase::Queue => "queue",
             Phase::Schedule => "schedule",
             Phase::Respond => "respond",
         }

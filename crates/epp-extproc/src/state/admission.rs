@@ -1,0 +1,132 @@
+//! Flow control for one stream: after the body is read and before the pick, the request
+//! asks the [`FlowController`]; while the pool is saturated it waits ([`Flow::AwaitAdmission`])
+//! with its body held (and still counted in the buffer budget), its ext_proc stream open.
+
+use std::time::{Duration, Instant};
+
+use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
+use tonic::Status;
+
+use super::request::BodyEnd;
+use super::{FAIRNESS_HEADER, Flow, OBJECTIVE_HEADER, StreamState};
+use crate::EndpointPicker;
+use crate::messages;
+use crate::rejection::Rejection;
+use epp_core::config::parse_deadline_ms;
+use epp_core::flowcontrol::{Admission, Dispatch, FlowController, Refusal, Waiting};
+use epp_core::telemetry::metrics::Phase;
+
+/// The flow-control step of one request (only with `StreamSettings::flow_control`).
+#[derive(Default)]
+pub(super) struct AdmissionState {
+    /// Asked once per request.
+    asked: bool,
+    /// While waiting: the body and how it ended.
+    pending: Option<(Vec<u8>, BodyEnd)>,
+    waiting: Option<Waiting>,
+    /// From dispatch until the pick is made: holds the controller's dispatch slot.
+    dispatch: Option<Dispatch>,
+    /// How long it waited, once dispatched.
+    pub(super) queued: Option<Duration>,
+}
+
+/// What [`StreamState::admit`] decided for a request with its body in hand.
+pub(super) enum Admitted {
+    Now,
+    Wait,
+    Refused(Refusal),
+}
+
+impl StreamState {
+    /// Asks flow control whether the request may be routed now (once per request). On
+    /// `Wait` the caller hands the body to [`StreamState::hold_for_admission`].
+    pub(super) fn admit(&mut self, bytes: usize) -> Admitted {
+        let Some(controller) = self.settings.flow_control.clone() else {
+            return Admitted::Now;
+        };
+        if std::mem::replace(&mut self.admission.asked, true) {
+            return Admitted::Now;
+        }
+        match self.ask(&controller, bytes) {
+            Admission::Now => Admitted::Now,
+            Admission::Refused(refusal) => Admitted::Refused(refusal),
+            Admission::Wait(waiting) => {
+                self.admission.waiting = Some(waiting);
+                Admitted::Wait
+            }
+        }
+    }
+
+    /// Keeps the body of a request that waits (still counted in the buffer budget).
+    pub(super) fn hold_for_admission(&mut self, body: Vec<u8>, end: BodyEnd) -> Flow {
+        self.admission.pending = Some((body, end));
+        Flow::AwaitAdmission
+    }
+
+    fn ask(&self, controller: &std::sync::Arc<FlowController>, bytes: usize) -> Admission {
+        let objective = self.headers.get(OBJECTIVE_HEADER);
+        let flow = controller.flow_of(objective, self.headers.get(FAIRNESS_HEADER));
+        let deadline = self
+            .headers
+            .get(&controller.settings().deadline_header)
+            .and_then(parse_deadline_ms);
+        controller.admit(
+            controller.priority_of(objective),
+            flow,
+            bytes as u64,
+            deadline,
+        )
+    }
+
+    /// The wait of a request paused by [`Flow::AwaitAdmission`]; the service awaits it
+    /// (dropping it, when the client leaves, takes the request out of the queue).
+    pub fn take_waiting(&mut self) -> Option<Waiting> {
+        self.admission.waiting.take()
+    }
+
+    /// Routes (or refuses) the request that waited, with what flow control answered.
+    pub fn resume_admitted(
+        &mut self,
+        picker: &dyn EndpointPicker,
+        outcome: Result<Dispatch, Refusal>,
+        out: &mut Vec<ProcessingResponse>,
+    ) -> Result<Flow, Status> {
+        let Some((body, end)) = self.admission.pending.take() else {
+            return Err(Status::internal("no request waits for flow control"));
+        };
+        let dispatch = match outcome {
+            Ok(dispatch) => dispatch,
+            Err(refusal) => {
+                drop(body);
+                return self.refuse(refusal, out);
+            }
+        };
+        self.metrics()
+            .phase(Phase::Queue, dispatch.waited.as_secs_f64());
+        self.admission.queued = Some(dispatch.waited);
+        self.admission.dispatch = Some(dispatch);
+        let flow = self.route_body(picker, body, end, Instant::now(), out);
+        // Routed (its in-flight count raised) or refused: the slot goes back.
+        self.admission.dispatch = None;
+        let flow = flow?;
+        if flow == Flow::Continue && self.tokens.trailers_follow {
+            out.push(messages::request_trailers());
+        }
+        Ok(flow)
+    }
+
+    /// Answers a request flow control refused: 429, or 503 with an empty pool.
+    pub(super) fn refuse(
+        &mut self,
+        refusal: Refusal,
+        out: &mut Vec<ProcessingResponse>,
+    ) -> Result<Flow, Status> {
+        self.drop_body();
+        let rejection = Rejection::flow_control(refusal);
+        self.record_error(rejection.code);
+        self.trace_status(rejection.status);
+        tracing::info!({ "x-request-id" = self.request_id(), reason = refusal.reason.label(), status = rejection.status }, "request not routed: flow control");
+        out.push(messages::rejected(rejection));
+        Ok(Flow::Close)
+    }
+}
