@@ -13,6 +13,7 @@ mod conformance;
 mod demo;
 mod errors;
 mod failure;
+mod flow_control;
 mod load;
 mod precise;
 mod routing;

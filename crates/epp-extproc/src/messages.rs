@@ -139,6 +139,20 @@ pub fn body_mode_override(request_body_mode: i32, response_body_mode: i32) -> Pr
     }
 }
 
+/// Asks the gateway to wait `wait` (capped at 10 days) for the reply to the message it
+/// sent last, instead of its `message_timeout`: Envoy honours it up to the filter's
+/// `max_message_timeout` and ignores it when that is unset.
+pub fn extend_message_timeout(wait: std::time::Duration) -> ProcessingResponse {
+    let wait = wait.min(std::time::Duration::from_secs(10 * 24 * 3600));
+    ProcessingResponse {
+        override_message_timeout: Some(envoy_types::pb::google::protobuf::Duration {
+            seconds: i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
+            nanos: i32::try_from(wait.subsec_nanos()).unwrap_or(0),
+        }),
+        ..Default::default()
+    }
+}
+
 /// A FULL_DUPLEX_STREAMED body chunk.
 pub fn streamed_chunk(body: Vec<u8>, end_of_stream: bool) -> CommonResponse {
     CommonResponse {

@@ -388,7 +388,12 @@ impl<T> FlowQueues<T> {
             .range_mut(..priority)
             .find(|(_, band)| band.requests > 0)?
             .1;
-        let flow = band.flows.values_mut().max_by_key(|flow| flow.live)?;
+        // Ties go to the flow that came first, so runs are reproducible whatever the
+        // map's order.
+        let (_, flow) = band
+            .flows
+            .iter_mut()
+            .max_by_key(|(id, flow)| (flow.live, Reverse(**id)))?;
         while let Some(ticket) = flow.arrivals.pop_back() {
             if is_live(&self.slots, ticket) {
                 return Some(ticket);

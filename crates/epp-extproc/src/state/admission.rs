@@ -57,9 +57,24 @@ impl StreamState {
         }
     }
 
-    /// Keeps the body of a request that waits (still counted in the buffer budget).
-    pub(super) fn hold_for_admission(&mut self, body: Vec<u8>, end: BodyEnd) -> Flow {
+    /// Keeps the body of a request that waits (still counted in the buffer budget). In
+    /// BUFFERED modes the gateway times the reply to the body (`message_timeout`, often
+    /// short): ask it to wait out the request's time to live (Envoy allows it up to its
+    /// `max_message_timeout`). FULL_DUPLEX_STREAMED runs no such timer.
+    pub(super) fn hold_for_admission(
+        &mut self,
+        body: Vec<u8>,
+        end: BodyEnd,
+        out: &mut Vec<ProcessingResponse>,
+    ) -> Flow {
         self.admission.pending = Some((body, end));
+        if self.request_mode() != super::BodyMode::FullDuplexStreamed
+            && let Some(controller) = &self.settings.flow_control
+        {
+            out.push(messages::extend_message_timeout(
+                controller.settings().queue.ttl + Duration::from_secs(1),
+            ));
+        }
         Flow::AwaitAdmission
     }
 

@@ -280,7 +280,7 @@ impl StreamState {
             Admitted::Now => {}
             Admitted::Wait => {
                 drop(read);
-                return Ok(self.hold_for_admission(body, end));
+                return Ok(self.hold_for_admission(body, end, out));
             }
             Admitted::Refused(refusal) => return self.refuse(refusal, out),
         }
