@@ -209,8 +209,13 @@ fn every_preset_parses_and_generates_its_first_seed() {
         let e = load(text).unwrap_or_else(|err| panic!("preset {name}: {err}"));
         assert_eq!(&e.name, name);
         assert!(!e.policies.is_empty(), "{name}");
-        let data = e.workload.data.as_ref().expect("presets generate data");
-        assert_eq!(data.kind, DataType::SharedPrefix, "{name}");
+        if e.classes.is_empty() {
+            let data = e.workload.data.as_ref().expect("presets generate data");
+            assert_eq!(data.kind, DataType::SharedPrefix, "{name}");
+        } else {
+            // Multi-class presets (flow-control) generate each class from data + load.
+            assert!(e.classes.iter().all(|c| c.spec.data.is_some()), "{name}");
+        }
     }
     // Small presets generate quickly; the big ones are checked by parsing only.
     for name in ["quick", "w1-small"] {

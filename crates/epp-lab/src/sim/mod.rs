@@ -10,6 +10,14 @@
 //! delay → engine steps (`StepEnd`) until its last token → `Done` after the streaming and
 //! end overheads, when the EPP's in-flight slot is released.
 //!
+//! A policy with `flowControl` holds requests in the EPP while its saturation detector says
+//! the pool is full ([`waiting`]): an arrival is routed at once only when the waiting room
+//! is empty and the detector does not hold; otherwise it waits, and the room dispatches
+//! (highest band first, flows in turn) whenever capacity may have freed (a stream end, a
+//! scrape, an arrival) until the detector holds again. A request still waiting at its
+//! time to live, displaced by a higher band, or refused at the room's limits fails with
+//! that reason. TTFT counts from the arrival at the EPP, so it includes the wait.
+//!
 //! A policy with a precise prefix scorer also gets its engines' KV-cache events: each step's
 //! events are published as one batch (`delivery`), which reaches the index (`KvBatch`) after
 //! the experiment's `kv_events` delay, unless it is lost.
@@ -19,6 +27,7 @@ pub mod events;
 pub mod kv_event;
 pub mod pod;
 pub mod router;
+pub mod waiting;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -34,6 +43,7 @@ use delivery::Delivery;
 use events::{Event, EventQueue, Nanos, nanos, seconds};
 use pod::Pod;
 use router::Router;
+use waiting::WaitingRoom;
 
 /// How long after the last arrival the run may go on draining queues; requests still
 /// running then are reported `unfinished`.
@@ -128,6 +138,8 @@ struct Run<'a> {
     /// Routed requests, and those whose pick was scored from a precise index.
     decisions: u64,
     decisions_precise: u64,
+    /// The EPP's waiting room, when the policy has flow control.
+    room: Option<WaitingRoom>,
     now: Nanos,
 }
 
@@ -143,12 +155,21 @@ pub fn run(
     let policy = &experiment.policies[policy];
     let pods = experiment.cluster.pods.max(1);
     let staleness = Duration::from_secs_f64(experiment.signals.metrics_staleness_s.max(0.0));
+    let objectives: Vec<epp_core::datastore::Objective> = experiment
+        .objectives
+        .iter()
+        .map(|o| epp_core::datastore::Objective {
+            name: o.name.clone(),
+            priority: o.priority,
+        })
+        .collect();
     let router = Router::new(
         &policy.config_text,
         pods,
         staleness,
         seed,
         options.record_decisions,
+        &objectives,
     )
     .map_err(|message| SimError::Policy {
         policy: policy.name.clone(),
@@ -158,14 +179,19 @@ pub fn run(
     let delivery =
         (!router.precise_indexes().is_empty()).then(|| Delivery::new(policy.kv_events, pods, seed));
     config.emit_cache_events = delivery.is_some();
+    let room = router
+        .flow_control()
+        .map(|settings| WaitingRoom::new(settings, experiment, workload));
     let mut run = Run::new(experiment, workload, router, &config, options);
     run.delivery = delivery;
+    run.room = room;
     run.schedule_arrivals();
     run.schedule_scrapes();
     run.drive()?;
     let simulated_s = seconds(run.now);
     let records = run.router.take_records();
     let precise = run.precise_counters();
+    let flow_control = run.room.is_some();
     Ok(RunResult {
         policy: policy.name.clone(),
         seed,
@@ -177,6 +203,8 @@ pub fn run(
         decision_us: run.decision_us,
         decision_records: records,
         precise,
+        classes: workload.classes.clone(),
+        flow_control,
     })
 }
 
@@ -212,6 +240,9 @@ impl<'a> Run<'a> {
                     output_tokens: 0,
                     preemptions: 0,
                     finish: FinishReason::Unfinished,
+                    class: spec.flow.map(|f| f.class),
+                    flow: spec.flow.map(|f| f.flow),
+                    dispatched_s: None,
                 },
                 decision: None,
             })
@@ -243,6 +274,7 @@ impl<'a> Run<'a> {
             delivery: None,
             decisions: 0,
             decisions_precise: 0,
+            room: None,
             now: 0,
         }
     }
@@ -279,6 +311,7 @@ impl<'a> Run<'a> {
                 Event::Scrape(pod) => self.scrape(pod),
                 Event::Done(r) => self.done(r),
                 Event::KvBatch(slot) => self.deliver(slot),
+                Event::Expire(_) => self.pump(),
             }
             if self.is_finished() {
                 break;
@@ -304,11 +337,97 @@ impl<'a> Run<'a> {
         self.send(request);
     }
 
-    /// Routes a request with the production director and sends it to the pod picked.
+    /// The request reaches the EPP: routed at once, or (flow control) into the waiting room.
     fn send(&mut self, request: u32) {
         self.in_flight += 1;
         self.flights[request as usize].record.arrival_s = seconds(self.now);
+        if self.room.is_none() {
+            self.route(request);
+            return;
+        }
+        self.router.set_time(Duration::from_nanos(self.now));
+        let now = Duration::from_nanos(self.now);
+        let hold = self.holds();
+        let Some(room) = self.room.as_mut() else {
+            return;
+        };
+        if room.is_empty() && !hold {
+            self.dispatch(request);
+            return;
+        }
         let spec = &self.workload.requests[request as usize];
+        match room.enqueue(request, spec, now) {
+            Ok((expires, displaced)) => {
+                self.queue
+                    .push(nanos(expires.as_secs_f64()), Event::Expire(request));
+                for (victim, reason) in displaced {
+                    self.refuse(victim, reason);
+                }
+            }
+            Err(reason) => self.refuse(request, reason),
+        }
+        self.pump();
+    }
+
+    /// Whether the policy's saturation detector holds requests now.
+    fn holds(&self) -> bool {
+        self.router.saturation().is_some_and(|s| s.hold)
+    }
+
+    /// Flow control: expires what waited too long, then routes waiting requests, highest
+    /// band first, until the room is empty or the detector holds.
+    fn pump(&mut self) {
+        let Some(room) = self.room.as_mut() else {
+            return;
+        };
+        if room.pumping || room.is_empty() {
+            return;
+        }
+        room.pumping = true;
+        self.router.set_time(Duration::from_nanos(self.now));
+        let now = Duration::from_nanos(self.now);
+        loop {
+            let Some(room) = self.room.as_mut() else {
+                break;
+            };
+            let expired = room.expire(now);
+            for (request, reason) in expired {
+                self.refuse(request, reason);
+            }
+            if self.room.as_ref().is_none_or(WaitingRoom::is_empty) || self.holds() {
+                break;
+            }
+            let Some(request) = self.room.as_mut().and_then(|room| room.dispatch(now)) else {
+                break;
+            };
+            self.dispatch(request);
+        }
+        if let Some(room) = self.room.as_mut() {
+            room.pumping = false;
+        }
+    }
+
+    /// Flow control: the request leaves the waiting room (or skips it) and is routed.
+    fn dispatch(&mut self, request: u32) {
+        self.flights[request as usize].record.dispatched_s = Some(seconds(self.now));
+        self.route(request);
+    }
+
+    /// Flow control: the request is refused without being routed.
+    fn refuse(&mut self, request: u32, reason: FinishReason) {
+        let flight = &mut self.flights[request as usize];
+        flight.record.finish = reason;
+        flight.decision = None;
+        self.resolve(request);
+    }
+
+    /// Routes a request with the production director and sends it to the pod picked.
+    fn route(&mut self, request: u32) {
+        let spec = &self.workload.requests[request as usize];
+        let objective = spec
+            .flow
+            .and_then(|f| self.workload.classes.get(f.class as usize))
+            .and_then(|c| c.objective.as_deref());
         self.router.set_time(Duration::from_nanos(self.now));
         let id = request.to_string();
         let started = Instant::now();
@@ -317,6 +436,7 @@ impl<'a> Run<'a> {
             &self.experiment.model_name,
             spec.prompt.text(),
             &spec.prompt.tokens,
+            objective,
         );
         self.decision_us.push(started.elapsed().as_secs_f64() * 1e6);
         let flight = &mut self.flights[request as usize];
@@ -418,6 +538,7 @@ impl<'a> Run<'a> {
         self.samples.push(sample);
         let interval = nanos(self.experiment.signals.scrape_interval_s).max(1);
         self.queue.push(self.now + interval, Event::Scrape(pod));
+        self.pump();
     }
 
     /// The step's cache events leave the pod as one batch (policies with a precise index).
@@ -478,6 +599,7 @@ impl<'a> Run<'a> {
         flight.record.finish = FinishReason::Length;
         flight.decision = None;
         self.resolve(request);
+        self.pump();
     }
 
     /// A request is over (completed or rejected): its concurrency slot goes to the next held
