@@ -192,3 +192,109 @@ pub(crate) fn class_summaries(
         .collect();
     Some(summaries)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{FinishReason, StageInfo};
+    use crate::workload::classes::ClassInfo;
+
+    fn record(id: u64, class: u32, flow: u32, finish: FinishReason, output: u32) -> RequestRecord {
+        let arrival = id as f64 * 0.1;
+        let ok = finish == FinishReason::Length;
+        RequestRecord {
+            id,
+            stage: 0,
+            group: None,
+            session: None,
+            round: None,
+            pod: ok.then_some(0),
+            arrival_s: arrival,
+            scheduled_s: ok.then_some(arrival + 0.5),
+            first_token_s: ok.then_some(arrival + 0.6 + f64::from(class)),
+            completed_s: ok.then_some(arrival + 2.0),
+            input_tokens: 10,
+            cached_tokens: 0,
+            output_tokens: if ok { output } else { 0 },
+            preemptions: 0,
+            finish,
+            class: Some(class),
+            flow: Some(flow),
+            dispatched_s: ok.then_some(arrival + 0.4),
+        }
+    }
+
+    fn run(requests: Vec<RequestRecord>) -> RunResult {
+        RunResult {
+            policy: "p".into(),
+            seed: 1,
+            requests,
+            pods: Vec::new(),
+            stages: vec![StageInfo {
+                index: 0,
+                rate: Some(1.0),
+                start_s: 0.0,
+                duration_s: 1.0,
+                warmup: false,
+            }],
+            simulated_s: 3.0,
+            wall_s: 0.0,
+            decision_us: Vec::new(),
+            decision_records: None,
+            precise: None,
+            classes: vec![
+                ClassInfo {
+                    name: "chat".into(),
+                    objective: Some("chat".into()),
+                    flows: 1,
+                },
+                ClassInfo {
+                    name: "batch".into(),
+                    objective: None,
+                    flows: 3,
+                },
+            ],
+            flow_control: true,
+        }
+    }
+
+    #[test]
+    fn classes_count_failures_by_reason_and_jain_sees_a_starved_flow() {
+        use FinishReason::*;
+        let requests = vec![
+            record(0, 0, 0, Length, 10),
+            record(1, 1, 0, Length, 100),
+            record(2, 1, 1, Length, 100),
+            record(3, 1, 2, Expired, 0),
+            record(4, 1, 2, Displaced, 0),
+            record(5, 1, 0, Length, 100),
+            record(6, 1, 1, Length, 100),
+        ];
+        let run = run(requests);
+        let priority = |o: Option<&str>| if o == Some("chat") { 10 } else { 0 };
+        let classes = class_summaries(&[&run], &priority).expect("classes");
+        let (chat, batch) = (&classes[0], &classes[1]);
+        assert_eq!((chat.priority, batch.priority), (10, 0));
+        assert_eq!(chat.metrics.completed, 1.0);
+        assert_eq!(batch.metrics.requests, 6.0);
+        assert_eq!(batch.metrics.completed, 4.0);
+        assert_eq!(batch.metrics.failed.get("expired"), Some(&1.0));
+        assert_eq!(batch.metrics.failed.get("displaced"), Some(&1.0));
+        // Span: 0 s to 2.6 s (request 6 ends at 0.6 + 2).
+        let tput = batch.metrics.output_tokens_per_s.expect("tput");
+        assert!((tput - 400.0 / 2.6).abs() < 1e-9, "{tput}");
+        // Flows 0 and 1 served 200 tokens each, flow 2 nothing: (400)^2 / (3 * 80000) = 2/3.
+        assert_eq!(batch.flows.len(), 3);
+        let jain = batch.jain_flows.expect("jain");
+        assert!((jain - 2.0 / 3.0).abs() < 1e-9, "{jain}");
+        // TTFT from the arrival at the EPP; the wait in the room alone.
+        let ttft = batch.metrics.ttft_ms.as_ref().expect("ttft");
+        assert!((ttft.p50 - 1600.0).abs() < 1e-6, "{ttft:?}");
+        let wait = chat.metrics.epp_wait_ms.as_ref().expect("wait");
+        assert!((wait.p99 - 400.0).abs() < 1e-6, "{wait:?}");
+        // A single-workload run has no class section.
+        let mut single = run.clone();
+        single.classes.clear();
+        assert!(class_summaries(&[&single], &priority).is_none());
+    }
+}
