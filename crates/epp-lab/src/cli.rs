@@ -247,7 +247,7 @@ fn print_classes(policies: &serde_json::Map<String, serde_json::Value>) {
         return;
     }
     println!(
-        "\n{:16} {:12} {:>4} {:>8} {:>8} {:>11} {:>11} {:>11} {:>10} {:>10} {:>5}",
+        "\n{:24} {:12} {:>4} {:>8} {:>8} {:>11} {:>11} {:>11} {:>10} {:>10} {:>5}",
         "policy",
         "class",
         "prio",
@@ -266,11 +266,13 @@ fn print_classes(policies: &serde_json::Map<String, serde_json::Value>) {
     };
     for (name, policy) in policies {
         for class in policy["classes"].as_array().into_iter().flatten() {
-            let failed: f64 = class["failed"]
-                .as_object()
-                .map_or(0.0, |m| m.values().filter_map(|v| v.as_f64()).sum());
+            let failed: f64 = class["failed"].as_object().map_or(0.0, |m| {
+                m.values()
+                    .filter_map(|v| v.as_f64())
+                    .fold(0.0, |a, b| a + b)
+            });
             println!(
-                "{:16} {:12} {:>4} {:>8} {:>8} {:>11} {:>11} {:>11} {:>10} {:>10} {:>5}",
+                "{:24} {:12} {:>4} {:>8} {:>8} {:>11} {:>11} {:>11} {:>10} {:>10} {:>5}",
                 name,
                 class["name"].as_str().unwrap_or("-"),
                 class["priority"],

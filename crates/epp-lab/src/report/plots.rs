@@ -226,25 +226,18 @@ fn class_plot(path: &Path, summaries: &[(String, PolicySummary)], text: bool) ->
     let classes = names.len().max(1) as f64;
     let mut chart = builder(&root, "TTFT p99 per class and policy", text)
         .build_cartesian_2d(0.0..classes, (y0..y1).log_scale())?;
+    let x_desc = format!(
+        "class, left to right: {} (bars: policies)",
+        names.join(", ")
+    );
     let mut mesh = chart.configure_mesh();
     mesh.x_labels(0).disable_x_mesh();
     if text {
-        mesh.x_desc("class (bars: policies)")
-            .y_desc("TTFT p99 (ms)");
+        mesh.x_desc(x_desc).y_desc("TTFT p99 (ms)");
     } else {
         mesh.y_labels(0);
     }
     mesh.draw()?;
-    if text {
-        // Class names inside the plot, under the bars' tops.
-        chart.draw_series(names.iter().enumerate().map(|(c, name)| {
-            Text::new(
-                name.clone(),
-                (c as f64 + 0.1, y0 * 1.3),
-                ("sans-serif", 20).into_font().color(&BLACK),
-            )
-        }))?;
-    }
     let width = 0.8 / summaries.len().max(1) as f64;
     for (p, (name, _)) in summaries.iter().enumerate() {
         let color = Palette99::pick(p).to_rgba();
