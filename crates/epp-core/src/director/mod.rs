@@ -50,6 +50,9 @@ pub struct RoutingRequest<'a> {
     pub subset: Option<&'a [String]>,
     /// Routed at headers time, before (and without) the body.
     pub at_headers: bool,
+    /// How long the request waited in flow control, when it did: it was admitted there,
+    /// so it is not shed here, and the wait goes into its decision record.
+    pub queued: Option<Duration>,
 }
 
 impl<'a> RoutingRequest<'a> {
@@ -71,6 +74,7 @@ impl<'a> RoutingRequest<'a> {
             objective: None,
             subset: None,
             at_headers: false,
+            queued: None,
         }
     }
 }
@@ -293,6 +297,9 @@ impl Director {
             outcome: &outcome,
             destination: result.as_ref().ok().map(|d| d.destination.as_str()),
             decision_micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            queued_micros: request
+                .queued
+                .map(|q| u64::try_from(q.as_micros()).unwrap_or(u64::MAX)),
             profiles: &trace.profiles,
         });
         result
@@ -432,7 +439,7 @@ impl Director {
     }
 
     /// v1.0.1 `admitRequest`: priority >= 0 is always admitted; lower priorities are shed
-    /// while the pool is saturated.
+    /// while the pool is saturated, unless flow control already admitted them.
     fn admit(
         &self,
         request: &RoutingRequest<'_>,
@@ -443,7 +450,10 @@ impl Director {
             .objective
             .and_then(|name| self.datastore.objective(name))
             .map_or(0, |o| o.priority);
-        if priority < 0 && is_saturated(snapshot, &self.settings.saturation, now) {
+        if priority < 0
+            && request.queued.is_none()
+            && is_saturated(snapshot, &self.settings.saturation, now)
+        {
             return Err(PickError::Shed);
         }
         Ok(())

@@ -88,6 +88,16 @@ async fn admission_table() {
             Err(e) => assert_eq!(got.expect_err("rejected"), e, "case {i}"),
         }
     }
+    // Flow control already admitted it: a sheddable request that waited is routed.
+    let director = director(&saturated());
+    let waited = RoutingRequest {
+        queued: Some(std::time::Duration::from_millis(40)),
+        ..request(&headers, Some("sheddable"), None)
+    };
+    assert_eq!(
+        director.route(&waited).expect("routed").destination,
+        "10.0.0.2:8000"
+    );
 }
 
 #[tokio::test]

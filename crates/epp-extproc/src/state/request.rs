@@ -383,6 +383,7 @@ impl StreamState {
             objective: self.headers.get(OBJECTIVE_HEADER),
             subset: self.subset.as_deref(),
             at_headers,
+            queued: None,
         })
     }
 
