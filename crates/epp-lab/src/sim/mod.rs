@@ -10,13 +10,14 @@
 //! delay → engine steps (`StepEnd`) until its last token → `Done` after the streaming and
 //! end overheads, when the EPP's in-flight slot is released.
 //!
-//! A policy with `flowControl` holds requests in the EPP while its saturation detector says
-//! the pool is full ([`waiting`]): an arrival is routed at once only when the waiting room
-//! is empty and the detector does not hold; otherwise it waits, and the room dispatches
-//! (highest band first, flows in turn) whenever capacity may have freed (a stream end, a
-//! scrape, an arrival) until the detector holds again. A request still waiting at its
-//! time to live, displaced by a higher band, or refused at the room's limits fails with
-//! that reason. TTFT counts from the arrival at the EPP, so it includes the wait.
+//! A policy with `flowControl` runs the EPP's flow controller ([`waiting`],
+//! `epp_core::flowcontrol::FlowController`) on the same manual clock: an arrival is routed
+//! at once only when nobody waits and the policy's saturation detector does not hold;
+//! otherwise it waits, and the controller dispatches (highest band first, flows in turn)
+//! whenever the simulator pumps it, which it does where the EPP's runtime would: a stream
+//! end, a scrape (metrics arrive), an arrival, and a request's time to live running out.
+//! A request expired, displaced by a higher band or refused at the room's limits fails
+//! with that reason. TTFT counts from the arrival at the EPP, so it includes the wait.
 //!
 //! A policy with a precise prefix scorer also gets its engines' KV-cache events: each step's
 //! events are published as one batch (`delivery`), which reaches the index (`KvBatch`) after
@@ -30,6 +31,7 @@ pub mod router;
 pub mod waiting;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use epp_core::director::Decision;
@@ -138,8 +140,10 @@ struct Run<'a> {
     /// Routed requests, and those whose pick was scored from a precise index.
     decisions: u64,
     decisions_precise: u64,
-    /// The EPP's waiting room, when the policy has flow control.
+    /// The EPP's flow control, when the policy has it.
     room: Option<WaitingRoom>,
+    /// Set while acting on the flow controller's answers (see `drain_answers`).
+    draining: bool,
     now: Nanos,
 }
 
@@ -180,8 +184,8 @@ pub fn run(
         (!router.precise_indexes().is_empty()).then(|| Delivery::new(policy.kv_events, pods, seed));
     config.emit_cache_events = delivery.is_some();
     let room = router
-        .flow_control()
-        .map(|settings| WaitingRoom::new(settings, experiment, workload));
+        .flow_controller()
+        .map(|controller| WaitingRoom::new(Arc::clone(controller), workload));
     let mut run = Run::new(experiment, workload, router, &config, options);
     run.delivery = delivery;
     run.room = room;
@@ -275,6 +279,7 @@ impl<'a> Run<'a> {
             decisions: 0,
             decisions_precise: 0,
             room: None,
+            draining: false,
             now: 0,
         }
     }
@@ -337,88 +342,65 @@ impl<'a> Run<'a> {
         self.send(request);
     }
 
-    /// The request reaches the EPP: routed at once, or (flow control) into the waiting room.
+    /// The request reaches the EPP: routed at once, or (flow control) admitted by the
+    /// flow controller, which may hold it.
     fn send(&mut self, request: u32) {
         self.in_flight += 1;
         self.flights[request as usize].record.arrival_s = seconds(self.now);
-        if self.room.is_none() {
+        let Some(room) = self.room.as_mut() else {
             self.route(request);
             return;
-        }
-        self.router.set_time(Duration::from_nanos(self.now));
-        let now = Duration::from_nanos(self.now);
-        let hold = self.holds();
-        let Some(room) = self.room.as_mut() else {
-            return;
         };
-        if room.is_empty() && !hold {
-            self.dispatch(request);
-            return;
-        }
+        self.router.set_time(Duration::from_nanos(self.now));
         let spec = &self.workload.requests[request as usize];
-        match room.enqueue(request, spec, now) {
-            Ok((expires, displaced)) => {
-                self.queue
-                    .push(nanos(expires.as_secs_f64()), Event::Expire(request));
-                for (victim, reason) in displaced {
-                    self.refuse(victim, reason);
-                }
+        let ttl = room.ttl();
+        match room.admit(request, spec, self.workload) {
+            None => {
+                let expires = self.now.saturating_add(nanos(ttl.as_secs_f64()));
+                self.queue.push(expires, Event::Expire(request));
             }
-            Err(reason) => self.refuse(request, reason),
+            Some(answer) => self.answer(answer),
         }
-        self.pump();
+        self.drain_answers();
     }
 
-    /// Whether the policy's saturation detector holds requests now.
-    fn holds(&self) -> bool {
-        self.router.saturation().is_some_and(|s| s.hold)
-    }
-
-    /// Flow control: expires what waited too long, then routes waiting requests, highest
-    /// band first, until the room is empty or the detector holds.
+    /// Flow control: lets the controller dispatch and expire, then acts on its answers.
     fn pump(&mut self) {
-        let Some(room) = self.room.as_mut() else {
+        let Some(room) = self.room.as_ref() else {
             return;
         };
-        if room.pumping || room.is_empty() {
-            return;
-        }
-        room.pumping = true;
         self.router.set_time(Duration::from_nanos(self.now));
-        let now = Duration::from_nanos(self.now);
-        loop {
-            let Some(room) = self.room.as_mut() else {
-                break;
-            };
-            let expired = room.expire(now);
-            for (request, reason) in expired {
-                self.refuse(request, reason);
-            }
-            if self.room.as_ref().is_none_or(WaitingRoom::is_empty) || self.holds() {
-                break;
-            }
-            let Some(request) = self.room.as_mut().and_then(|room| room.dispatch(now)) else {
-                break;
-            };
-            self.dispatch(request);
-        }
-        if let Some(room) = self.room.as_mut() {
-            room.pumping = false;
-        }
+        room.pump();
+        self.drain_answers();
     }
 
-    /// Flow control: the request leaves the waiting room (or skips it) and is routed.
-    fn dispatch(&mut self, request: u32) {
-        self.flights[request as usize].record.dispatched_s = Some(seconds(self.now));
-        self.route(request);
+    /// Routes or fails every request the controller answered. Routing one (dropping its
+    /// dispatch guard) lets the controller dispatch the next, so this runs until it stops.
+    fn drain_answers(&mut self) {
+        if self.draining {
+            return; // the outer call picks up what this one would
+        }
+        self.draining = true;
+        while let Some(answer) = self.room.as_mut().and_then(WaitingRoom::next_answer) {
+            self.answer(answer);
+        }
+        self.draining = false;
     }
 
-    /// Flow control: the request is refused without being routed.
-    fn refuse(&mut self, request: u32, reason: FinishReason) {
-        let flight = &mut self.flights[request as usize];
-        flight.record.finish = reason;
-        flight.decision = None;
-        self.resolve(request);
+    fn answer(&mut self, answer: waiting::Answer) {
+        match answer {
+            waiting::Answer::Route(request, guard) => {
+                self.flights[request as usize].record.dispatched_s = Some(seconds(self.now));
+                self.route(request);
+                drop(guard);
+            }
+            waiting::Answer::Refuse(request, reason) => {
+                let flight = &mut self.flights[request as usize];
+                flight.record.finish = reason;
+                flight.decision = None;
+                self.resolve(request);
+            }
+        }
     }
 
     /// Routes a request with the production director and sends it to the pod picked.

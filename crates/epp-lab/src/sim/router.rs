@@ -12,7 +12,7 @@ use epp_core::director::records::DecisionRecorder;
 use epp_core::director::{
     Decision, Director, DirectorSettings, PickError, RoutingRequest, SaturationThresholds,
 };
-use epp_core::flowcontrol::{Saturation, SaturationDetector};
+use epp_core::flowcontrol::FlowController;
 use epp_core::prefix::PreciseIndex;
 use epp_core::request::RequestHeaders;
 use epp_core::time::{Clock, ManualClock};
@@ -37,8 +37,8 @@ pub struct Router {
     records: Option<Receiver<String>>,
     /// The precise indexes of the policy's `precise-prefix-cache-scorer`s (fed by KV events).
     precise: Vec<Arc<PreciseIndex>>,
-    /// The policy's `flowControl` section and its saturation detector, when it has one.
-    flow_control: Option<(FlowControlSettings, Box<dyn SaturationDetector>)>,
+    /// The EPP's flow controller, when the policy has a `flowControl` section.
+    flow_control: Option<Arc<FlowController>>,
 }
 
 impl Router {
@@ -78,7 +78,13 @@ impl Router {
         let flow_control = config
             .flow_control
             .clone()
-            .map(|settings| (settings, config.detector.build(thresholds)));
+            .map(|settings: FlowControlSettings| {
+                FlowController::new(
+                    settings,
+                    config.detector.build(thresholds),
+                    Arc::clone(&datastore),
+                )
+            });
         let precise = config
             .kv_event_subscriptions()
             .into_iter()
@@ -104,17 +110,9 @@ impl Router {
         })
     }
 
-    /// The policy's flow-control settings (`None`: requests are routed at once).
-    pub fn flow_control(&self) -> Option<&FlowControlSettings> {
-        self.flow_control.as_ref().map(|(settings, _)| settings)
-    }
-
-    /// What the policy's saturation detector says of the pool now (`None` without flow
-    /// control).
-    pub fn saturation(&self) -> Option<Saturation> {
-        let (_, detector) = self.flow_control.as_ref()?;
-        let pool = self.director.datastore().snapshot();
-        Some(detector.saturation(&pool, self.clock.now()))
+    /// The EPP's flow controller (`None`: the policy routes every request at once).
+    pub fn flow_controller(&self) -> Option<&Arc<FlowController>> {
+        self.flow_control.as_ref()
     }
 
     /// Moves the EPP's clock to `now`.
