@@ -222,7 +222,8 @@ fn class_plot(path: &Path, summaries: &[(String, PolicySummary)], text: bool) ->
         })
         .collect();
     let (y0, y1) = bounds(bars.iter().map(|b| b.2));
-    let (y0, y1) = (y0.max(1e-3) / 2.0, y1.max(1e-3) * 2.0);
+    // Headroom above the tallest bar for the legend.
+    let (y0, y1) = (y0.max(1e-3) / 2.0, y1.max(1e-3) * 40.0);
     let classes = names.len().max(1) as f64;
     let mut chart = builder(&root, "TTFT p99 per class and policy", text)
         .build_cartesian_2d(0.0..classes, (y0..y1).log_scale())?;

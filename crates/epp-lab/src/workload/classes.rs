@@ -53,9 +53,10 @@ pub struct ClassInfo {
     pub flows: u32,
 }
 
-/// A stream purpose for class `index` (the single-workload generators use 1..=3).
+/// The seed of class `index` ("class" in ASCII mixed in, so no class shares a stream with
+/// a single workload of the same seed).
 fn class_seed(seed: u64, index: usize) -> u64 {
-    mix(&[seed, 0x636c_6173_73, index as u64])
+    mix(&[seed, 0x0063_6c61_7373, index as u64])
 }
 
 /// Generates every class for one seed and merges them in arrival order.
