@@ -287,3 +287,95 @@ policies:
         "three shared 1024-token prefixes: {hit_rate}"
     );
 }
+
+/// Issue 16 at reduced scale: the flow-control preset's overloaded pool. With the waiting
+/// room (concurrency detector, in-flight-aware picks) the interactive band's TTFT p99 stays
+/// below the batch band's, far below its own without flow control and within 2x of its
+/// unloaded value, at the same throughput; the same seed gives the same files.
+#[test]
+fn flow_control_keeps_the_interactive_band_ahead_and_is_deterministic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for out in [&a, &b] {
+        let args = [
+            "run",
+            "--preset",
+            "flow-control",
+            "--out",
+            out.to_str().expect("utf-8"),
+            "--scale",
+            SCALE,
+            "--policy",
+            "no-flow-control",
+            "--policy",
+            "fc-concurrency-inflight",
+            "--policy",
+            "interactive-alone",
+        ];
+        run_lab(&[&args[..], &["--quiet", "--no-plots", "--seed", "1"]].concat());
+    }
+    assert_eq!(files(&a), files(&b), "same experiment and seed, same bytes");
+    let s = summary(&a);
+    let class = |policy: &str, name: &str| -> Value {
+        s["policies"][policy]["classes"]
+            .as_array()
+            .and_then(|classes| classes.iter().find(|c| c["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("{policy} has no class {name}"))
+    };
+    let p99 = |c: &Value| c["ttft_ms"]["p99"].as_f64().expect("TTFT p99");
+    let (fc_high, fc_low) = (
+        class("fc-concurrency-inflight", "interactive"),
+        class("fc-concurrency-inflight", "batch"),
+    );
+    let no_fc_high = class("no-flow-control", "interactive");
+    assert!(
+        p99(&fc_high) < p99(&fc_low),
+        "with flow control: interactive {} ms, batch {} ms",
+        p99(&fc_high),
+        p99(&fc_low)
+    );
+    assert!(
+        p99(&fc_high) * 2.0 < p99(&no_fc_high),
+        "interactive TTFT p99 with flow control {} ms, without {} ms",
+        p99(&fc_high),
+        p99(&no_fc_high)
+    );
+    assert!(fc_high["epp_wait_ms"]["p99"].is_number());
+    assert!(no_fc_high["epp_wait_ms"].is_null(), "no waiting room");
+    // Issue 16's targets, at this scale too: within 2x of the unloaded interactive p99, and
+    // no throughput lost to the waiting room.
+    let alone = class("interactive-alone", "interactive");
+    assert!(
+        p99(&fc_high) <= 2.0 * p99(&alone),
+        "interactive TTFT p99 {} ms at 1.5x overload, {} ms alone",
+        p99(&fc_high),
+        p99(&alone)
+    );
+    let throughput = |policy: &str| {
+        s["policies"][policy]["overall"]["output_tokens_per_s"]
+            .as_f64()
+            .expect("throughput")
+    };
+    assert!(
+        throughput("fc-concurrency-inflight") >= 0.95 * throughput("no-flow-control"),
+        "output tok/s {} with flow control, {} without",
+        throughput("fc-concurrency-inflight"),
+        throughput("no-flow-control")
+    );
+    let jain = fc_low["jain_flows"].as_f64().expect("jain");
+    assert!(jain > 0.9, "batch flows share fairly: {jain}");
+    let csv = std::fs::read_to_string(a.join("fc-concurrency-inflight/seed-1/requests.csv"))
+        .expect("csv");
+    assert!(
+        csv.lines()
+            .next()
+            .is_some_and(|h| h.ends_with(",class,flow,dispatched_s,epp_wait_s")),
+        "{}",
+        csv.lines().next().unwrap_or_default()
+    );
+}
+
+/// The flow-control preset at this fraction of its duration (25 s simulated, seconds in a
+/// debug build); the full run gives the same ratios (docs/lab.md).
+const SCALE: &str = "0.35";

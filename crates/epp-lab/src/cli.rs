@@ -238,6 +238,55 @@ fn print_table(summary: &serde_json::Value) {
                 .map_or("-".to_owned(), |x| format!("{x:.3}")),
         );
     }
+    print_classes(policies);
+}
+
+/// Multi-class runs: one line per (policy, class) with what flow control changes.
+fn print_classes(policies: &serde_json::Map<String, serde_json::Value>) {
+    if !policies.values().any(|p| p["classes"].is_array()) {
+        return;
+    }
+    println!(
+        "\n{:24} {:12} {:>4} {:>8} {:>8} {:>11} {:>11} {:>11} {:>10} {:>10} {:>5}",
+        "policy",
+        "class",
+        "prio",
+        "done",
+        "failed",
+        "ttft p50 ms",
+        "ttft p99 ms",
+        "wait p99 ms",
+        "out tok/s",
+        "jain flows",
+        "flows",
+    );
+    let show = |v: &serde_json::Value, digits: usize| {
+        v.as_f64()
+            .map_or("-".to_owned(), |x| format!("{x:.digits$}"))
+    };
+    for (name, policy) in policies {
+        for class in policy["classes"].as_array().into_iter().flatten() {
+            let failed: f64 = class["failed"].as_object().map_or(0.0, |m| {
+                m.values()
+                    .filter_map(|v| v.as_f64())
+                    .fold(0.0, |a, b| a + b)
+            });
+            println!(
+                "{:24} {:12} {:>4} {:>8} {:>8} {:>11} {:>11} {:>11} {:>10} {:>10} {:>5}",
+                name,
+                class["name"].as_str().unwrap_or("-"),
+                class["priority"],
+                show(&class["completed"], 0),
+                format!("{failed:.0}"),
+                show(&class["ttft_ms"]["p50"], 1),
+                show(&class["ttft_ms"]["p99"], 1),
+                show(&class["epp_wait_ms"]["p99"], 1),
+                show(&class["output_tokens_per_s"], 0),
+                show(&class["jain_flows"], 3),
+                class["flows"].as_array().map_or(0, Vec::len),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

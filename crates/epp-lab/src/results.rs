@@ -21,6 +21,30 @@ pub enum FinishReason {
     TooLong,
     /// Still running when the run ended (counted as a failure).
     Unfinished,
+    /// Flow control: refused at the EPP's waiting room, its band at its limit.
+    BandFull,
+    /// Flow control: refused, the waiting room full with nothing of lower priority to displace.
+    QueueFull,
+    /// Flow control: pushed out of the waiting room by a request of higher priority.
+    Displaced,
+    /// Flow control: waited in the EPP longer than its time to live.
+    Expired,
+}
+
+impl FinishReason {
+    /// The word in `requests.csv` and the reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            FinishReason::Length => "length",
+            FinishReason::Rejected => "rejected",
+            FinishReason::TooLong => "too_long",
+            FinishReason::Unfinished => "unfinished",
+            FinishReason::BandFull => "band_full",
+            FinishReason::QueueFull => "queue_full",
+            FinishReason::Displaced => "displaced",
+            FinishReason::Expired => "expired",
+        }
+    }
 }
 
 /// One request's life, as the per-request CSV prints it.
@@ -52,6 +76,12 @@ pub struct RequestRecord {
     pub output_tokens: u32,
     pub preemptions: u32,
     pub finish: FinishReason,
+    /// Its class and flow in a multi-class workload.
+    pub class: Option<u32>,
+    pub flow: Option<u32>,
+    /// With flow control: when it left the EPP's waiting room to be routed (its arrival
+    /// when it did not wait); `None` if it never left or the policy has no flow control.
+    pub dispatched_s: Option<f64>,
 }
 
 impl RequestRecord {
@@ -76,6 +106,11 @@ impl RequestRecord {
     /// Time from arrival to the first engine step, seconds.
     pub fn queue_wait_s(&self) -> Option<f64> {
         Some(self.scheduled_s? - self.arrival_s)
+    }
+
+    /// Time in the EPP's waiting room (flow control), seconds.
+    pub fn epp_wait_s(&self) -> Option<f64> {
+        Some(self.dispatched_s? - self.arrival_s)
     }
 
     /// Whether the request completed.
@@ -134,6 +169,10 @@ pub struct RunResult {
     pub decision_records: Option<Vec<String>>,
     /// KV-event delivery and precise-index counters, for a policy with a precise scorer.
     pub precise: Option<PreciseRun>,
+    /// The workload's classes (empty for a single workload).
+    pub classes: Vec<crate::workload::classes::ClassInfo>,
+    /// Whether the policy had flow control (a waiting room in the EPP).
+    pub flow_control: bool,
 }
 
 /// One run's KV-event traffic and what its precise index made of it (index counters are

@@ -49,7 +49,7 @@ pub fn run_experiment(
     let workloads = experiment
         .seeds
         .iter()
-        .map(|&seed| Workload::generate(&experiment.workload, seed, Path::new(".")))
+        .map(|&seed| experiment.generate(seed))
         .collect::<Result<Vec<_>, _>>()?;
     let runs = run_all(experiment, &workloads, options)?;
     let wall_s = started.elapsed().as_secs_f64();
@@ -81,7 +81,11 @@ pub fn run_all(
         .collect();
     let total: u64 = jobs
         .iter()
-        .map(|&(_, s)| workloads[s].requests.len() as u64)
+        .map(|&(p, s)| {
+            experiment
+                .workload_for(p, &workloads[s])
+                .map_or(workloads[s].requests.len(), |w| w.requests.len()) as u64
+        })
         .sum();
     let next = AtomicUsize::new(0);
     let resolved = AtomicU64::new(0);
@@ -106,10 +110,11 @@ pub fn run_all(
                             check_invariants: options.check_invariants,
                         };
                         let seed = experiment.seeds[seed_index];
+                        let only = experiment.workload_for(policy, &workloads[seed_index]);
                         let result = sim::run(
                             experiment,
                             policy,
-                            &workloads[seed_index],
+                            only.as_ref().unwrap_or(&workloads[seed_index]),
                             seed,
                             run_options,
                         )

@@ -16,7 +16,8 @@ use std::path::Path;
 
 use epp_engine::ModelProfile;
 
-use crate::workload::WorkloadSpec;
+use crate::workload::classes::WorkloadClass;
+use crate::workload::{Workload, WorkloadError, WorkloadSpec};
 
 /// A validated experiment.
 #[derive(Clone, Debug)]
@@ -26,13 +27,26 @@ pub struct Experiment {
     pub cluster: ClusterSpec,
     /// The model the requests ask for.
     pub model_name: String,
-    /// Never `builtin`: a built-in workload is replaced by its preset's sections.
+    /// Never `builtin`: a built-in workload is replaced by its preset's sections. Empty
+    /// (default) when the experiment has `classes`.
     pub workload: WorkloadSpec,
+    /// InferenceObjectives (name → priority) the classes name.
+    pub objectives: Vec<ObjectiveSpec>,
+    /// A multi-class workload (`workloads:`); empty when `workload` is used.
+    pub classes: Vec<WorkloadClass>,
     pub signals: Signals,
     /// KV-event delivery for every policy that does not set its own.
     pub kv_events: KvEventsSpec,
     pub policies: Vec<Policy>,
     pub seeds: Vec<u64>,
+}
+
+/// An InferenceObjective as the lab's EPP knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectiveSpec {
+    pub name: String,
+    /// Higher is served first; negative is sheddable.
+    pub priority: i32,
 }
 
 /// The simulated pods, all alike.
@@ -122,6 +136,8 @@ pub struct Policy {
     pub config_text: String,
     /// KV-event delivery: the experiment's, with this policy's `kv_events:` fields over it.
     pub kv_events: KvEventsSpec,
+    /// Multi-class workloads: the classes (indexes) this policy gets; `None`: all.
+    pub classes: Option<Vec<u32>>,
 }
 
 /// Why an experiment was rejected. Messages name the field path.
@@ -167,15 +183,51 @@ impl Experiment {
     /// cluster and policies unchanged). Traces and all-at-once stages are left as they are.
     pub fn scaled(&self, factor: f64) -> Experiment {
         let mut out = self.clone();
-        if factor.is_finite()
-            && factor > 0.0
-            && let Some(load) = out.workload.load.as_mut()
-        {
+        if !factor.is_finite() || factor <= 0.0 {
+            return out;
+        }
+        let specs =
+            std::iter::once(&mut out.workload).chain(out.classes.iter_mut().map(|c| &mut c.spec));
+        for load in specs.filter_map(|spec| spec.load.as_mut()) {
             for stage in load.stages.iter_mut().filter(|s| s.rate.is_finite()) {
                 stage.duration *= factor;
             }
         }
         out
+    }
+
+    /// The requests of one seed: the single workload, or every class merged.
+    pub fn generate(&self, seed: u64) -> Result<Workload, WorkloadError> {
+        if self.classes.is_empty() {
+            Workload::generate(&self.workload, seed, Path::new("."))
+        } else {
+            crate::workload::classes::generate(&self.classes, seed)
+        }
+    }
+
+    /// The requests of one seed that policy `policy` gets: all, or only its `classes`
+    /// (the stages then offer the sum of those classes' rates).
+    pub fn workload_for(&self, policy: usize, all: &Workload) -> Option<Workload> {
+        let keep = self.policies.get(policy)?.classes.as_ref()?;
+        let mut out = all.clone();
+        out.requests
+            .retain(|r| r.flow.is_some_and(|f| keep.contains(&f.class)));
+        for stage in &mut out.stages {
+            let rates = keep.iter().map(|&c| {
+                let load = self.classes.get(c as usize)?.spec.load.as_ref()?;
+                let rate = load.stages.get(stage.index as usize)?.rate;
+                rate.is_finite().then_some(rate)
+            });
+            stage.rate = rates.sum();
+        }
+        Some(out)
+    }
+
+    /// The priority of requests naming `objective` (unknown or none: 0, as in the EPP).
+    pub fn priority(&self, objective: Option<&str>) -> i32 {
+        objective
+            .and_then(|name| self.objectives.iter().find(|o| o.name == name))
+            .map_or(0, |o| o.priority)
     }
 
     /// The experiment as resolved, for `summary.json`: every default applied, policies with

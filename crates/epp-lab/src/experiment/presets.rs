@@ -70,6 +70,11 @@ const PRESETS: &[(&str, &str, &str)] = &[
         "W7 llm-d-benchmark multi_turn_chat: 1x20 users 1000/200/200, 2..5 QPS",
     ),
     (
+        "flow-control",
+        include_str!("../../presets/flow-control.yaml"),
+        "issue 16: interactive + batch objectives at 1.5x capacity, with and without flow control",
+    ),
+    (
         "ldb-precise-2",
         include_str!("../../presets/ldb-precise-2.yaml"),
         "W7 llm-d-benchmark precise_2: 150x5 2000/500/500, ladder to 30 QPS",

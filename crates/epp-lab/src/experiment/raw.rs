@@ -14,7 +14,14 @@ pub struct RawExperiment {
     pub cluster: RawCluster,
     #[serde(default)]
     pub model_name: Option<String>,
-    pub workload: WorkloadSpec,
+    /// One workload; or `workloads:`, several classes (not both).
+    #[serde(default)]
+    pub workload: Option<WorkloadSpec>,
+    #[serde(default)]
+    pub workloads: Option<Vec<RawClass>>,
+    /// InferenceObjectives the classes name.
+    #[serde(default)]
+    pub objectives: Option<Vec<RawObjective>>,
     #[serde(default)]
     pub signals: RawSignals,
     #[serde(default)]
@@ -180,8 +187,45 @@ pub struct RawPolicy {
     /// Overrides the experiment's `kv_events:` fields for this policy.
     #[serde(default)]
     pub kv_events: Option<RawKvEvents>,
+    /// Multi-class workloads: send only these classes (by name) to this policy, e.g. an
+    /// unloaded baseline of one class.
+    #[serde(default)]
+    pub classes: Option<Vec<String>>,
 }
 
 fn default_vocab() -> u32 {
     128_256
+}
+
+/// An InferenceObjective: requests that name it get its priority.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawObjective {
+    pub name: String,
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// One class of `workloads:`: its objective and flows, and inference-perf's `data:` and
+/// `load:` (or `inference_perf:` / `builtin:`, as in `workload:`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClass {
+    pub name: String,
+    #[serde(default)]
+    pub objective: Option<String>,
+    /// Fairness ids; requests are assigned round robin (default 1).
+    #[serde(default)]
+    pub flows: Option<u32>,
+    /// Weighted random assignment instead: one weight per flow.
+    #[serde(default)]
+    pub flow_weights: Option<Vec<f64>>,
+    #[serde(default)]
+    pub builtin: Option<String>,
+    #[serde(default)]
+    pub inference_perf: Option<String>,
+    #[serde(default)]
+    pub data: Option<crate::workload::DataSpec>,
+    #[serde(default)]
+    pub load: Option<crate::workload::LoadSpec>,
 }

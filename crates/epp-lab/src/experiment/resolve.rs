@@ -10,12 +10,14 @@ use serde_json::json;
 
 use super::duration::parse_go_duration;
 use super::raw::{
-    RawCluster, RawDuration, RawExperiment, RawGpu, RawKvEvents, RawPolicy, RawSignals, RawStepTime,
+    RawClass, RawCluster, RawDuration, RawExperiment, RawGpu, RawKvEvents, RawObjective, RawPolicy,
+    RawSignals, RawStepTime,
 };
 use super::{
-    ClusterSpec, Experiment, ExperimentError, KvEventsSpec, Overheads, Policy, Signals,
-    StepTimeSpec,
+    ClusterSpec, Experiment, ExperimentError, KvEventsSpec, ObjectiveSpec, Overheads, Policy,
+    Signals, StepTimeSpec,
 };
+use crate::workload::classes::{FlowAssignment, WorkloadClass};
 use crate::workload::{self, WorkloadSpec};
 
 /// Where named profiles and GPUs come from (tests substitute their own).
@@ -52,18 +54,47 @@ pub(crate) fn from_yaml(
         return Err(field("seeds", "give at least one seed"));
     }
     let kv_events = experiment_kv_events(raw.kv_events.as_ref(), &raw.signals)?;
+    let objectives = objectives(raw.objectives.unwrap_or_default())?;
+    let (workload, classes) = match (raw.workload, raw.workloads) {
+        (Some(workload), None) => (
+            anchor_trace(
+                workload_spec(
+                    inference_perf_sections(workload, base_dir, "workload")?,
+                    "workload",
+                )?,
+                base_dir,
+            ),
+            Vec::new(),
+        ),
+        (None, Some(raw_classes)) => (
+            WorkloadSpec::default(),
+            classes(raw_classes, &objectives, base_dir)?,
+        ),
+        (Some(_), Some(_)) => {
+            return Err(field(
+                "workloads",
+                "give either workload (one) or workloads (classes), not both",
+            ));
+        }
+        (None, None) => {
+            return Err(field(
+                "workload",
+                "give a workload, or workloads: a list of classes",
+            ));
+        }
+    };
+    let policies = policies(raw.policies, base_dir, kv_events, &classes)?;
     Ok(Experiment {
         name: raw.name,
         description: raw.description,
         cluster,
+        policies,
         model_name,
-        workload: anchor_trace(
-            workload_spec(inference_perf_sections(raw.workload, base_dir)?)?,
-            base_dir,
-        ),
+        workload,
+        objectives,
+        classes,
         signals: signals(raw.signals)?,
         kv_events,
-        policies: policies(raw.policies, base_dir, kv_events)?,
         seeds,
     })
 }
@@ -72,36 +103,37 @@ pub(crate) fn from_yaml(
 fn inference_perf_sections(
     mut spec: WorkloadSpec,
     base_dir: &Path,
+    path: &str,
 ) -> Result<WorkloadSpec, ExperimentError> {
     let Some(file) = spec.inference_perf.take() else {
         return Ok(spec);
     };
-    const FIELD: &str = "workload.inference_perf";
+    let field_name = format!("{path}.inference_perf");
     if spec.builtin.is_some() || spec.data.is_some() || spec.load.is_some() || spec.trace.is_some()
     {
         return Err(field(
-            FIELD,
+            &field_name,
             "give either inference_perf or builtin/data/load/trace, not both",
         ));
     }
     let path = base_dir.join(&file);
     let text = std::fs::read_to_string(&path)
-        .map_err(|e| field(FIELD, &format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| field(&field_name, &format!("cannot read {}: {e}", path.display())))?;
     let config: serde_json::Value = serde_saphyr::from_str(&text)
-        .map_err(|e| field(FIELD, &format!("{}: {e}", path.display())))?;
+        .map_err(|e| field(&field_name, &format!("{}: {e}", path.display())))?;
     let section = |name: &str| {
         let value = config.get(name).cloned().ok_or_else(|| {
             field(
-                FIELD,
+                &field_name,
                 &format!("{} has no `{name}:` section", path.display()),
             )
         })?;
         Ok::<_, ExperimentError>(value)
     };
     let data = serde_json::from_value(section("data")?)
-        .map_err(|e| field(FIELD, &format!("{} data: {e}", path.display())))?;
+        .map_err(|e| field(&field_name, &format!("{} data: {e}", path.display())))?;
     let load = serde_json::from_value(section("load")?)
-        .map_err(|e| field(FIELD, &format!("{} load: {e}", path.display())))?;
+        .map_err(|e| field(&field_name, &format!("{} load: {e}", path.display())))?;
     spec.data = Some(data);
     spec.load = Some(load);
     Ok(spec)
@@ -332,22 +364,164 @@ fn default_model_name(profile: &str) -> String {
 
 // === workload, signals, policies ===
 
-/// Replaces `builtin` by the preset's workload and checks the sections.
-fn workload_spec(mut spec: WorkloadSpec) -> Result<WorkloadSpec, ExperimentError> {
+/// Replaces `builtin` by the preset's workload and checks the sections (`path` names the
+/// section in errors: `workload`, or `workloads[i]` for a class).
+fn workload_spec(mut spec: WorkloadSpec, path: &str) -> Result<WorkloadSpec, ExperimentError> {
     if let Some(name) = spec.builtin.take() {
+        let builtin = format!("{path}.builtin");
         if spec.data.is_some() || spec.load.is_some() || spec.trace.is_some() {
             return Err(field(
-                "workload.builtin",
+                &builtin,
                 "give either builtin or data/load/trace, not both",
             ));
         }
         let text = super::presets::text(&name).ok_or_else(|| super::unknown_preset(&name))?;
         let preset: RawExperiment = serde_saphyr::from_str(text)
             .map_err(|e| ExperimentError::Decode(format!("preset {name}: {e}")))?;
-        spec = preset.workload;
+        spec = preset.workload.ok_or_else(|| {
+            field(
+                &builtin,
+                &format!("preset {name} has several workload classes, not one workload"),
+            )
+        })?;
     }
-    workload::validate(&spec).map_err(|e| ExperimentError::Decode(e.to_string()))?;
+    if path == "workload" {
+        workload::validate(&spec).map_err(|e| ExperimentError::Decode(e.to_string()))?;
+    }
     Ok(spec)
+}
+
+// === objectives and classes ===
+
+/// At most this many objectives and classes (each class costs a report section).
+const MAX_CLASSES: usize = 64;
+/// Flows per class at most.
+const MAX_FLOWS: u32 = 10_000;
+
+fn objectives(raw: Vec<RawObjective>) -> Result<Vec<ObjectiveSpec>, ExperimentError> {
+    if raw.len() > MAX_CLASSES {
+        return Err(field("objectives", &format!("at most {MAX_CLASSES}")));
+    }
+    let mut out: Vec<ObjectiveSpec> = Vec::with_capacity(raw.len());
+    for (i, objective) in raw.into_iter().enumerate() {
+        let path = format!("objectives[{i}].name");
+        if objective.name.trim().is_empty() {
+            return Err(field(&path, "must not be empty"));
+        }
+        if out.iter().any(|o| o.name == objective.name) {
+            return Err(field(
+                &path,
+                &format!("{:?} is named twice", objective.name),
+            ));
+        }
+        out.push(ObjectiveSpec {
+            name: objective.name,
+            priority: objective.priority,
+        });
+    }
+    Ok(out)
+}
+
+fn classes(
+    raw: Vec<RawClass>,
+    objectives: &[ObjectiveSpec],
+    base_dir: &Path,
+) -> Result<Vec<WorkloadClass>, ExperimentError> {
+    if raw.is_empty() {
+        return Err(field("workloads", "give at least one class"));
+    }
+    if raw.len() > MAX_CLASSES {
+        return Err(field(
+            "workloads",
+            &format!("at most {MAX_CLASSES} classes"),
+        ));
+    }
+    let mut out: Vec<WorkloadClass> = Vec::with_capacity(raw.len());
+    for (i, class) in raw.into_iter().enumerate() {
+        let path = format!("workloads[{i}]");
+        if class.name.trim().is_empty() {
+            return Err(field(&format!("{path}.name"), "must not be empty"));
+        }
+        if out.iter().any(|c| c.name == class.name) {
+            return Err(field(
+                &format!("{path}.name"),
+                &format!("{:?} is used twice", class.name),
+            ));
+        }
+        if let Some(name) = &class.objective
+            && !objectives.iter().any(|o| &o.name == name)
+        {
+            let known: Vec<&str> = objectives.iter().map(|o| o.name.as_str()).collect();
+            return Err(field(
+                &format!("{path}.objective"),
+                &format!(
+                    "{name:?} is not in objectives (known: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+        let flows = flow_assignment(class.flows, class.flow_weights, &path)?;
+        let spec = WorkloadSpec {
+            builtin: class.builtin,
+            inference_perf: class.inference_perf,
+            data: class.data,
+            load: class.load,
+            trace: None,
+        };
+        let spec = workload_spec(inference_perf_sections(spec, base_dir, &path)?, &path)?;
+        out.push(WorkloadClass {
+            name: class.name,
+            objective: class.objective,
+            flows,
+            spec,
+        });
+    }
+    workload::classes::validate(&out).map_err(|e| match e {
+        workload::WorkloadError::Field { field: f, message } => field(&f, &message),
+        other => ExperimentError::Decode(other.to_string()),
+    })?;
+    Ok(out)
+}
+
+fn flow_assignment(
+    flows: Option<u32>,
+    weights: Option<Vec<f64>>,
+    path: &str,
+) -> Result<FlowAssignment, ExperimentError> {
+    match (flows, weights) {
+        (Some(0), _) => Err(field(&format!("{path}.flows"), "must be at least 1")),
+        (Some(n), _) if n > MAX_FLOWS => Err(field(
+            &format!("{path}.flows"),
+            &format!("at most {MAX_FLOWS}"),
+        )),
+        (flows, Some(weights)) => {
+            let name = format!("{path}.flow_weights");
+            if weights.is_empty() || weights.len() > MAX_FLOWS as usize {
+                return Err(field(&name, &format!("give 1 to {MAX_FLOWS} weights")));
+            }
+            if weights.iter().any(|w| !w.is_finite() || *w < 0.0)
+                || weights.iter().sum::<f64>() <= 0.0
+            {
+                return Err(field(&name, "weights must be finite, >= 0, and not all 0"));
+            }
+            if let Some(n) = flows
+                && n as usize != weights.len()
+            {
+                return Err(field(
+                    &name,
+                    &format!("{} weights for flows: {n}", weights.len()),
+                ));
+            }
+            Ok(FlowAssignment::Weighted(weights))
+        }
+        (flows, None) => Ok(FlowAssignment::RoundRobin {
+            flows: flows.unwrap_or(1),
+        }),
+    }
 }
 
 /// Seconds of an optional duration field (`default` when absent), or an error naming `path`.
@@ -434,6 +608,7 @@ fn policies(
     raw: Vec<RawPolicy>,
     base_dir: &Path,
     events: KvEventsSpec,
+    classes: &[WorkloadClass],
 ) -> Result<Vec<Policy>, ExperimentError> {
     if raw.is_empty() {
         return Err(field("policies", "give at least one policy"));
@@ -469,13 +644,50 @@ fn policies(
             events,
             &format!("policies[{index}].kv_events"),
         )?;
+        let only = policy
+            .classes
+            .as_ref()
+            .map(|names| policy_classes(names, classes, index))
+            .transpose()?;
         out.push(Policy {
             name: policy.name.clone(),
             config_text,
             kv_events,
+            classes: only,
         });
     }
     Ok(out)
+}
+
+/// A policy's `classes:` as indexes into the experiment's classes.
+fn policy_classes(
+    names: &[String],
+    classes: &[WorkloadClass],
+    index: usize,
+) -> Result<Vec<u32>, ExperimentError> {
+    let path = format!("policies[{index}].classes");
+    if classes.is_empty() {
+        return Err(field(&path, "needs a multi-class experiment (workloads:)"));
+    }
+    if names.is_empty() {
+        return Err(field(&path, "name at least one class"));
+    }
+    names
+        .iter()
+        .map(|name| {
+            classes
+                .iter()
+                .position(|c| &c.name == name)
+                .map(|i| i as u32)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
+                    field(
+                        &path,
+                        &format!("{name:?} is not a class (known: {})", known.join(", ")),
+                    )
+                })
+        })
+        .collect()
 }
 
 // === resolved JSON ===
@@ -501,7 +713,7 @@ pub(crate) fn to_json(e: &Experiment) -> serde_json::Value {
         StepTimeSpec::Constant(model) => json!({ "constant": model }),
         StepTimeSpec::Table(table) => json!({ "table": table }),
     };
-    json!({
+    let mut out = json!({
         "name": e.name,
         "description": e.description,
         "cluster": {
@@ -540,13 +752,45 @@ pub(crate) fn to_json(e: &Experiment) -> serde_json::Value {
             "metrics_staleness_s": e.signals.metrics_staleness_s,
         },
         "kv_events": kv_events_json(&e.kv_events),
-        "policies": e.policies.iter().map(|p| json!({
-            "name": p.name,
-            "config": p.config_text,
-            "kv_events": kv_events_json(&p.kv_events),
-        })).collect::<Vec<_>>(),
+        "policies": e.policies.iter().map(|p| {
+            let mut policy = json!({
+                "name": p.name,
+                "config": p.config_text,
+                "kv_events": kv_events_json(&p.kv_events),
+            });
+            if let Some(only) = &p.classes {
+                policy["classes"] = only
+                    .iter()
+                    .filter_map(|&c| e.classes.get(c as usize).map(|c| json!(c.name)))
+                    .collect();
+            }
+            policy
+        }).collect::<Vec<_>>(),
         "seeds": e.seeds,
-    })
+    });
+    // Only multi-class experiments carry these, so older summaries stay byte-identical.
+    if !e.objectives.is_empty() {
+        out["objectives"] = e
+            .objectives
+            .iter()
+            .map(|o| json!({"name": o.name, "priority": o.priority}))
+            .collect();
+    }
+    if !e.classes.is_empty() {
+        out["workloads"] = e.classes.iter().map(class_json).collect();
+    }
+    out
+}
+
+fn class_json(class: &WorkloadClass) -> serde_json::Value {
+    let mut spec = serde_json::to_value(&class.spec).unwrap_or(serde_json::Value::Null);
+    spec["name"] = json!(class.name);
+    spec["objective"] = json!(class.objective);
+    match &class.flows {
+        FlowAssignment::RoundRobin { flows } => spec["flows"] = json!(flows),
+        FlowAssignment::Weighted(weights) => spec["flow_weights"] = json!(weights),
+    }
+    spec
 }
 
 fn kv_events_json(spec: &KvEventsSpec) -> serde_json::Value {

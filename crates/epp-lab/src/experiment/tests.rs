@@ -209,8 +209,13 @@ fn every_preset_parses_and_generates_its_first_seed() {
         let e = load(text).unwrap_or_else(|err| panic!("preset {name}: {err}"));
         assert_eq!(&e.name, name);
         assert!(!e.policies.is_empty(), "{name}");
-        let data = e.workload.data.as_ref().expect("presets generate data");
-        assert_eq!(data.kind, DataType::SharedPrefix, "{name}");
+        if e.classes.is_empty() {
+            let data = e.workload.data.as_ref().expect("presets generate data");
+            assert_eq!(data.kind, DataType::SharedPrefix, "{name}");
+        } else {
+            // Multi-class presets (flow-control) generate each class from data + load.
+            assert!(e.classes.iter().all(|c| c.spec.data.is_some()), "{name}");
+        }
     }
     // Small presets generate quickly; the big ones are checked by parsing only.
     for name in ["quick", "w1-small"] {
@@ -391,4 +396,251 @@ fn bad_kv_events_name_the_field() {
         .replacen("policies:\n", "kv_events: {delay: 5ms}\npolicies:\n", 1);
     let err = load(&both).expect_err("two delays").to_string();
     assert!(err.contains("signals.kv_event_delay"), "{err}");
+}
+
+// === multi-class workloads (objectives, classes, flows) ===
+
+/// GOOD with its `workload:` replaced by two classes and a baseline policy.
+fn classes_file(workloads: &str) -> String {
+    let start = GOOD.find("workload:").expect("workload");
+    let end = GOOD.find("signals:").expect("signals");
+    let policies = GOOD.find("seeds:").expect("seeds");
+    format!(
+        "{}{workloads}{}  - name: alone\n    classes: [chat]\n    config_file: none.yaml\n{}",
+        &GOOD[..start],
+        &GOOD[end..policies],
+        &GOOD[policies..]
+    )
+    .replace(
+        "    config_file: none.yaml\n",
+        &format!("    config: |\n{}", policy_text()),
+    )
+}
+
+fn policy_text() -> String {
+    let e = load(GOOD).expect("good");
+    e.policies[0]
+        .config_text
+        .lines()
+        .map(|l| format!("      {l}\n"))
+        .collect()
+}
+
+const CLASSES: &str = r#"objectives:
+  - {name: chat, priority: 10}
+  - {name: batch}
+workloads:
+  - name: chat
+    objective: chat
+    data: {type: random, input_distribution: {min: 10, max: 20, mean: 15, std_dev: 2}}
+    load: {type: poisson, stages: [{rate: 4, duration: 3}, {rate: 6, duration: 3}], warmup_stages: 1}
+  - name: batch
+    objective: batch
+    flows: 3
+    data: {type: random, input_distribution: {min: 50, max: 60, mean: 55, std_dev: 2}}
+    load: {type: constant, stages: [{rate: 6, duration: 3}, {rate: 9, duration: 3}], warmup_stages: 1}
+  - name: weighted
+    flow_weights: [3, 1]
+    data: {type: random}
+    load: {type: constant, stages: [{rate: 20, duration: 3}, {rate: 20, duration: 3}], warmup_stages: 1}
+"#;
+
+#[test]
+fn classes_resolve_and_generate_one_merged_tagged_workload() {
+    use crate::workload::classes::FlowAssignment;
+    let e = load(&classes_file(CLASSES)).expect("classes");
+    assert_eq!(e.objectives.len(), 2);
+    assert_eq!(e.priority(Some("chat")), 10);
+    assert_eq!(e.priority(Some("batch")), 0);
+    assert_eq!(e.priority(Some("other")), 0);
+    assert_eq!(e.priority(None), 0);
+    let names: Vec<&str> = e.classes.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["chat", "batch", "weighted"]);
+    assert_eq!(e.classes[1].flows, FlowAssignment::RoundRobin { flows: 3 });
+    assert_eq!(e.classes[2].flows, FlowAssignment::Weighted(vec![3.0, 1.0]));
+    assert_eq!(e.classes[2].objective, None);
+    assert_eq!(e.policies[1].classes, Some(vec![0]));
+    assert_eq!(e.policies[0].classes, None);
+
+    let w = e.generate(1).expect("workload");
+    assert!(w.requests.windows(2).all(|p| {
+        let at = |r: &crate::workload::RequestSpec| match r.arrival {
+            crate::workload::Arrival::At(t) => t,
+            crate::workload::Arrival::AfterPrevious { .. } => f64::NAN,
+        };
+        at(&p[0]) <= at(&p[1])
+    }));
+    let of = |class: u32| -> Vec<&crate::workload::RequestSpec> {
+        w.requests
+            .iter()
+            .filter(|r| r.flow.is_some_and(|f| f.class == class))
+            .collect()
+    };
+    // Constant load: 6 x 3 + 9 x 3 batch requests, spread round robin over 3 flows.
+    let batch = of(1);
+    assert_eq!(batch.len(), 45);
+    for (i, r) in batch.iter().enumerate() {
+        assert_eq!(r.flow.expect("tagged").flow, i as u32 % 3);
+        assert!((50..=60).contains(&r.prompt.tokens.len()));
+    }
+    // Weighted 3:1 over 120 requests: about 90 / 30.
+    let weighted = of(2);
+    let first = weighted
+        .iter()
+        .filter(|r| r.flow.expect("tagged").flow == 0)
+        .count();
+    assert!((75..=105).contains(&first), "{first} of {}", weighted.len());
+    assert!(!of(0).is_empty());
+    assert_eq!(of(0).len() + batch.len() + weighted.len(), w.requests.len());
+    // Stages side by side: rates add up, warm-up kept.
+    let rates: Vec<Option<f64>> = w.stages.iter().map(|s| s.rate).collect();
+    assert_eq!(rates, [Some(30.0), Some(35.0)]);
+    assert!(w.stages[0].warmup && !w.stages[1].warmup);
+    // The baseline policy gets the chat class alone, at the chat class's rates.
+    let alone = e.workload_for(1, &w).expect("filtered");
+    assert_eq!(alone.requests.len(), of(0).len());
+    let rates: Vec<Option<f64>> = alone.stages.iter().map(|s| s.rate).collect();
+    assert_eq!(rates, [Some(4.0), Some(6.0)]);
+    assert!(e.workload_for(0, &w).is_none());
+    // Another seed, other requests; the same seed, the same ones.
+    let again = e.generate(1).expect("again");
+    assert_eq!(again.requests.len(), w.requests.len());
+    assert!(
+        again
+            .requests
+            .iter()
+            .zip(&w.requests)
+            .all(|(a, b)| a.prompt.tokens == b.prompt.tokens && a.flow == b.flow)
+    );
+    assert_ne!(
+        e.generate(2).expect("seed 2").requests[0].prompt.tokens,
+        w.requests[0].prompt.tokens
+    );
+    // Scaling shortens every class.
+    let half = e.scaled(0.5);
+    let load = half.classes[1].spec.load.as_ref().expect("load");
+    assert!((load.stages[0].duration - 1.5).abs() < 1e-12);
+    // The resolved experiment lists objectives, classes and the policy's classes.
+    let json = e.resolved_json();
+    assert_eq!(json["objectives"][0]["priority"], 10);
+    assert_eq!(json["workloads"][1]["flows"], 3);
+    assert_eq!(json["workloads"][2]["flow_weights"][0], 3.0);
+    assert_eq!(json["policies"][1]["classes"][0], "chat");
+}
+
+#[test]
+fn a_single_workload_resolves_without_class_fields() {
+    let json = load(GOOD).expect("good").resolved_json();
+    assert!(json.get("objectives").is_none(), "{json}");
+    assert!(json.get("workloads").is_none(), "{json}");
+    assert!(json["policies"][0].get("classes").is_none());
+}
+
+#[test]
+fn class_errors_name_the_field() {
+    let table = [
+        (
+            "  - {name: batch}\n",
+            "  - {name: chat}\n",
+            "objectives[1].name",
+        ),
+        (
+            "  - {name: batch}\n",
+            "  - {name: \" \"}\n",
+            "objectives[1].name",
+        ),
+        (
+            "    objective: batch\n",
+            "    objective: bulk\n",
+            "workloads[1].objective",
+        ),
+        ("    flows: 3\n", "    flows: 0\n", "workloads[1].flows"),
+        (
+            "    flow_weights: [3, 1]\n",
+            "    flow_weights: [3, -1]\n",
+            "workloads[2].flow_weights",
+        ),
+        (
+            "    flow_weights: [3, 1]\n",
+            "    flow_weights: []\n",
+            "workloads[2].flow_weights",
+        ),
+        (
+            "    flow_weights: [3, 1]\n",
+            "    flows: 3\n    flow_weights: [3, 1]\n",
+            "workloads[2].flow_weights",
+        ),
+        (
+            "  - name: weighted\n",
+            "  - name: chat\n",
+            "workloads[2].name",
+        ),
+        (
+            "{rate: 9, duration: 3}",
+            "{rate: 9, duration: 4}",
+            "workloads[1].load.stages",
+        ),
+        (
+            "{rate: 6, duration: 3}, {rate: 9",
+            "{rate: 6, duration: 6}, {rate: 9",
+            "workloads[1].load.stages",
+        ),
+        (
+            "{rate: 4, duration: 3}",
+            "{rate: 0, duration: 3}",
+            "workloads[0].load.stages[0].rate",
+        ),
+        (
+            "    load: {type: constant, stages: [{rate: 6",
+            "    load: {max_concurrency: 3, type: constant, stages: [{rate: 6",
+            "workloads[1].load.max_concurrency",
+        ),
+        (
+            "    flows: 3\n",
+            "    flows: 3\n    trace: {format: mooncake, path: t.jsonl}\n",
+            "unknown field `trace`",
+        ),
+        ("    flows: 3\n", "    flows: 3\n    flowz: 3\n", "flowz"),
+        (
+            "  - {name: chat, priority: 10}\n",
+            "  - {name: chat, priority: high}\n",
+            "priority",
+        ),
+        (
+            "    classes: [chat]\n",
+            "    classes: [chatty]\n",
+            "policies[1].classes",
+        ),
+        (
+            "    classes: [chat]\n",
+            "    classes: []\n",
+            "policies[1].classes",
+        ),
+        (
+            "workloads:\n",
+            "workload: {builtin: quick}\nworkloads:\n",
+            "workloads",
+        ),
+    ];
+    for (from, to, path) in table {
+        let text = classes_file(CLASSES);
+        assert!(text.contains(from), "{from:?} not in the file");
+        let err = load(&text.replacen(from, to, 1))
+            .expect_err(path)
+            .to_string();
+        assert!(err.contains(path), "{path}: {err}");
+    }
+    // No workload at all, and a class filter without classes.
+    let start = GOOD.find("workload:").expect("workload");
+    let end = GOOD.find("signals:").expect("signals");
+    let none = format!("{}{}", &GOOD[..start], &GOOD[end..]);
+    let err = load(&none).expect_err("no workload").to_string();
+    assert!(err.starts_with("workload:"), "{err}");
+    let filtered = GOOD.replacen(
+        "  - name: queue\n",
+        "  - name: queue\n    classes: [chat]\n",
+        1,
+    );
+    let err = load(&filtered).expect_err("no classes").to_string();
+    assert!(err.contains("policies[0].classes"), "{err}");
 }

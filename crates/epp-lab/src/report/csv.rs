@@ -24,21 +24,25 @@ pub(crate) fn quoted(s: &str) -> String {
 }
 
 fn finish(f: FinishReason) -> &'static str {
-    match f {
-        FinishReason::Length => "length",
-        FinishReason::Rejected => "rejected",
-        FinishReason::TooLong => "too_long",
-        FinishReason::Unfinished => "unfinished",
-    }
+    f.label()
 }
 
 pub(crate) const REQUESTS_HEADER: &str = "id,stage,group,session,round,pod,arrival_s,scheduled_s,\
 first_token_s,completed_s,input_tokens,cached_tokens,output_tokens,queue_wait_s,ttft_s,tpot_s,\
 e2e_s,preemptions,finish";
 
-/// `requests.csv`: one row per request, empty cells for unknowns.
-pub(crate) fn requests_csv(reqs: &[RequestRecord]) -> String {
-    let mut out = format!("{REQUESTS_HEADER}\n");
+/// Extra columns of a run with classes or flow control.
+pub(crate) const FLOW_COLUMNS: &str = ",class,flow,dispatched_s,epp_wait_s";
+
+/// `requests.csv`: one row per request, empty cells for unknowns; `flows` adds the class,
+/// flow and waiting-room columns (runs with classes or flow control only, so other runs'
+/// files stay as they were).
+pub(crate) fn requests_csv(reqs: &[RequestRecord], flows: bool) -> String {
+    let mut out = String::from(REQUESTS_HEADER);
+    if flows {
+        out.push_str(FLOW_COLUMNS);
+    }
+    out.push('\n');
     for r in reqs {
         let cells = [
             r.id.to_string(),
@@ -62,6 +66,16 @@ pub(crate) fn requests_csv(reqs: &[RequestRecord]) -> String {
             finish(r.finish).to_string(),
         ];
         out.push_str(&cells.join(","));
+        if flows {
+            let extra = [
+                opt(r.class),
+                opt(r.flow),
+                opt(r.dispatched_s),
+                opt(r.epp_wait_s()),
+            ];
+            out.push(',');
+            out.push_str(&extra.join(","));
+        }
         out.push('\n');
     }
     out

@@ -225,6 +225,10 @@ fn failures(failed: &[&RequestRecord]) -> Failures {
             "rejected by the server: longer than max_model_len",
         ),
         (FinishReason::Unfinished, "unfinished at end of run"),
+        (FinishReason::BandFull, "flow control: band full"),
+        (FinishReason::QueueFull, "flow control: queue full"),
+        (FinishReason::Displaced, "flow control: displaced"),
+        (FinishReason::Expired, "flow control: expired in queue"),
     ] {
         let count = failed.iter().filter(|r| r.finish == reason).count();
         if count > 0 {

@@ -14,6 +14,7 @@
 //! the runs, so the same inputs give byte-identical files. Percentiles interpolate linearly
 //! between closest ranks (NumPy's default, as inference-perf).
 
+pub mod classes;
 mod csv;
 mod font;
 mod lifecycle;
@@ -83,9 +84,10 @@ pub fn write_all(
 ) -> Result<serde_json::Value, ReportError> {
     mkdir(dir)?;
     let policies = group(ctx, runs);
+    let priority = |objective: Option<&str>| objective_priority(ctx.experiment, objective);
     let summaries: Vec<(String, PolicySummary)> = policies
         .iter()
-        .map(|p| (p.name.clone(), summary::policy_summary(p)))
+        .map(|p| (p.name.clone(), summary::policy_summary(p, &priority)))
         .collect();
     let summary = Summary {
         experiment: ctx.experiment,
@@ -121,6 +123,19 @@ pub fn write_all(
         path: dir.join("summary.json"),
         source,
     })
+}
+
+/// An objective's priority as the resolved experiment lists it (0 for none or unknown).
+fn objective_priority(experiment: &serde_json::Value, objective: Option<&str>) -> i32 {
+    let Some(name) = objective else {
+        return 0;
+    };
+    experiment["objectives"]
+        .as_array()
+        .and_then(|list| list.iter().find(|o| o["name"] == name))
+        .and_then(|o| o["priority"].as_i64())
+        .and_then(|p| i32::try_from(p).ok())
+        .unwrap_or(0)
 }
 
 /// The summary without wall-clock numbers (`wall_seconds`, and any `*_us` or `*_us_*` field
@@ -200,7 +215,10 @@ fn write_run(dir: &Path, run: &RunResult) -> Result<(), ReportError> {
             write_json(&dir.join(name), &l)?;
         }
     }
-    write_text(&dir.join("requests.csv"), &csv::requests_csv(&run.requests))?;
+    write_text(
+        &dir.join("requests.csv"),
+        &csv::requests_csv(&run.requests, run.flow_control || !run.classes.is_empty()),
+    )?;
     write_text(&dir.join("pods.csv"), &csv::pods_csv(&run.pods))?;
     if let Some(lines) = &run.decision_records {
         let text: String = lines

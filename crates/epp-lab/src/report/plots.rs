@@ -44,6 +44,10 @@ pub(crate) fn draw_all(
             text,
         ),
     )?;
+    if summaries.iter().any(|(_, s)| s.classes.is_some()) {
+        let path = dir.join("class_ttft_p99.png");
+        guard(&path, class_plot(&path, summaries, text))?;
+    }
     for p in policies {
         let Some(run) = p.runs.first() else { continue };
         let name = sanitize(&p.name);
@@ -185,6 +189,67 @@ fn qps_plot(
         if text {
             series.label(name.as_str()).legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        }
+    }
+    legend(&mut chart, text)?;
+    root.present()?;
+    Ok(())
+}
+
+/// TTFT p99 per class (x) and policy (bars), log scale: what flow control does to each
+/// band.
+fn class_plot(path: &Path, summaries: &[(String, PolicySummary)], text: bool) -> DrawResult {
+    let root = area(path)?;
+    let names: Vec<String> = summaries
+        .iter()
+        .find_map(|(_, s)| s.classes.as_ref())
+        .map(|classes| classes.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
+    // (class index, policy index, TTFT p99 ms) of every class that completed requests.
+    let bars: Vec<(usize, usize, f64)> = summaries
+        .iter()
+        .enumerate()
+        .flat_map(|(p, (_, s))| {
+            s.classes
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter_map(move |(c, class)| {
+                    let p99 = class.metrics.ttft_ms.as_ref()?.p99;
+                    (p99 > 0.0).then_some((c, p, p99))
+                })
+        })
+        .collect();
+    let (y0, y1) = bounds(bars.iter().map(|b| b.2));
+    // Headroom above the tallest bar for the legend.
+    let (y0, y1) = (y0.max(1e-3) / 2.0, y1.max(1e-3) * 40.0);
+    let classes = names.len().max(1) as f64;
+    let mut chart = builder(&root, "TTFT p99 per class and policy", text)
+        .build_cartesian_2d(0.0..classes, (y0..y1).log_scale())?;
+    let x_desc = format!(
+        "class, left to right: {} (bars: policies)",
+        names.join(", ")
+    );
+    let mut mesh = chart.configure_mesh();
+    mesh.x_labels(0).disable_x_mesh();
+    if text {
+        mesh.x_desc(x_desc).y_desc("TTFT p99 (ms)");
+    } else {
+        mesh.y_labels(0);
+    }
+    mesh.draw()?;
+    let width = 0.8 / summaries.len().max(1) as f64;
+    for (p, (name, _)) in summaries.iter().enumerate() {
+        let color = Palette99::pick(p).to_rgba();
+        let rects = bars.iter().filter(|b| b.1 == p).map(|&(c, _, v)| {
+            let x0 = c as f64 + 0.1 + width * p as f64;
+            Rectangle::new([(x0, y0), (x0 + width * 0.9, v)], color.filled())
+        });
+        let series = chart.draw_series(rects)?;
+        if text {
+            series.label(name.as_str()).legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled())
             });
         }
     }

@@ -83,6 +83,8 @@ mod tests {
             decision_us: Vec::new(),
             decision_records: None,
             precise,
+            classes: Vec::new(),
+            flow_control: false,
         }
     }
 

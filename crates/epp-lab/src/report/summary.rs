@@ -26,6 +26,9 @@ pub struct PolicySummary {
     /// KV-event delivery and precise-index counters (policies with a precise scorer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub precise: Option<serde_json::Value>,
+    /// Per class and flow (multi-class workloads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<super::classes::ClassSummary>>,
 }
 
 /// Policies in experiment order (a JSON object whose key order we choose).
@@ -95,8 +98,11 @@ fn combined(
     }
 }
 
-/// The summary of one policy over its seeds.
-pub(crate) fn policy_summary(p: &PolicyRuns<'_>) -> PolicySummary {
+/// The summary of one policy over its seeds; `priority` gives an objective's priority.
+pub(crate) fn policy_summary(
+    p: &PolicyRuns<'_>,
+    priority: &dyn Fn(Option<&str>) -> i32,
+) -> PolicySummary {
     let per_run: Vec<Vec<(&StageInfo, StageMetrics)>> =
         p.runs.iter().map(|r| run_stage_metrics(r)).collect();
     let mut infos: Vec<&StageInfo> = per_run.iter().flatten().map(|(s, _)| *s).collect();
@@ -123,5 +129,6 @@ pub(crate) fn policy_summary(p: &PolicyRuns<'_>) -> PolicySummary {
         stages,
         overall: combined(None, None, false, &overall_refs),
         precise: super::precise::precise_summary(&p.runs),
+        classes: super::classes::class_summaries(&p.runs, priority),
     }
 }

@@ -40,6 +40,9 @@ fn req(
         output_tokens: output,
         preemptions: 0,
         finish,
+        class: None,
+        flow: None,
+        dispatched_s: None,
     }
 }
 
@@ -147,6 +150,8 @@ fn run(policy: &str, seed: u64, pod: fn(u32) -> u32) -> RunResult {
         decision_us: vec![10.0, 20.0, 30.0],
         decision_records: Some(vec![r#"{"pick":"pod-0"}"#.to_string()]),
         precise: None,
+        classes: Vec::new(),
+        flow_control: false,
     }
 }
 
@@ -575,7 +580,7 @@ fn plots_are_png_files() {
         name: "a".into(),
         runs: vec![&runs[1]],
     };
-    let summaries = vec![("a".to_string(), super::summary::policy_summary(&p))];
+    let summaries = vec![("a".to_string(), super::summary::policy_summary(&p, &|_| 0))];
     let policies = [p];
     let bare = dir.path().join("bare");
     plots::draw_all(&bare, &summaries, &policies, false).expect("drawn without text");

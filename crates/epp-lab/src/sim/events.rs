@@ -37,6 +37,8 @@ pub enum Event {
     Done(u32),
     /// The KV-event batch in transit under this slot reaches the EPP's precise index.
     KvBatch(u32),
+    /// Request `n`'s time to live in the EPP's waiting room ends (if it is still there).
+    Expire(u32),
 }
 
 /// Pending events.

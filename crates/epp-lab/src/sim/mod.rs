@@ -10,6 +10,15 @@
 //! delay → engine steps (`StepEnd`) until its last token → `Done` after the streaming and
 //! end overheads, when the EPP's in-flight slot is released.
 //!
+//! A policy with `flowControl` runs the EPP's flow controller ([`waiting`],
+//! `epp_core::flowcontrol::FlowController`) on the same manual clock: an arrival is routed
+//! at once only when nobody waits and the policy's saturation detector does not hold;
+//! otherwise it waits, and the controller dispatches (highest band first, flows in turn)
+//! whenever the simulator pumps it, which it does where the EPP's runtime would: a stream
+//! end, a scrape (metrics arrive), an arrival, and a request's time to live running out.
+//! A request expired, displaced by a higher band or refused at the room's limits fails
+//! with that reason. TTFT counts from the arrival at the EPP, so it includes the wait.
+//!
 //! A policy with a precise prefix scorer also gets its engines' KV-cache events: each step's
 //! events are published as one batch (`delivery`), which reaches the index (`KvBatch`) after
 //! the experiment's `kv_events` delay, unless it is lost.
@@ -19,8 +28,10 @@ pub mod events;
 pub mod kv_event;
 pub mod pod;
 pub mod router;
+pub mod waiting;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use epp_core::director::Decision;
@@ -34,6 +45,7 @@ use delivery::Delivery;
 use events::{Event, EventQueue, Nanos, nanos, seconds};
 use pod::Pod;
 use router::Router;
+use waiting::WaitingRoom;
 
 /// How long after the last arrival the run may go on draining queues; requests still
 /// running then are reported `unfinished`.
@@ -128,6 +140,10 @@ struct Run<'a> {
     /// Routed requests, and those whose pick was scored from a precise index.
     decisions: u64,
     decisions_precise: u64,
+    /// The EPP's flow control, when the policy has it.
+    room: Option<WaitingRoom>,
+    /// Set while acting on the flow controller's answers (see `drain_answers`).
+    draining: bool,
     now: Nanos,
 }
 
@@ -143,12 +159,21 @@ pub fn run(
     let policy = &experiment.policies[policy];
     let pods = experiment.cluster.pods.max(1);
     let staleness = Duration::from_secs_f64(experiment.signals.metrics_staleness_s.max(0.0));
+    let objectives: Vec<epp_core::datastore::Objective> = experiment
+        .objectives
+        .iter()
+        .map(|o| epp_core::datastore::Objective {
+            name: o.name.clone(),
+            priority: o.priority,
+        })
+        .collect();
     let router = Router::new(
         &policy.config_text,
         pods,
         staleness,
         seed,
         options.record_decisions,
+        &objectives,
     )
     .map_err(|message| SimError::Policy {
         policy: policy.name.clone(),
@@ -158,14 +183,19 @@ pub fn run(
     let delivery =
         (!router.precise_indexes().is_empty()).then(|| Delivery::new(policy.kv_events, pods, seed));
     config.emit_cache_events = delivery.is_some();
+    let room = router
+        .flow_controller()
+        .map(|controller| WaitingRoom::new(Arc::clone(controller), workload));
     let mut run = Run::new(experiment, workload, router, &config, options);
     run.delivery = delivery;
+    run.room = room;
     run.schedule_arrivals();
     run.schedule_scrapes();
     run.drive()?;
     let simulated_s = seconds(run.now);
     let records = run.router.take_records();
     let precise = run.precise_counters();
+    let flow_control = run.room.is_some();
     Ok(RunResult {
         policy: policy.name.clone(),
         seed,
@@ -177,6 +207,8 @@ pub fn run(
         decision_us: run.decision_us,
         decision_records: records,
         precise,
+        classes: workload.classes.clone(),
+        flow_control,
     })
 }
 
@@ -212,6 +244,9 @@ impl<'a> Run<'a> {
                     output_tokens: 0,
                     preemptions: 0,
                     finish: FinishReason::Unfinished,
+                    class: spec.flow.map(|f| f.class),
+                    flow: spec.flow.map(|f| f.flow),
+                    dispatched_s: None,
                 },
                 decision: None,
             })
@@ -243,6 +278,8 @@ impl<'a> Run<'a> {
             delivery: None,
             decisions: 0,
             decisions_precise: 0,
+            room: None,
+            draining: false,
             now: 0,
         }
     }
@@ -279,6 +316,7 @@ impl<'a> Run<'a> {
                 Event::Scrape(pod) => self.scrape(pod),
                 Event::Done(r) => self.done(r),
                 Event::KvBatch(slot) => self.deliver(slot),
+                Event::Expire(_) => self.pump(),
             }
             if self.is_finished() {
                 break;
@@ -304,11 +342,74 @@ impl<'a> Run<'a> {
         self.send(request);
     }
 
-    /// Routes a request with the production director and sends it to the pod picked.
+    /// The request reaches the EPP: routed at once, or (flow control) admitted by the
+    /// flow controller, which may hold it.
     fn send(&mut self, request: u32) {
         self.in_flight += 1;
         self.flights[request as usize].record.arrival_s = seconds(self.now);
+        let Some(room) = self.room.as_mut() else {
+            self.route(request);
+            return;
+        };
+        self.router.set_time(Duration::from_nanos(self.now));
         let spec = &self.workload.requests[request as usize];
+        let ttl = room.ttl();
+        match room.admit(request, spec, self.workload) {
+            None => {
+                let expires = self.now.saturating_add(nanos(ttl.as_secs_f64()));
+                self.queue.push(expires, Event::Expire(request));
+            }
+            Some(answer) => self.answer(answer),
+        }
+        self.drain_answers();
+    }
+
+    /// Flow control: lets the controller dispatch and expire, then acts on its answers.
+    fn pump(&mut self) {
+        let Some(room) = self.room.as_ref() else {
+            return;
+        };
+        self.router.set_time(Duration::from_nanos(self.now));
+        room.pump();
+        self.drain_answers();
+    }
+
+    /// Routes or fails every request the controller answered. Routing one (dropping its
+    /// dispatch guard) lets the controller dispatch the next, so this runs until it stops.
+    fn drain_answers(&mut self) {
+        if self.draining {
+            return; // the outer call picks up what this one would
+        }
+        self.draining = true;
+        while let Some(answer) = self.room.as_mut().and_then(WaitingRoom::next_answer) {
+            self.answer(answer);
+        }
+        self.draining = false;
+    }
+
+    fn answer(&mut self, answer: waiting::Answer) {
+        match answer {
+            waiting::Answer::Route(request, guard) => {
+                self.flights[request as usize].record.dispatched_s = Some(seconds(self.now));
+                self.route(request);
+                drop(guard);
+            }
+            waiting::Answer::Refuse(request, reason) => {
+                let flight = &mut self.flights[request as usize];
+                flight.record.finish = reason;
+                flight.decision = None;
+                self.resolve(request);
+            }
+        }
+    }
+
+    /// Routes a request with the production director and sends it to the pod picked.
+    fn route(&mut self, request: u32) {
+        let spec = &self.workload.requests[request as usize];
+        let objective = spec
+            .flow
+            .and_then(|f| self.workload.classes.get(f.class as usize))
+            .and_then(|c| c.objective.as_deref());
         self.router.set_time(Duration::from_nanos(self.now));
         let id = request.to_string();
         let started = Instant::now();
@@ -317,6 +418,7 @@ impl<'a> Run<'a> {
             &self.experiment.model_name,
             spec.prompt.text(),
             &spec.prompt.tokens,
+            objective,
         );
         self.decision_us.push(started.elapsed().as_secs_f64() * 1e6);
         let flight = &mut self.flights[request as usize];
@@ -418,6 +520,7 @@ impl<'a> Run<'a> {
         self.samples.push(sample);
         let interval = nanos(self.experiment.signals.scrape_interval_s).max(1);
         self.queue.push(self.now + interval, Event::Scrape(pod));
+        self.pump();
     }
 
     /// The step's cache events leave the pod as one batch (policies with a precise index).
@@ -478,6 +581,7 @@ impl<'a> Run<'a> {
         flight.record.finish = FinishReason::Length;
         flight.decision = None;
         self.resolve(request);
+        self.pump();
     }
 
     /// A request is over (completed or rejected): its concurrency slot goes to the next held

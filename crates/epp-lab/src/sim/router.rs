@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-use epp_core::config::EndpointPickerConfig;
-use epp_core::datastore::{Datastore, Endpoint, EndpointSpec, PoolInfo};
+use epp_core::config::{EndpointPickerConfig, FlowControlSettings};
+use epp_core::datastore::{Datastore, Endpoint, EndpointSpec, Objective, PoolInfo};
 use epp_core::director::records::DecisionRecorder;
 use epp_core::director::{
     Decision, Director, DirectorSettings, PickError, RoutingRequest, SaturationThresholds,
 };
+use epp_core::flowcontrol::FlowController;
 use epp_core::prefix::PreciseIndex;
 use epp_core::request::RequestHeaders;
 use epp_core::time::{Clock, ManualClock};
@@ -36,6 +37,8 @@ pub struct Router {
     records: Option<Receiver<String>>,
     /// The precise indexes of the policy's `precise-prefix-cache-scorer`s (fed by KV events).
     precise: Vec<Arc<PreciseIndex>>,
+    /// The EPP's flow controller, when the policy has a `flowControl` section.
+    flow_control: Option<Arc<FlowController>>,
 }
 
 impl Router {
@@ -46,10 +49,14 @@ impl Router {
         metrics_staleness: Duration,
         seed: u64,
         record_decisions: bool,
+        objectives: &[Objective],
     ) -> Result<Router, String> {
         let config = EndpointPickerConfig::from_text(config_text).map_err(|e| e.to_string())?;
         let clock = Arc::new(ManualClock::new());
         let datastore = Arc::new(Datastore::with_clock(pods.max(1), clock.clone()));
+        for objective in objectives {
+            datastore.set_objective(objective.clone());
+        }
         for observer in config.endpoint_observers() {
             datastore.add_observer(observer);
         }
@@ -63,10 +70,21 @@ impl Router {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         datastore.set_synced(true);
+        let thresholds = config.saturation.apply(SaturationThresholds::default());
         let settings = DirectorSettings {
-            saturation: config.saturation.apply(SaturationThresholds::default()),
+            saturation: thresholds,
             metrics_staleness,
         };
+        let flow_control = config
+            .flow_control
+            .clone()
+            .map(|settings: FlowControlSettings| {
+                FlowController::new(
+                    settings,
+                    config.detector.build(thresholds),
+                    Arc::clone(&datastore),
+                )
+            });
         let precise = config
             .kv_event_subscriptions()
             .into_iter()
@@ -88,7 +106,13 @@ impl Router {
             headers: RequestHeaders::new(),
             records,
             precise,
+            flow_control,
         })
+    }
+
+    /// The EPP's flow controller (`None`: the policy routes every request at once).
+    pub fn flow_controller(&self) -> Option<&Arc<FlowController>> {
+        self.flow_control.as_ref()
     }
 
     /// Moves the EPP's clock to `now`.
@@ -104,9 +128,11 @@ impl Router {
         model: &str,
         prompt: &str,
         tokens: &[u32],
+        objective: Option<&str>,
     ) -> Result<Decision, PickError> {
         let mut request = RoutingRequest::new(id, model, Some(prompt), &self.headers);
         request.tokens = Some(tokens);
+        request.objective = objective;
         self.director.route(&request)
     }
 

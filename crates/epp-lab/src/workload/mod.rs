@@ -5,6 +5,7 @@
 //! same seed gives the same requests, and prompt ids and text agree token for token.
 
 mod arrivals;
+pub mod classes;
 mod random;
 mod shared_prefix;
 pub mod spec;
@@ -51,6 +52,18 @@ pub struct RequestSpec {
     pub round: Option<u32>,
     /// Key of this request's output tokens (see [`output_token`]).
     pub output_key: u64,
+    /// Its workload class and flow, in a multi-class workload (`workloads:`).
+    pub flow: Option<FlowTag>,
+}
+
+/// Which class of a multi-class workload a request belongs to, and which of the class's
+/// flows (fairness ids).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowTag {
+    /// Index into [`Workload::classes`].
+    pub class: u32,
+    /// 0-based, below the class's `flows`.
+    pub flow: u32,
 }
 
 /// A generated workload, ready to run.
@@ -63,6 +76,8 @@ pub struct Workload {
     pub stages: Vec<StageInfo>,
     /// At most this many requests in flight (later arrivals wait for a slot).
     pub max_concurrency: Option<usize>,
+    /// The classes of a multi-class workload (empty for a single `workload:`).
+    pub classes: Vec<classes::ClassInfo>,
 }
 
 /// Why a workload could not be generated. Each message names the field or trace line.
@@ -70,6 +85,9 @@ pub struct Workload {
 pub enum WorkloadError {
     #[error("workload.{field}: {message}")]
     Spec { field: String, message: String },
+    /// A field named by its full path (a class of `workloads:`).
+    #[error("{field}: {message}")]
+    Field { field: String, message: String },
     #[error("cannot read trace {path}: {source}")]
     Io {
         path: String,

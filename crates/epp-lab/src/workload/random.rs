@@ -45,6 +45,7 @@ pub(super) fn generate(
                 session: None,
                 round: None,
                 output_key: mix(&[seed, 3, i as u64]),
+                flow: None,
             }
         })
         .collect();
@@ -57,6 +58,7 @@ pub(super) fn generate(
         requests,
         stages,
         max_concurrency: load.max_concurrency,
+        classes: Vec::new(),
     })
 }
 

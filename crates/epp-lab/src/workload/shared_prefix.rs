@@ -70,6 +70,7 @@ pub(super) fn generate(
             session,
             round,
             output_key,
+            flow: None,
         });
     }
     Ok(Workload {
@@ -77,6 +78,7 @@ pub(super) fn generate(
         requests,
         stages,
         max_concurrency: load.max_concurrency,
+        classes: Vec::new(),
     })
 }
 

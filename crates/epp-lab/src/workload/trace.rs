@@ -313,6 +313,7 @@ impl<'a> Parser<'a> {
                     session,
                     round,
                     output_key: mix(&[0x0074_7261_6365, i as u64]),
+                    flow: None,
                 }
             })
             .collect();
@@ -331,6 +332,7 @@ impl<'a> Parser<'a> {
                 warmup: false,
             }],
             max_concurrency: spec.max_concurrency,
+            classes: Vec::new(),
         }
     }
 }
