@@ -103,3 +103,33 @@ async fn client_leaving_before_the_answer_cancels_upstream() {
     .await;
     assert_eq!(metric(&epp, "inference_extension_proxy_requests"), 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_open_streams_finish() {
+    let epp = simulated(1, "", |_| {}).await;
+    let target = url(&epp, "/v1/completions");
+    let proxy = epp.running.proxy_address.expect("router mode is on");
+    let mut response = http1()
+        .post(target)
+        .body(completion("Tell me a story", 64, true))
+        .send()
+        .await
+        .expect("answered");
+    assert!(response.chunk().await.expect("a chunk").is_some());
+    // SIGTERM's path: stop accepting, drain what is open.
+    let crate::TestEpp { running } = epp;
+    let stopping = tokio::spawn(running.shutdown(Duration::from_secs(30)));
+    let mut rest = String::new();
+    while let Some(chunk) = response.chunk().await.expect("the stream goes on") {
+        rest.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(rest.trim_end().ends_with("data: [DONE]"), "{rest}");
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("the EPP stops once the stream ended")
+        .expect("the shutdown task");
+    assert!(
+        tokio::net::TcpStream::connect(proxy).await.is_err(),
+        "no new connections after shutdown"
+    );
+}
