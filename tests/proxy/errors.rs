@@ -4,8 +4,8 @@
 use bytes::Bytes;
 
 use crate::{
-    CONFIG, TestEpp, completion, header, http1, metric, resetting_upstream, router_mode, simulated,
-    url,
+    CONFIG, MODEL, TestEpp, completion, header, http1, metric, resetting_upstream, router_mode,
+    simulated, url,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,6 +136,17 @@ async fn endpoint_down_gets_503_and_reset_gets_502() {
         metric(
             &epp,
             "inference_extension_proxy_upstream_errors_total{reason=\"connect\"}"
+        ),
+        1.0
+    );
+    // Counted as ext_proc counts a gateway's 503 for an unreachable model server.
+    let pair = format!("model_name=\"{MODEL}\",target_model_name=\"{MODEL}\"");
+    assert_eq!(
+        metric(
+            &epp,
+            &format!(
+                "inference_model_request_error_total{{error_code=\"ModelServerError\",{pair}}}"
+            )
         ),
         1.0
     );
