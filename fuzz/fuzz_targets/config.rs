@@ -67,6 +67,7 @@ fuzz_target!(|data: &[u8]| {
         objective: None,
         subset: None,
         at_headers: false,
+        queued: None,
     };
     for _ in 0..2 {
         let decision = director.route(&request);

@@ -4,6 +4,7 @@
 mod precise;
 mod request_log;
 mod sources;
+mod tracing_setup;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cli::{BodyModeFallback, Listener, MetricsScheme, Options};
+use crate::cli::{BodyModeFallback, Listener, MetricsScheme, Options, ResponseBodyOverride};
 use epp_core::config::{ConfigError, DEFAULT_CONFIG, EndpointPickerConfig};
 use epp_core::datastore::{Datastore, DatastoreError};
 use epp_core::director::records::DecisionRecorder;
@@ -35,6 +36,8 @@ use epp_net::tls::{ServingTls, TlsError, TlsSettings, tls_incoming};
 /// How long in-flight streams may take to finish after SIGTERM (the upstream chart
 /// gives the pod 130 s).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long queued trace spans may take to reach the collector on shutdown.
+const TRACE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the EPP could not start. Each variant's message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +86,8 @@ pub enum StartError {
     Tokenizer(#[from] epp_tokenize::BuildError),
     #[error("cannot build the tokenizer's HTTP client: {0}")]
     TokenizerClient(reqwest::Error),
+    #[error("--tracing: {0}")]
+    Tracing(#[from] epp_trace::StartError),
 }
 
 /// Loads the config named by the flags, or the embedded default when none is given
@@ -123,12 +128,28 @@ pub struct RunningEpp {
     proxy: AbortOnDrop<()>,
     /// KV-event intakes of the precise prefix scorers (stopped when dropped).
     _precise: precise::PrecisePrefix,
+    /// The trace exporter, with `--tracing`; flushed on shutdown.
+    tracing: Option<epp_trace::Tracing>,
 }
 
 impl RunningEpp {
     /// The indexes of the configured precise prefix scorers (for tests and tools).
     pub fn precise_indexes(&self) -> Vec<Arc<epp_core::prefix::PreciseIndex>> {
         self._precise.indexes.clone()
+    }
+
+    /// The trace exporter's counters, with `--tracing`.
+    pub fn trace_counts(&self) -> Option<Arc<epp_trace::SpanCounts>> {
+        self.tracing.as_ref().map(epp_trace::Tracing::counts)
+    }
+
+    /// Exports the trace spans queued so far (with `--tracing`); `false` if that took
+    /// longer than `limit`.
+    pub async fn flush_traces(&self, limit: Duration) -> bool {
+        match &self.tracing {
+            Some(tracing) => tracing.flush(limit).await,
+            None => true,
+        }
     }
 
     /// Stops reporting ready, lets open streams finish (up to `drain`), and stops.
@@ -148,6 +169,10 @@ impl RunningEpp {
             tracing::warn!(timeout = ?drain, "router-mode requests did not finish in time");
         }
         self.health_server.finish(Duration::from_secs(1)).await;
+        // After the drain, so the spans of the last streams go out too.
+        if let Some(tracing) = self.tracing.take() {
+            tracing.shutdown(TRACE_FLUSH_TIMEOUT).await;
+        }
         for sim in std::mem::take(&mut self.simulated) {
             sim.shutdown().await;
         }
@@ -203,6 +228,8 @@ pub async fn start(
         request_log::request_log(options, &config)?,
     );
     stream_settings.tokens = precise.tokens.clone();
+    let tracing = tracing_setup::start(options, &metrics)?;
+    stream_settings.tracer = tracing.as_ref().map(epp_trace::Tracing::tracer);
     let proxy = serve_proxy(options, &director, &stream_settings, &metrics, &shutdown_rx).await?;
     let metrics_server = serve_metrics(
         options,
@@ -264,6 +291,7 @@ pub async fn start(
         health_server: AbortOnDrop::new(health_server),
         proxy: proxy.task.map_or_else(AbortOnDrop::none, AbortOnDrop::new),
         _precise: precise,
+        tracing,
     })
 }
 
@@ -559,6 +587,12 @@ fn stream_settings(
         ),
         request_log,
         tokens: None,
+        response_body_override: match options.response_body_override {
+            ResponseBodyOverride::Streamed => epp_extproc::ResponseBodyOverride::Streamed,
+            ResponseBodyOverride::None => epp_extproc::ResponseBodyOverride::None,
+            ResponseBodyOverride::Off => epp_extproc::ResponseBodyOverride::Off,
+        },
+        tracer: None,
     }
 }
 

@@ -7,8 +7,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use crate::cli::{
-    BodyModeFallback, LogEncoder, MetricsScheme, Options, POOL_GROUPS, StacktraceLevel,
-    TimeEncoding, ZapLevel,
+    BodyModeFallback, LogEncoder, MetricsScheme, Options, POOL_GROUPS, ResponseBodyOverride,
+    StacktraceLevel, TimeEncoding, ZapLevel,
 };
 use epp_datalayer::metric_spec::MetricSpec;
 use epp_datalayer::presets::Engine;
@@ -140,6 +140,11 @@ pub(super) static FLAGS: LazyLock<Vec<Flag<Options>>> = LazyLock::new(|| vec![
     flag!("request-body-mode-fallback", String, body_mode_fallback, body_mode, concat!(
         "Body mode assumed when the gateway does not announce one in the ext_proc ",
         "protocol_config ('full-duplex-streamed' or 'buffered').")),
+    flag!("response-body-mode-override", String, response_body_override, response_override, concat!(
+        "When the gateway buffers both bodies, ask it (ext_proc mode_override, applied where ",
+        "allow_mode_override is true) to send the response body 'streamed' (responses stream ",
+        "again; usage still counted), 'none' (the EPP never sees it; tokens not counted), or ",
+        "'off' (keep the gateway's modes).")),
     flag!("max-endpoints", Int, max_endpoints, positive::<usize>,
         "Maximum number of endpoints the datastore accepts."),
     flag!("model-server-metrics-timeout", Duration, model_server_metrics_timeout, positive_duration,
@@ -165,6 +170,11 @@ pub(super) static FLAGS: LazyLock<Vec<Flag<Options>>> = LazyLock::new(|| vec![
         "changes (requests name one with x-gateway-inference-objective).")),
     flag!("print-crds", Bool, print_crds, parse_bool,
         "Print the InferencePool and InferenceObjective CRDs this EPP reads, as YAML, and exit."),
+    flag!("tracing", Bool, tracing, parse_bool, concat!(
+        "Enables emitting traces over OTLP/gRPC, configured by the standard OTEL_* variables ",
+        "(OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, ",
+        "OTEL_TRACES_SAMPLER_ARG). Unless given, on exactly when OTEL_EXPORTER_OTLP_ENDPOINT ",
+        "or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set.")),
     flag!("simulate-endpoints", Int, simulate_endpoints, simulated_count, concat!(
         "Start this many simulated vLLM servers in-process on loopback and use them as the pool ",
         "(exclusive with --pool-name, --endpoints and --endpoints-file).")),
@@ -300,6 +310,11 @@ fn scheme(value: &str) -> Result<MetricsScheme, SetError> {
 fn body_mode(value: &str) -> Result<BodyModeFallback, String> {
     BodyModeFallback::lookup(value)
         .ok_or_else(|| "must be 'full-duplex-streamed' or 'buffered'".to_owned())
+}
+
+fn response_override(value: &str) -> Result<ResponseBodyOverride, String> {
+    ResponseBodyOverride::lookup(value)
+        .ok_or_else(|| "must be 'streamed', 'none' or 'off'".to_owned())
 }
 
 // The zap flags are case-insensitive, as in controller-runtime.

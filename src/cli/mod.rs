@@ -152,6 +152,9 @@ pub struct Options {
     pub max_buffered_request_bytes: u64,
     /// `--request-body-mode-fallback`: body mode assumed when ext_proc protocol_config has none.
     pub body_mode_fallback: BodyModeFallback,
+    /// `--response-body-mode-override`: in BUFFERED mode, the response body mode asked of
+    /// the gateway through `mode_override` (applied where it allows mode overrides).
+    pub response_body_override: ResponseBodyOverride,
     /// `--max-endpoints`: most endpoints the datastore accepts, > 0.
     pub max_endpoints: usize,
     /// `--model-server-metrics-timeout`: longest one scrape may take.
@@ -186,6 +189,11 @@ pub struct Options {
     /// What to scrape: the engine's preset with explicitly set `--*-metric` flags on top
     /// (resolved after parsing).
     pub metric_mapping: MetricMapping,
+    /// `--tracing`: export request traces over OTLP. Unless given on the command line,
+    /// resolved to whether an OTLP endpoint variable is set.
+    pub tracing: bool,
+    /// The exporter's settings from the `OTEL_*` variables; `Some` exactly when `tracing`.
+    pub trace_settings: Option<epp_trace::TraceSettings>,
     /// Resolved from `pool_name`, `endpoints` and `endpoints_file`.
     pub endpoint_source: EndpointSource,
     /// From `SD_*` environment variables.
@@ -246,6 +254,7 @@ impl Default for Options {
             max_request_body_bytes: 64 << 20,
             max_buffered_request_bytes: 1 << 30,
             body_mode_fallback: BodyModeFallback::FullDuplexStreamed,
+            response_body_override: ResponseBodyOverride::Streamed,
             max_endpoints: 10_000,
             model_server_metrics_timeout: Duration::from_secs(1),
             model_server_metrics_max_bytes: 16 << 20,
@@ -261,6 +270,8 @@ impl Default for Options {
             simulator_config: SimConfig::default(),
             engine_type,
             metric_mapping: preset,
+            tracing: false,
+            trace_settings: None,
             endpoint_source: EndpointSource::None,
             saturation: SaturationThresholds::default(),
             enable_experimental_datalayer_v2: false,
@@ -350,7 +361,30 @@ impl Options {
             ));
         }
         self.load_env(env);
+        self.resolve_tracing(env, set.contains(&"tracing"))?;
         self.inert = inert::notes(set, env);
+        Ok(())
+    }
+
+    /// `--tracing` and the `OTEL_*` variables. Given on the command line, the flag decides;
+    /// otherwise tracing is on when an OTLP endpoint variable is set. A variable tracing
+    /// would use that cannot be used is an error naming it; with tracing off the
+    /// variables are not read.
+    fn resolve_tracing(&mut self, env: &dyn Env, explicit: bool) -> Result<(), CliError> {
+        let endpoint_set = [
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ]
+        .iter()
+        .any(|key| env.var(key).is_some_and(|v| !v.trim().is_empty()));
+        self.tracing = if explicit { self.tracing } else { endpoint_set };
+        if !self.tracing {
+            self.trace_settings = None;
+            return Ok(());
+        }
+        let read = epp_trace::TraceSettings::from_env(|key| env.var(key))
+            .map_err(|e| CliError::invalid("tracing", format!("tracing: {e}")))?;
+        self.trace_settings = Some(read.settings);
         Ok(())
     }
 
@@ -515,4 +549,9 @@ spelled_enum!(
 spelled_enum!(
     /// Request body mode assumed when ext_proc protocol_config does not announce one.
     BodyModeFallback { FullDuplexStreamed = "full-duplex-streamed", Buffered = "buffered", }
+);
+spelled_enum!(
+    /// Response body mode asked of a gateway that buffers both bodies
+    /// (`--response-body-mode-override`).
+    ResponseBodyOverride { Streamed = "streamed", None = "none", Off = "off", }
 );

@@ -6,6 +6,7 @@ epp_testkit::loopback_epp!();
 mod bench_tool;
 mod descriptors;
 mod memory;
+mod tracing_export;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Output, Stdio};
@@ -156,6 +157,15 @@ impl RunningBinary {
 
     /// Starts the binary, under `ulimit -n fd_limit` when given.
     fn start_with_fd_limit(extra: &[&str], fd_limit: Option<u32>) -> RunningBinary {
+        RunningBinary::spawn(extra, fd_limit, &[])
+    }
+
+    /// Starts the binary with `env` added to its environment.
+    fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> RunningBinary {
+        RunningBinary::spawn(extra, None, env)
+    }
+
+    fn spawn(extra: &[&str], fd_limit: Option<u32>, env: &[(&str, &str)]) -> RunningBinary {
         let ports = EppPorts::free();
         let mut args = vec![
             "--endpoints".to_string(),
@@ -177,6 +187,7 @@ impl RunningBinary {
         };
         let child = command
             .args(&args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

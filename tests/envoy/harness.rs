@@ -170,6 +170,33 @@ impl Stack {
         format!("http://{}{path}", self.sims.address(i))
     }
 
+    /// The EPP's `/metrics` page once `series` (a sample name with `labels`) reads `value`;
+    /// the EPP records a response's metrics as its ext_proc stream ends, which may be after
+    /// the client has the response. Panics after 10 s, showing the value it saw.
+    pub async fn epp_metrics_when(
+        &self,
+        series: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) -> String {
+        let url = format!("http://127.0.0.1:{}/metrics", self.epp.metrics_port);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let page = self.http.fetch_text(&url).await;
+            let seen = page
+                .as_deref()
+                .and_then(|p| crate::client::sample(p, series, labels));
+            if let Some(page) = page.filter(|_| seen == Some(value)) {
+                return page;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{url}: {series}{labels:?} is {seen:?}, not {value}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Index of the simulator listening on `port`.
     pub fn sim_index(&self, port: u16) -> usize {
         self.sims

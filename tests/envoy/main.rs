@@ -7,7 +7,10 @@ mod client;
 mod harness;
 mod processes;
 
+mod apis;
+mod buffered_streaming;
 mod conformance;
+mod demo;
 mod errors;
 mod failure;
 mod load;

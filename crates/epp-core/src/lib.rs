@@ -21,6 +21,7 @@
 pub mod config;
 pub mod datastore;
 pub mod director;
+pub mod flowcontrol;
 pub mod prefix;
 pub mod request;
 pub mod scheduling;

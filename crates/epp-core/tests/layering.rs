@@ -98,3 +98,20 @@ fn discovery_and_extproc_stay_on_their_side() {
         &["reqwest", "kube", "epp-discovery", "epp-datalayer"],
     );
 }
+
+#[test]
+fn tracing_serves_every_front_end() {
+    // Usable by the ext_proc service and an HTTP front end alike: no ext_proc protos,
+    // no HTTP client, no Kubernetes.
+    assert_free_of(
+        "epp-trace",
+        &[
+            "envoy-types",
+            "epp-extproc",
+            "reqwest",
+            "kube",
+            "epp-discovery",
+            "epp-datalayer",
+        ],
+    );
+}

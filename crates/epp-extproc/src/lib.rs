@@ -39,7 +39,7 @@ pub use rejection::Rejection;
 pub use request_log::{RequestLog, RequestLogEntry, RequestLogSettings};
 pub use state::{
     BodyMode, FAIRNESS_HEADER, Flow, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER, REQUEST_ID_HEADER,
-    StreamSettings, StreamState, TokenSettings,
+    ResponseBodyOverride, StreamSettings, StreamState, TokenSettings,
 };
 pub use usage::{Usage, UsageScanner};
 
@@ -156,7 +156,10 @@ async fn run_stream<P: EndpointPicker>(
     loop {
         let message = match inbound.message().await {
             Ok(Some(message)) => message,
-            Ok(None) => break,
+            Ok(None) => {
+                state.on_gateway_closed();
+                break;
+            }
             Err(status) => {
                 // Envoy resets each stream once the response has ended: not worth a line,
                 // and nobody is left to answer.

@@ -2,6 +2,8 @@
 
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
+use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode;
+use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_mode::HeaderSendMode;
 use envoy_types::pb::envoy::service::ext_proc::v3::{
     BodyMutation, BodyResponse, CommonResponse, HeaderMutation, HeadersResponse, ImmediateResponse,
     ProcessingResponse, StreamedBodyResponse, TrailersResponse, body_mutation, processing_response,
@@ -116,6 +118,24 @@ pub fn response_body(common: Option<CommonResponse>) -> ProcessingResponse {
             response: common,
         })),
         ..Default::default()
+    }
+}
+
+/// The `mode_override` that keeps the request body `request_body_mode` (the gateway is
+/// about to send it in that mode) and asks for the response body in `response_body_mode`.
+///
+/// Header modes are SEND (the EPP reads the response headers); trailer modes are DEFAULT,
+/// which Envoy 1.37+ reads as "keep the filter's configured mode" and older Envoy as SKIP.
+/// Envoy applies it only when the filter has `allow_mode_override: true` (and, if it lists
+/// `allowed_override_modes`, one of them matches); otherwise it ignores it.
+pub fn body_mode_override(request_body_mode: i32, response_body_mode: i32) -> ProcessingMode {
+    ProcessingMode {
+        request_header_mode: HeaderSendMode::Send as i32,
+        response_header_mode: HeaderSendMode::Send as i32,
+        request_body_mode,
+        response_body_mode,
+        request_trailer_mode: HeaderSendMode::Default as i32,
+        response_trailer_mode: HeaderSendMode::Default as i32,
     }
 }
 

@@ -3,6 +3,10 @@
 //! SSE: every `data:` line that mentions `"usage"` is decoded, in any chunk (v1.0.1 only
 //! looked at the chunk holding `[DONE]`); the last usage seen wins. JSON: the tail of the
 //! body is kept and the last top-level-looking `"usage":` object in it is decoded.
+//!
+//! Both usage shapes are read: Chat/Completions (`prompt_tokens`, `completion_tokens`,
+//! `prompt_tokens_details`) and the Responses API (`input_tokens`, `output_tokens`,
+//! `input_tokens_details`; streamed inside the `response` of `response.completed`).
 
 use serde::Deserialize;
 
@@ -38,17 +42,24 @@ pub struct UsageScanner {
 #[derive(Deserialize)]
 struct Envelope {
     usage: Option<UsageFields>,
+    /// Responses API events carry the response, with its usage, inside.
+    response: Option<Box<ResponseEnvelope>>,
+}
+
+#[derive(Deserialize)]
+struct ResponseEnvelope {
+    usage: Option<UsageFields>,
 }
 
 #[derive(Deserialize)]
 struct UsageFields {
-    #[serde(default)]
+    #[serde(default, alias = "input_tokens")]
     prompt_tokens: Option<f64>,
-    #[serde(default)]
+    #[serde(default, alias = "output_tokens")]
     completion_tokens: Option<f64>,
     #[serde(default)]
     total_tokens: Option<f64>,
-    #[serde(default)]
+    #[serde(default, alias = "input_tokens_details")]
     prompt_tokens_details: Option<PromptTokensDetails>,
 }
 
@@ -143,9 +154,10 @@ impl UsageScanner {
         if !contains(data, b"\"usage\"") {
             return;
         }
-        if let Ok(Envelope {
-            usage: Some(fields),
-        }) = serde_json::from_slice::<Envelope>(data)
+        if let Ok(envelope) = serde_json::from_slice::<Envelope>(data)
+            && let Some(fields) = envelope
+                .usage
+                .or_else(|| envelope.response.and_then(|r| r.usage))
         {
             self.usage = Some(fields.to_usage());
         }
@@ -288,6 +300,28 @@ mod tests {
         let negative =
             r#"{"usage":{"prompt_tokens":5,"prompt_tokens_details":{"cached_tokens":-1}}}"#;
         assert_eq!(scan(false, &[negative]), usage(5, 0, 0));
+    }
+
+    #[test]
+    fn responses_api_usage() {
+        // Non-streamed: the response object ends with its usage.
+        let json = r#"{"id":"resp_1","object":"response","output":[{"type":"message","content":[{"type":"output_text","text":"hi"}]}],"usage":{"input_tokens":12,"input_tokens_details":{"cached_tokens":8},"output_tokens":5,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":17}}"#;
+        let want = Usage {
+            cached_tokens: Some(8),
+            ..usage(12, 5, 17).expect("usage")
+        };
+        assert_eq!(scan(false, &[json]), Some(want));
+        // Streamed: inside response.completed's response; earlier events carry null usage.
+        let sse = concat!(
+            "event: response.created\n",
+            "data: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"usage\":null}}\n\n",
+            "event: response.output_text.delta\n",
+            "data: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n",
+            "event: response.completed\n",
+            "data: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"usage\":{\"input_tokens\":12,\"output_tokens\":5,\"total_tokens\":17}}}\n\n",
+        );
+        let (a, b) = sse.split_at(150);
+        assert_eq!(scan(true, &[a, b]), usage(12, 5, 17));
     }
 
     #[test]

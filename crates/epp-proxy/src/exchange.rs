@@ -156,6 +156,7 @@ impl Exchange {
             objective: self.head.headers.get(OBJECTIVE_HEADER),
             subset: self.head.subset.as_deref(),
             at_headers: false,
+            queued: None,
         });
         let scheduled_at = Instant::now();
         self.timeline.scheduled = Some(scheduled_at);

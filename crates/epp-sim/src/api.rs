@@ -20,6 +20,16 @@ pub enum Endpoint {
     Chat,
 }
 
+impl Endpoint {
+    /// The prefix of its response ids, as vLLM's.
+    pub fn id_prefix(self) -> &'static str {
+        match self {
+            Self::Completions => "cmpl-",
+            Self::Chat => "chatcmpl-",
+        }
+    }
+}
+
 /// An error answered to the client, as vLLM's `ErrorResponse`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -103,7 +113,7 @@ struct StreamOptions {
 /// The test extension `"sim": {"output_tokens": N}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SimExtension {
+pub(crate) struct SimExtension {
     output_tokens: Option<usize>,
 }
 
@@ -115,13 +125,15 @@ impl Generation {
         let model = raw.model.clone().unwrap_or_else(|| config.model.clone());
         let adapter = resolve_model(&model, config)?;
         let prompts = match endpoint {
-            Endpoint::Completions => completion_prompts(raw.prompt.as_ref())?,
+            Endpoint::Completions => prompt_list(raw.prompt.as_ref(), "prompt")?,
             Endpoint::Chat => vec![chat_prompt(
                 raw.messages.as_deref(),
                 ChatEnding::GenerationPrompt,
             )?],
         };
-        let (max_tokens, forced_output) = output_limits(&raw, config)?;
+        let requested = raw.max_completion_tokens.or(raw.max_tokens);
+        let (max_tokens, forced_output) =
+            output_limits(requested, "max_tokens", raw.sim.as_ref(), config)?;
         let generation = Self {
             model,
             adapter,
@@ -131,7 +143,7 @@ impl Generation {
             stream: raw.stream.unwrap_or(false),
             include_usage: raw.stream_options.is_some_and(|o| o.include_usage),
         };
-        generation.check_context(config.effective_max_model_len())?;
+        generation.check_context(config.effective_max_model_len(), "max_tokens")?;
         Ok(generation)
     }
 
@@ -168,7 +180,13 @@ impl Generation {
             .collect()
     }
 
-    fn check_context(&self, max_model_len: usize) -> Result<(), ApiError> {
+    /// 400 when a prompt plus the output would not fit the model's context; `param` names
+    /// the request's output-length field.
+    pub(crate) fn check_context(
+        &self,
+        max_model_len: usize,
+        param: &'static str,
+    ) -> Result<(), ApiError> {
         let output = self.output_target();
         match self
             .prompts
@@ -184,7 +202,7 @@ impl Generation {
                      Please reduce the length of the messages or completion.",
                     prompt + output
                 ),
-                Some("max_tokens"),
+                Some(param),
             )),
         }
     }
@@ -205,19 +223,25 @@ pub(crate) fn resolve_model(model: &str, config: &SimConfig) -> Result<Option<Ar
     }
 }
 
-fn output_limits(raw: &RawRequest, config: &SimConfig) -> Result<(usize, Option<usize>), ApiError> {
-    let requested = raw.max_completion_tokens.or(raw.max_tokens);
+/// `max_tokens` after the default and the cap, and the `sim.output_tokens` override;
+/// `param` names the request's output-length field in errors.
+pub(crate) fn output_limits(
+    requested: Option<i64>,
+    param: &'static str,
+    sim: Option<&SimExtension>,
+    config: &SimConfig,
+) -> Result<(usize, Option<usize>), ApiError> {
     let max_tokens = match requested {
         None => config.default_max_tokens,
         Some(n) if n < 1 => {
             return Err(ApiError::bad_request(
-                format!("max_tokens must be at least 1, got {n}."),
-                Some("max_tokens"),
+                format!("{param} must be at least 1, got {n}."),
+                Some(param),
             ));
         }
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
     };
-    let forced = raw.sim.as_ref().and_then(|s| s.output_tokens);
+    let forced = sim.and_then(|s| s.output_tokens);
     if forced == Some(0) {
         return Err(ApiError::bad_request(
             "sim.output_tokens must be at least 1",
@@ -227,11 +251,18 @@ fn output_limits(raw: &RawRequest, config: &SimConfig) -> Result<(usize, Option<
     Ok((max_tokens.min(config.max_output_tokens), forced))
 }
 
-fn completion_prompts(prompt: Option<&Value>) -> Result<Vec<TokenizedPrompt>, ApiError> {
+/// One prompt per item of a completions `prompt` or an embeddings `input` (`param`): a
+/// string, strings, token ids, or lists of token ids.
+pub(crate) fn prompt_list(
+    prompt: Option<&Value>,
+    param: &'static str,
+) -> Result<Vec<TokenizedPrompt>, ApiError> {
     let bad = || {
         ApiError::bad_request(
-            "prompt must be a string, a list of strings, a list of token ids or a list of such lists",
-            Some("prompt"),
+            format!(
+                "{param} must be a string, a list of strings, a list of token ids or a list of such lists"
+            ),
+            Some(param),
         )
     };
     match prompt {
@@ -291,7 +322,7 @@ pub(crate) fn chat_prompt(
 }
 
 /// A message's text: a string, or the `text` of its content parts.
-fn message_text(content: &Value) -> String {
+pub(crate) fn message_text(content: &Value) -> String {
     match content {
         Value::String(text) => text.clone(),
         Value::Array(parts) => parts

@@ -15,6 +15,10 @@ use crate::kv_events::KvEventsConfig;
 /// Largest `max_model_len` used when none is configured (tokens).
 pub const DEFAULT_MAX_MODEL_LEN: usize = 32_768;
 
+/// Longest embedding vector `--embedding-dim` may ask for (the largest common embedding
+/// models have 4096), which bounds a response with the input-count limit.
+pub const MAX_EMBEDDING_DIM: usize = 8192;
+
 spelled_enum!(
     /// How a request's output length is chosen (`--output-length`).
     #[derive(Default)]
@@ -71,6 +75,9 @@ pub struct SimConfig {
     pub max_output_tokens: usize,
     /// How output lengths are chosen.
     pub output_length: OutputLength,
+    /// Length of the vectors `/v1/embeddings` returns (`--embedding-dim`, 1..=
+    /// [`MAX_EMBEDDING_DIM`]); a request's `dimensions` may ask for fewer. Default 1024.
+    pub embedding_dim: usize,
     /// Seed of everything random (output lengths and filler words).
     pub seed: u64,
     /// Step-time coefficients.
@@ -100,6 +107,7 @@ impl Default for SimConfig {
             default_max_tokens: 16,
             max_output_tokens: 4096,
             output_length: OutputLength::MaxTokens,
+            embedding_dim: 1024,
             seed: 0,
             step_time: StepTimeModel::default(),
             time_scale: 1.0,
@@ -151,9 +159,16 @@ impl SimConfig {
             ("num-gpu-blocks", self.num_gpu_blocks),
             ("default-max-tokens", self.default_max_tokens),
             ("max-output-tokens", self.max_output_tokens),
+            ("embedding-dim", self.embedding_dim),
         ];
         if let Some((flag, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("--{flag} must be at least 1"));
+        }
+        if self.embedding_dim > MAX_EMBEDDING_DIM {
+            return Err(format!(
+                "--embedding-dim must be at most {MAX_EMBEDDING_DIM}, got {}",
+                self.embedding_dim
+            ));
         }
         if self.model.is_empty() {
             return Err("--model must not be empty".to_owned());

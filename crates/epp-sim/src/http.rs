@@ -4,6 +4,8 @@
 //! | route | answer |
 //! |---|---|
 //! | `POST /v1/completions`, `POST /v1/chat/completions` | JSON or SSE (`"stream": true`) |
+//! | `POST /v1/responses` | a Responses API `response`, or its SSE events (`responses.rs`) |
+//! | `POST /v1/embeddings` | vectors after a prefill-only pass through the engine (`embeddings.rs`) |
 //! | `POST /tokenize` | vLLM's: the prompt's or chat's token ids, as the engine sees them |
 //! | `GET /v1/models` | the base model and the LoRA adapters |
 //! | `GET /health` | 200, empty |
@@ -31,9 +33,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::api::{ApiError, Endpoint, Generation};
+use crate::embeddings::EmbeddingRequest;
 use crate::fake::FakeMetrics;
 use crate::metrics;
 use crate::respond::{self, ResponseMeta, SseBody};
+use crate::responses::{ResponsesRequest, ResponsesSse};
 use crate::server::{Shared, stopped};
 use epp_net::listener::Acceptor;
 
@@ -92,6 +96,8 @@ async fn route(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Bod
     match (request.uri().path(), method) {
         ("/v1/completions", Method::POST) => generate(shared, request, Endpoint::Completions).await,
         ("/v1/chat/completions", Method::POST) => generate(shared, request, Endpoint::Chat).await,
+        ("/v1/responses", Method::POST) => responses(shared, request).await,
+        ("/v1/embeddings", Method::POST) => embeddings(shared, request).await,
         ("/tokenize", Method::POST) => tokenize(shared, request).await,
         ("/v1/models", Method::GET) => json_response(StatusCode::OK, &models(shared)),
         ("/health", Method::GET) => full(StatusCode::OK, None, Bytes::new()),
@@ -114,6 +120,8 @@ async fn route(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Bod
         (
             "/v1/completions"
             | "/v1/chat/completions"
+            | "/v1/responses"
+            | "/v1/embeddings"
             | "/tokenize"
             | "/v1/models"
             | "/health"
@@ -145,27 +153,78 @@ async fn generate(
     shared.submit(generation.sequences(&shared.config, shared.hash_seed(&generation), &sender));
     drop(sender);
     let meta = ResponseMeta {
-        id: shared.next_response_id(endpoint),
+        id: shared.next_response_id(endpoint.id_prefix()),
         created: shared.unix_seconds(),
         model: generation.model.clone(),
         endpoint,
         prompt_tokens: generation.prompts.iter().map(|p| p.len()).collect(),
     };
     if generation.stream {
-        let body = SseBody::new(meta, events, generation.include_usage);
-        let mut response = Response::new(UnsyncBoxBody::new(body));
-        let headers = response.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream; charset=utf-8"),
-        );
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        return response;
+        return sse_response(UnsyncBoxBody::new(SseBody::new(
+            meta,
+            events,
+            generation.include_usage,
+        )));
     }
     match respond::collect(meta, events).await {
         Ok(body) => json_response(StatusCode::OK, &body),
         Err(error) => error_response(&error),
     }
+}
+
+async fn responses(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
+    let parsed = match read_body(request).await {
+        Ok(body) => ResponsesRequest::parse(&body, &shared.config),
+        Err(error) => Err(error),
+    };
+    let request = match parsed {
+        Ok(r) => r,
+        Err(error) => return error_response(&error),
+    };
+    let generation = &request.generation;
+    let (sender, events) = mpsc::unbounded_channel();
+    shared.submit(generation.sequences(&shared.config, shared.hash_seed(generation), &sender));
+    drop(sender);
+    let stream = generation.stream;
+    let reply = request.reply(shared.next_response_id("resp_"), shared.unix_seconds());
+    if stream {
+        return sse_response(UnsyncBoxBody::new(ResponsesSse::new(reply, events)));
+    }
+    match reply.collect(events).await {
+        Ok(body) => json_response(StatusCode::OK, &body),
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn embeddings(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
+    let parsed = match read_body(request).await {
+        Ok(body) => EmbeddingRequest::parse(&body, &shared.config),
+        Err(error) => Err(error),
+    };
+    let request = match parsed {
+        Ok(r) => r,
+        Err(error) => return error_response(&error),
+    };
+    let generation = &request.generation;
+    let (sender, events) = mpsc::unbounded_channel();
+    shared.submit(generation.sequences(&shared.config, shared.hash_seed(generation), &sender));
+    drop(sender);
+    let id = shared.next_response_id("embd-");
+    match request.respond(id, shared.unix_seconds(), events).await {
+        Ok(body) => json_response(StatusCode::OK, &body),
+        Err(error) => error_response(&error),
+    }
+}
+
+fn sse_response(body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 async fn tokenize(shared: &Arc<Shared>, request: Request<Incoming>) -> Response<Body> {

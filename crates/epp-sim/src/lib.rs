@@ -3,7 +3,8 @@
 //! Each server listens on its own port with its own state and behaves like a vLLM V1 server in
 //! real (wall-clock) time, optionally sped up by [`SimConfig::time_scale`]:
 //!
-//! * **API**: `POST /v1/completions` and `/v1/chat/completions` (JSON or SSE), `POST /tokenize`
+//! * **API**: `POST /v1/completions`, `/v1/chat/completions` and `/v1/responses` (JSON or
+//!   SSE), `POST /v1/embeddings` (prefill-only, deterministic unit vectors), `POST /tokenize`
 //!   (vLLM's, giving exactly the token ids the engine hashes: `tokenize.rs`), `GET /v1/models`,
 //!   `/health`, `/metrics`; unknown model → 404, invalid JSON → 400, as vLLM answers. Every
 //!   response has an `x-sim-server: <port>` header (`http.rs`).
@@ -41,11 +42,13 @@
 mod api;
 pub mod args;
 pub mod config;
+mod embeddings;
 pub mod fake;
 mod http;
 pub mod kv_events;
 mod metrics;
 mod respond;
+mod responses;
 mod sequence;
 mod server;
 mod tokenize;

@@ -111,7 +111,7 @@ impl ResponseMeta {
     }
 }
 
-fn engine_gone() -> ApiError {
+pub(crate) fn engine_gone() -> ApiError {
     ApiError {
         status: StatusCode::SERVICE_UNAVAILABLE,
         message: "the server is shutting down".to_owned(),

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
 use crate::SimError;
-use crate::api::{Endpoint, Generation};
+use crate::api::Generation;
 use crate::config::SimConfig;
 use crate::fake::FakeMetrics;
 use crate::http;
@@ -106,14 +106,10 @@ impl Shared {
         page
     }
 
-    /// A fresh response id, unique per server.
-    pub fn next_response_id(&self, endpoint: Endpoint) -> String {
+    /// A fresh id, unique per server: `prefix` (`cmpl-`, `resp_`…), the port and a counter.
+    pub fn next_response_id(&self, prefix: &str) -> String {
         let n = self.next_response.fetch_add(1, Ordering::Relaxed);
-        let prefix = match endpoint {
-            Endpoint::Completions => "cmpl",
-            Endpoint::Chat => "chatcmpl",
-        };
-        format!("{prefix}-{}-{n}", self.address.port())
+        format!("{prefix}{}-{n}", self.address.port())
     }
 
     pub fn unix_seconds(&self) -> u64 {

@@ -19,6 +19,7 @@
 //! | [`loopback`] | [`loopback_epp!`]: `TestEpp` (an in-process EPP on loopback over static endpoints) and `KubeEpp` (the same discovering through the fake API server); [`HERMETIC_CONFIG`], [`metrics`] | `protocol`, `metrics`, `kubernetes`, `binary` (`bench_tool`), bench `memory` |
 //! | [`fake_apiserver`] | an in-process fake Kubernetes API server (list/watch, patches, faults, reviews) | `kubernetes`, `metrics`, `fake_apiserver_selftest` |
 //! | [`tls_client`] | a TLS channel that accepts any certificate and remembers it | `binary` |
+//! | [`otlp`] | an OTLP/gRPC trace collector (the real `TraceService/Export`) that keeps the spans it receives, and can hold exports | `protocol` (`tracing`), `binary` (`tracing`) |
 //! | [`ports`] | free loopback ports for child processes, the `epp` binary's port flags | `binary`, `envoy` |
 //! | [`health`] | whether a health port answers SERVING | `binary`, `envoy` |
 //! | [`procfs`] | CPU time and resident memory from `/proc` | `binary`, benches `memory`, `scrape_cost` |
@@ -45,6 +46,8 @@ pub mod fake_apiserver;
 pub mod health;
 #[cfg(feature = "harness")]
 pub mod loopback;
+#[cfg(feature = "harness")]
+pub mod otlp;
 #[cfg(feature = "harness")]
 pub mod ports;
 #[cfg(feature = "harness")]

@@ -4,11 +4,14 @@
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// How far [`free_port`] has moved from its start; [`free_port_run`] moves it past a run, so
+/// that the run's later ports are not handed out again by this process.
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
 /// A loopback port that is free now, taken below the kernel's ephemeral range so that no
 /// outgoing connection (Envoy's, the clients') can occupy it before the child binds it.
 /// Each test process starts at its own offset, so parallel runs rarely meet.
 pub fn free_port() -> u16 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
     const LOW: u32 = 20_000;
     let high = ephemeral_low().clamp(LOW + 1_000, 32_768);
     let span = high - LOW;
@@ -38,6 +41,7 @@ pub fn free_port_run(count: u16) -> u16 {
             .filter_map(|port| TcpListener::bind(("127.0.0.1", port)).ok())
             .collect();
         if held.len() == usize::from(count) {
+            NEXT.fetch_add(u32::from(count - 1), Ordering::Relaxed);
             return base;
         }
     }

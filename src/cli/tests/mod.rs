@@ -3,6 +3,7 @@
 mod env;
 mod sources;
 mod syntax;
+mod tracing_flag;
 mod usage;
 mod values;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::cli::{
     BodyModeFallback, CliError, EndpointSource, LogEncoder, MetricsScheme, Options,
-    SaturationThresholds, StacktraceLevel, TimeEncoding, parse,
+    ResponseBodyOverride, SaturationThresholds, StacktraceLevel, TimeEncoding, parse,
 };
 
 use super::{args, env, err, ok, spec};
@@ -62,11 +62,13 @@ fn every_flag_default() {
         ("request-body-mode-fallback", "full-duplex-streamed"),
         ("request-log-file", ""),
         ("request-log-session-header", "x-session-id"),
+        ("response-body-mode-override", "streamed"),
         ("secure-serving", "true"),
         ("simulate-endpoints", "0"),
         ("simulator-args", ""),
         ("total-queued-requests-metric", "vllm:num_requests_waiting"),
         ("total-running-requests-metric", "vllm:num_requests_running"),
+        ("tracing", "false"),
         ("v", "2"),
         ("validate-config", "false"),
         ("zap-devel", "true"),
@@ -97,6 +99,7 @@ fn typed_defaults_and_resolution() {
     );
     assert_eq!(o.model_server_metrics_scheme, MetricsScheme::Http);
     assert_eq!(o.body_mode_fallback, BodyModeFallback::FullDuplexStreamed);
+    assert_eq!(o.response_body_override, ResponseBodyOverride::Streamed);
     assert_eq!(o.max_request_body_bytes, 64 * 1024 * 1024);
     assert_eq!(o.log.verbosity, 2);
     assert_eq!(o.log.encoder, LogEncoder::Console);
@@ -201,6 +204,10 @@ fn invalid_values_exit_1_naming_the_flag() {
             "for flag -request-body-mode-fallback: must be 'full-duplex-streamed' or 'buffered'",
         ),
         (
+            "--response-body-mode-override=buffered",
+            "for flag -response-body-mode-override: must be 'streamed', 'none' or 'off'",
+        ),
+        (
             "--zap-encoder=text",
             "for flag -zap-encoder: must be 'json' or 'console'",
         ),
@@ -266,6 +273,7 @@ fn typed_values() {
         "--lora-info-metric=",
         "--model-server-metrics-scheme=https",
         "--request-body-mode-fallback=buffered",
+        "--response-body-mode-override=none",
         "--cert-path=/certs",
         "--config-text=x: 1",
         "--max-request-body-bytes=1_000",
@@ -279,6 +287,7 @@ fn typed_values() {
     assert_eq!(o.lora_info_metric, None);
     assert_eq!(o.model_server_metrics_scheme, MetricsScheme::Https);
     assert_eq!(o.body_mode_fallback, BodyModeFallback::Buffered);
+    assert_eq!(o.response_body_override, ResponseBodyOverride::None);
     assert_eq!(o.cert_path, Some(PathBuf::from("/certs")));
     assert_eq!(o.config_text.as_deref(), Some("x: 1"));
     assert_eq!(o.max_request_body_bytes, 1000);

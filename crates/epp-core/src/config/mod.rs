@@ -1,5 +1,6 @@
 //! `EndpointPickerConfig`: decoding, defaulting, validation, and the default config.
 
+mod flow_control;
 mod raw;
 mod resolve;
 
@@ -9,8 +10,12 @@ use std::sync::Arc;
 use crate::datastore::EndpointObserver;
 use crate::scheduling::Scheduler;
 
+pub use flow_control::{
+    DEFAULT_DEADLINE_HEADER, DetectorSpec, FlowControlSettings, parse_deadline_ms,
+};
 pub use raw::{
-    API_VERSION, KIND, RawConfig, RawPlugin, RawProfile, RawProfilePlugin, RawSaturationDetector,
+    API_VERSION, KIND, RawConfig, RawFlowControl, RawPlugin, RawProfile, RawProfilePlugin,
+    RawSaturationDetector,
 };
 pub use resolve::PluginInstance;
 
@@ -44,6 +49,10 @@ pub struct EndpointPickerConfig {
     pub warnings: Vec<String>,
     /// The `saturationDetector` section, validated; `None` fields keep the flag/env values.
     pub saturation: SaturationOverrides,
+    /// The detector flow control asks (`saturationDetector.type`).
+    pub detector: DetectorSpec,
+    /// The `flowControl` section; `None`: requests are never held.
+    pub flow_control: Option<FlowControlSettings>,
 }
 
 /// Shedding thresholds set in the config file.
@@ -150,9 +159,13 @@ impl EndpointPickerConfig {
     pub fn from_text(text: &str) -> Result<Self, ConfigError> {
         let raw = raw::decode(text)?;
         let saturation = saturation_overrides(raw.saturation_detector.as_ref())?;
+        let detector = flow_control::detector(raw.saturation_detector.as_ref())?;
+        let flow_control = flow_control::flow_control(raw.flow_control.as_ref())?;
         let resolved = resolve::resolve(raw)?;
         Ok(EndpointPickerConfig {
             saturation,
+            detector,
+            flow_control,
             plugins: resolved.plugins,
             scheduler: Arc::new(resolved.scheduler),
             effective: resolved.effective,

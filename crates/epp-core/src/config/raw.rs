@@ -24,6 +24,9 @@ pub struct RawConfig {
     /// environment variables of v1.0.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saturation_detector: Option<RawSaturationDetector>,
+    /// Requests wait in the EPP while the pool is saturated (ours; off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_control: Option<RawFlowControl>,
 }
 
 /// `saturationDetector`: when the pool counts as saturated.
@@ -39,6 +42,55 @@ pub struct RawSaturationDetector {
     /// Metrics older than this (Go duration, e.g. `200ms`) do not show headroom.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_staleness_threshold: Option<String>,
+    /// Which detector holds flow-controlled requests: `utilization` (the thresholds above,
+    /// default) or `concurrency` (this EPP's in-flight requests and tokens per endpoint).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub detector: Option<String>,
+    /// `concurrency`: in-flight requests at which an endpoint is full (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    /// `concurrency`: in-flight prompt tokens at which an endpoint is full (default 1,000,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens_in_flight: Option<u64>,
+}
+
+/// `flowControl`: the waiting room for requests while the pool is saturated.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFlowControl {
+    /// Default true: writing the section turns flow control on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Requests waiting at most, all bands together (default 10,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<usize>,
+    /// Request-body bytes waiting at most, all bands together (default 1 GiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// Requests waiting at most in one priority band (default: `maxRequests`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band_max_requests: Option<usize>,
+    /// Bytes waiting at most in one priority band (default: `maxBytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band_max_bytes: Option<u64>,
+    /// How long a request may wait (Go duration; default 30s).
+    #[serde(
+        default,
+        rename = "requestTTL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub request_ttl: Option<String>,
+    /// Order inside a flow: `fcfs` (default) or `edf` (by the deadline header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<String>,
+    /// With `edf`: the request header holding the deadline, in milliseconds from arrival
+    /// (default `x-gateway-inference-deadline-ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_header: Option<String>,
+    /// Whether `x-gateway-inference-fairness-id` names the flow (only when the gateway sets
+    /// it; default false: one flow per objective).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_fairness_header: Option<bool>,
 }
 
 /// One entry of `plugins`.

@@ -317,6 +317,107 @@ fn saturation_detector_section() {
 }
 
 #[test]
+fn flow_control_section() {
+    use crate::config::{DetectorSpec, FlowControlSettings};
+    use crate::flowcontrol::{ConcurrencyDetector, Limits, Ordering, QueueConfig};
+
+    let off = load("plugins:\n- type: queue-scorer\n").expect("loads");
+    assert_eq!(off.flow_control, None);
+    assert_eq!(off.detector, DetectorSpec::Utilization);
+    let disabled =
+        load("plugins:\n- type: queue-scorer\nflowControl:\n  enabled: false\n").expect("loads");
+    assert_eq!(disabled.flow_control, None);
+
+    let on = load("plugins:\n- type: queue-scorer\nflowControl: {}\n").expect("loads");
+    assert_eq!(
+        on.flow_control,
+        Some(FlowControlSettings {
+            queue: QueueConfig::default(),
+            deadline_header: "x-gateway-inference-deadline-ms".into(),
+            trust_fairness_header: false,
+        })
+    );
+
+    let full = load(concat!(
+        "plugins:\n- type: queue-scorer\n",
+        "saturationDetector:\n  type: concurrency\n  maxConcurrency: 8\n",
+        "flowControl:\n  maxRequests: 500\n  maxBytes: 1000000\n  bandMaxRequests: 200\n",
+        "  requestTTL: 5s\n  ordering: edf\n  deadlineHeader: X-Deadline\n",
+        "  trustFairnessHeader: true\n",
+    ))
+    .expect("loads");
+    assert_eq!(
+        full.detector,
+        DetectorSpec::Concurrency(ConcurrencyDetector {
+            max_requests: 8,
+            max_tokens: 1_000_000
+        })
+    );
+    assert_eq!(
+        full.flow_control,
+        Some(FlowControlSettings {
+            queue: QueueConfig {
+                total: Limits {
+                    requests: 500,
+                    bytes: 1_000_000
+                },
+                per_band: Limits {
+                    requests: 200,
+                    bytes: 1_000_000
+                },
+                ttl: std::time::Duration::from_secs(5),
+                ordering: Ordering::Edf,
+            },
+            deadline_header: "x-deadline".into(),
+            trust_fairness_header: true,
+        })
+    );
+
+    let cases = [
+        (
+            "flowControl:\n  maxRequests: 0\n",
+            "flowControl.maxRequests: must be at least 1",
+        ),
+        (
+            "flowControl:\n  requestTTL: 0s\n",
+            "flowControl.requestTTL: must be greater than 0",
+        ),
+        (
+            "flowControl:\n  requestTTL: later\n",
+            "flowControl.requestTTL:",
+        ),
+        (
+            "flowControl:\n  ordering: lifo\n",
+            "flowControl.ordering: must be \"fcfs\" or \"edf\", got \"lifo\"",
+        ),
+        (
+            "flowControl:\n  deadlineHeader: \"a b\"\n",
+            "flowControl.deadlineHeader:",
+        ),
+        (
+            "flowControl:\n  queueSize: 3\n",
+            "unknown field `queueSize`",
+        ),
+        (
+            "saturationDetector:\n  type: magic\n",
+            "saturationDetector.type: must be \"utilization\" or \"concurrency\"",
+        ),
+        (
+            "saturationDetector:\n  maxConcurrency: 5\n",
+            "saturationDetector.type: maxConcurrency and maxTokensInFlight need type: concurrency",
+        ),
+        (
+            "saturationDetector:\n  type: concurrency\n  maxTokensInFlight: 0\n",
+            "saturationDetector.maxTokensInFlight: must be at least 1",
+        ),
+    ];
+    for (body, expected) in cases {
+        let message = error(&format!("plugins:\n- type: queue-scorer\n{body}"));
+        assert!(message.contains(expected), "{message}");
+    }
+}
+
+#[test]
 fn strictness_errors_name_the_field() {
     let profile = |weights: &str| {
         format!(

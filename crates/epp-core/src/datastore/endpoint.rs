@@ -137,6 +137,7 @@ pub struct Endpoint {
     meta: ArcSwap<EndpointMeta>,
     metrics: LiveMetrics,
     in_flight: AtomicU32,
+    in_flight_tokens: AtomicU64,
     /// The datastore's clock: stamps metrics and measures their age.
     clock: Arc<dyn Clock>,
 }
@@ -153,6 +154,7 @@ impl Endpoint {
             }),
             metrics: LiveMetrics::default(),
             in_flight: AtomicU32::new(0),
+            in_flight_tokens: AtomicU64::new(0),
             clock,
         }
     }
@@ -307,10 +309,24 @@ impl Endpoint {
 
     /// Counts one request sent here; the returned guard uncounts it when dropped.
     pub fn start_request(self: &Arc<Self>) -> InFlightGuard {
+        self.start_request_with_tokens(0)
+    }
+
+    /// Like [`Endpoint::start_request`], also counting the request's (estimated) prompt
+    /// tokens in [`Endpoint::in_flight_tokens`] until the guard drops.
+    pub fn start_request_with_tokens(self: &Arc<Self>, tokens: u64) -> InFlightGuard {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.in_flight_tokens.fetch_add(tokens, Ordering::Relaxed);
         InFlightGuard {
             endpoint: Arc::clone(self),
+            tokens,
         }
+    }
+
+    /// Prompt tokens of the requests this EPP has in flight here (estimated when routed
+    /// without token ids).
+    pub fn in_flight_tokens(&self) -> u64 {
+        self.in_flight_tokens.load(Ordering::Relaxed)
     }
 }
 
@@ -341,6 +357,7 @@ pub struct CacheGeometry {
 #[derive(Debug)]
 pub struct InFlightGuard {
     endpoint: Arc<Endpoint>,
+    tokens: u64,
 }
 
 impl InFlightGuard {
@@ -352,5 +369,8 @@ impl InFlightGuard {
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
         self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.endpoint
+            .in_flight_tokens
+            .fetch_sub(self.tokens, Ordering::Relaxed);
     }
 }

@@ -50,6 +50,9 @@ pub struct RoutingRequest<'a> {
     pub subset: Option<&'a [String]>,
     /// Routed at headers time, before (and without) the body.
     pub at_headers: bool,
+    /// How long the request waited in flow control, when it did: it was admitted there,
+    /// so it is not shed here, and the wait goes into its decision record.
+    pub queued: Option<Duration>,
 }
 
 impl<'a> RoutingRequest<'a> {
@@ -71,6 +74,7 @@ impl<'a> RoutingRequest<'a> {
             objective: None,
             subset: None,
             at_headers: false,
+            queued: None,
         }
     }
 }
@@ -119,13 +123,21 @@ pub struct Decision {
     pub reason: PickReason,
     /// What a precise prefix scorer predicted the primary endpoint has cached.
     pub cache_prediction: Option<crate::scheduling::CachePrediction>,
+    /// The profiles the cycle ran, in order, and which one chose the destination (empty
+    /// for a random bodyless pick). Moved from the cycle's result, not copied.
+    pub profile_runs: Vec<crate::scheduling::ProfileRun>,
+    pub primary_run: usize,
     in_flight: InFlightGuard,
 }
 
 impl Decision {
-    fn new(endpoints: Vec<Arc<Endpoint>>, reason: PickReason) -> Option<Decision> {
+    fn new(
+        endpoints: Vec<Arc<Endpoint>>,
+        reason: PickReason,
+        prompt_tokens: u64,
+    ) -> Option<Decision> {
         let primary = endpoints.first()?;
-        let in_flight = primary.start_request();
+        let in_flight = primary.start_request_with_tokens(prompt_tokens);
         let destination = endpoints
             .iter()
             .map(|e| e.address_text())
@@ -136,13 +148,32 @@ impl Decision {
             destination,
             reason,
             cache_prediction: None,
+            profile_runs: Vec::new(),
+            primary_run: 0,
             in_flight,
         })
+    }
+
+    /// The name of the profile that chose the destination, when profiles ran.
+    pub fn primary_profile(&self) -> Option<&str> {
+        self.profile_runs
+            .get(self.primary_run)
+            .map(|run| &*run.profile_name)
     }
 
     /// The endpoint the gateway will use first.
     pub fn primary(&self) -> &Arc<Endpoint> {
         self.in_flight.endpoint()
+    }
+}
+
+/// The request's prompt tokens for in-flight accounting: the token ids when a token source
+/// gave them, else about four bytes of prompt per token.
+fn prompt_tokens(request: &RoutingRequest<'_>) -> u64 {
+    match (request.tokens, request.prompt) {
+        (Some(tokens), _) => tokens.len() as u64,
+        (None, Some(prompt)) => prompt.len().div_ceil(4) as u64,
+        (None, None) => 0,
     }
 }
 
@@ -279,6 +310,9 @@ impl Director {
             outcome: &outcome,
             destination: result.as_ref().ok().map(|d| d.destination.as_str()),
             decision_micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            queued_micros: request
+                .queued
+                .map(|q| u64::try_from(q.as_micros()).unwrap_or(u64::MAX)),
             profiles: &trace.profiles,
         });
         result
@@ -318,13 +352,19 @@ impl Director {
         };
         let result = self.schedule(&scheduling, &mut state, &candidates, observer)?;
         let reason = pick_reason(request, &scheduling, &candidates);
-        let mut decision = Decision::new(result.primary_targets().to_vec(), reason)
-            .ok_or(PickError::EmptyResult)?;
+        let mut decision = Decision::new(
+            result.primary_targets().to_vec(),
+            reason,
+            prompt_tokens(request),
+        )
+        .ok_or(PickError::EmptyResult)?;
         decision.cache_prediction = state
             .prefix_match()
             .and_then(|p| p.cache_prediction(decision.primary().id()));
         self.scheduler
             .run_pre_request(&scheduling, &result, &state, observer);
+        decision.primary_run = result.primary;
+        decision.profile_runs = result.runs;
         self.report_pick(&decision, &state);
         tracing::debug!(
             { "x-request-id" = request.request_id, endpoint = %decision.destination, candidates = candidates.len() },
@@ -405,7 +445,7 @@ impl Director {
             .randomness
             .with(|rng| candidates.choose(rng).map(|&e| Arc::clone(e)))
             .ok_or(PickError::NoCandidates)?;
-        let decision = Decision::new(vec![chosen], PickReason::RandomBodyless)
+        let decision = Decision::new(vec![chosen], PickReason::RandomBodyless, 0)
             .ok_or(PickError::EmptyResult)?;
         if let Some(metrics) = &self.metrics {
             metrics.pick(decision.reason.as_str());
@@ -414,7 +454,7 @@ impl Director {
     }
 
     /// v1.0.1 `admitRequest`: priority >= 0 is always admitted; lower priorities are shed
-    /// while the pool is saturated.
+    /// while the pool is saturated, unless flow control already admitted them.
     fn admit(
         &self,
         request: &RoutingRequest<'_>,
@@ -425,7 +465,10 @@ impl Director {
             .objective
             .and_then(|name| self.datastore.objective(name))
             .map_or(0, |o| o.priority);
-        if priority < 0 && is_saturated(snapshot, &self.settings.saturation, now) {
+        if priority < 0
+            && request.queued.is_none()
+            && is_saturated(snapshot, &self.settings.saturation, now)
+        {
             return Err(PickError::Shed);
         }
         Ok(())

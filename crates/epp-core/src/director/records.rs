@@ -35,6 +35,9 @@ pub struct DecisionRecord<'a> {
     pub destination: Option<&'a str>,
     /// Time spent deciding, in microseconds.
     pub decision_micros: u64,
+    /// Time waited in flow control before routing, in microseconds (when it waited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_micros: Option<u64>,
     pub profiles: &'a [ProfileTrace],
 }
 
@@ -175,6 +178,7 @@ mod tests {
                 outcome: "scheduled",
                 destination: Some("10.0.0.1:8000"),
                 decision_micros: 12,
+                queued_micros: (i == 1).then_some(2_500),
                 profiles: &profiles,
             });
         }
@@ -195,5 +199,7 @@ mod tests {
         assert_eq!(lines[2]["request_id"], "r2");
         assert_eq!(lines[0]["profiles"][0]["picked"][0], "10.0.0.1:8000");
         assert!(lines[0].get("objective").is_none());
+        assert!(lines[0].get("queued_micros").is_none());
+        assert_eq!(lines[1]["queued_micros"], 2_500);
     }
 }

@@ -88,6 +88,16 @@ async fn admission_table() {
             Err(e) => assert_eq!(got.expect_err("rejected"), e, "case {i}"),
         }
     }
+    // Flow control already admitted it: a sheddable request that waited is routed.
+    let director = director(&saturated());
+    let waited = RoutingRequest {
+        queued: Some(std::time::Duration::from_millis(40)),
+        ..request(&headers, Some("sheddable"), None)
+    };
+    assert_eq!(
+        director.route(&waited).expect("routed").destination,
+        "10.0.0.2:8000"
+    );
 }
 
 #[tokio::test]
@@ -189,10 +199,21 @@ async fn decisions_hold_the_in_flight_count() {
         .route(&request(&headers, None, None))
         .expect("routed");
     assert_eq!(decision.primary().in_flight(), 1);
+    // "hello" is 5 bytes: about 2 tokens without token ids.
+    assert_eq!(decision.primary().in_flight_tokens(), 2);
     assert_eq!(decision.reason, PickReason::Scheduled);
     let endpoint = Arc::clone(decision.primary());
     drop(decision);
-    assert_eq!(endpoint.in_flight(), 0);
+    assert_eq!((endpoint.in_flight(), endpoint.in_flight_tokens()), (0, 0));
+
+    // With token ids, their count.
+    let tokens = [1, 2, 3, 4, 5, 6, 7];
+    let with_tokens = RoutingRequest {
+        tokens: Some(&tokens),
+        ..request(&headers, None, None)
+    };
+    let decision = director.route(&with_tokens).expect("routed");
+    assert_eq!(decision.primary().in_flight_tokens(), 7);
 }
 
 #[tokio::test]

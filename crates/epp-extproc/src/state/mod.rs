@@ -8,6 +8,7 @@ mod request_log;
 mod response;
 #[cfg(test)]
 mod token_tests;
+mod trace;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -61,6 +62,21 @@ impl BodyMode {
         }
     }
 
+    fn to_proto(self) -> i32 {
+        match self {
+            BodyMode::None => 0,
+            BodyMode::Streamed => 1,
+            BodyMode::Buffered => 2,
+            BodyMode::BufferedPartial => 3,
+            BodyMode::FullDuplexStreamed => 4,
+        }
+    }
+
+    /// Whether the gateway holds the whole body before sending it on.
+    fn is_buffered(self) -> bool {
+        matches!(self, BodyMode::Buffered | BodyMode::BufferedPartial)
+    }
+
     /// Whether the destination can wait for the whole request body. In STREAMED and NONE
     /// modes the gateway forwards headers before the body, so the pick happens at headers.
     fn routes_on_body(self) -> bool {
@@ -69,6 +85,26 @@ impl BodyMode {
             BodyMode::Buffered | BodyMode::BufferedPartial | BodyMode::FullDuplexStreamed
         )
     }
+}
+
+/// What the EPP asks of a gateway that buffers responses (`--response-body-mode-override`).
+///
+/// In BUFFERED mode Envoy holds the whole response for the EPP: a streamed completion
+/// reaches the client in one piece at the end, and one longer than Envoy's buffer limit
+/// fails with 500. Where the gateway allows it (`allow_mode_override: true`, Envoy AI
+/// Gateway's `aigateway.envoyproxy.io/allow-mode-override: "true"`), the EPP's reply to the
+/// request headers carries a `mode_override` changing the response body mode; the request
+/// body stays BUFFERED. A gateway that does not allow it ignores the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseBodyOverride {
+    /// Response body STREAMED: chunks pass as they come, and the EPP still reads them for
+    /// usage (tokens, response size, duration to the last chunk).
+    Streamed,
+    /// Response body NONE: the EPP never sees it; a request's duration ends when the
+    /// gateway closes the stream, and its tokens are not counted.
+    None,
+    /// Never override: the gateway's configured modes apply (v1.0.1 behaviour).
+    Off,
 }
 
 /// Per-stream limits and defaults, shared by all streams.
@@ -88,6 +124,10 @@ pub struct StreamSettings {
     pub request_log: Option<Arc<RequestLog>>,
     /// Where token ids come from when a scorer needs them (`None`: no scorer does).
     pub tokens: Option<TokenSettings>,
+    /// The response body mode asked of a gateway that buffers responses.
+    pub response_body_override: ResponseBodyOverride,
+    /// Starts a trace per sampled request (`None`: tracing off).
+    pub tracer: Option<epp_trace::RequestTracer>,
 }
 
 /// The token source of a scorer that keys by token blocks, and how long a request may wait.
@@ -117,6 +157,8 @@ impl Default for StreamSettings {
             metrics,
             request_log: None,
             tokens: None,
+            response_body_override: ResponseBodyOverride::Streamed,
+            tracer: None,
         }
     }
 }
@@ -154,6 +196,8 @@ pub struct StreamState {
     settings: Arc<StreamSettings>,
     request_mode: Option<BodyMode>,
     response_mode: Option<BodyMode>,
+    /// The response body mode this stream asked the gateway for, if it sent an override.
+    response_override: Option<BodyMode>,
     request_phase: RequestPhase,
     response_phase: ResponsePhase,
     headers: RequestHeaders,
@@ -175,6 +219,8 @@ pub struct StreamState {
     log_entry: Option<Box<RequestLogEntry>>,
     telemetry: StreamTelemetry,
     tokens: TokenState,
+    /// The request's trace, when tracing is on and the request sampled.
+    trace: Option<Box<epp_trace::RequestTrace>>,
 }
 
 /// The token step of one request (only with [`StreamSettings::tokens`]).
@@ -220,6 +266,7 @@ impl StreamState {
         StreamState {
             request_mode: None,
             response_mode: None,
+            response_override: None,
             request_phase: RequestPhase::AwaitingHeaders,
             response_phase: ResponsePhase::AwaitingHeaders,
             headers: RequestHeaders::new(),
@@ -243,6 +290,7 @@ impl StreamState {
                 response_bytes: 0,
             },
             tokens: TokenState::default(),
+            trace: None,
             settings,
         }
     }
@@ -338,6 +386,7 @@ impl StreamState {
         if self.request_phase != RequestPhase::Done {
             self.request_phase = RequestPhase::Done;
             self.record_error(ErrorCode::PayloadTooLarge);
+            self.trace_status(413);
             out.push(crate::messages::payload_too_large(
                 self.settings.max_request_body_bytes,
             ));

@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use tonic::Status;
 
+use super::trace::TRACEPARENT_HEADER;
 use super::{
     BodyMode, Flow, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER, REQUEST_ID_HEADER, RequestPhase,
-    StreamState,
+    ResponseBodyOverride, StreamState,
 };
 use crate::EndpointPicker;
 use crate::Rejection;
@@ -21,6 +22,7 @@ use epp_core::director::{Decision, PickError, RoutingRequest};
 use epp_core::request::{BodyError, parse_body, parse_body_prefix, replace_model_value};
 use epp_core::telemetry::metrics::{ErrorCode, Phase};
 use epp_core::tokens::{TokenizeRequest, Tokens};
+use epp_trace::Mark;
 
 impl StreamState {
     pub(super) fn on_request_headers(
@@ -35,20 +37,29 @@ impl StreamState {
             ));
         }
         self.read_headers(headers.headers.unwrap_or_default());
+        self.start_trace();
         self.request_phase = RequestPhase::Body;
         if headers.end_of_stream {
             // v1.0.1: a bodyless request (GET) goes to a random endpoint.
             self.request_phase = RequestPhase::Done;
-            let decision = match picker.route_bodyless(self.subset.as_deref()) {
+            let started = Instant::now();
+            let picked = picker.route_bodyless(self.subset.as_deref());
+            if self.trace.is_some() {
+                self.trace_schedule(started, Instant::now(), picked.as_ref());
+            }
+            let decision = match picked {
                 Ok(decision) => decision,
                 Err(e) => return self.fail_pick(e, out),
             };
-            out.push(messages::request_headers(
+            let mut reply = messages::request_headers(
                 Some(self.routing_common(&decision, None)),
                 Some(messages::destination_metadata(&decision.destination)),
-            ));
+            );
+            reply.mode_override = self.response_mode_override();
+            out.push(reply);
             self.begin_log_entry(&decision, None);
             self.decision = Some(decision);
+            self.trace_routed();
             return Ok(Flow::Continue);
         }
         let mode = self.request_mode();
@@ -58,9 +69,34 @@ impl StreamState {
         if mode != BodyMode::FullDuplexStreamed {
             // BUFFERED: the gateway waits for this reply before sending the body; the
             // destination rides on the body reply.
-            out.push(messages::request_headers(None, None));
+            let mut reply = messages::request_headers(None, None);
+            reply.mode_override = self.response_mode_override();
+            out.push(reply);
         }
         Ok(Flow::Continue)
+    }
+
+    /// The `mode_override` for the request-headers reply: only when the gateway buffers
+    /// both bodies (Envoy AI Gateway's `buffered` mode) and the override is on. The
+    /// request body keeps its mode, since the gateway sends it next.
+    fn response_mode_override(
+        &mut self,
+    ) -> Option<envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::ProcessingMode>
+    {
+        let (request, response) = (self.request_mode(), self.response_mode());
+        if !(request.is_buffered() && response.is_buffered()) {
+            return None;
+        }
+        let wanted = match self.settings.response_body_override {
+            ResponseBodyOverride::Streamed => BodyMode::Streamed,
+            ResponseBodyOverride::None => BodyMode::None,
+            ResponseBodyOverride::Off => return None,
+        };
+        self.response_override = Some(wanted);
+        Some(messages::body_mode_override(
+            request.to_proto(),
+            wanted.to_proto(),
+        ))
     }
 
     pub(super) fn on_request_body(
@@ -94,6 +130,7 @@ impl StreamState {
             let limit = self.settings.max_request_body_bytes;
             self.drop_body();
             self.record_error(ErrorCode::PayloadTooLarge);
+            self.trace_status(413);
             out.push(messages::payload_too_large(limit));
             return Ok(Flow::Close);
         }
@@ -163,6 +200,7 @@ impl StreamState {
     ) -> Result<Flow, Status> {
         self.request_phase = RequestPhase::Done;
         let parse_started = Instant::now();
+        self.trace_mark_once(Mark::BodyComplete, parse_started);
         if let Some(started) = self.telemetry.body_started_at {
             let waited = parse_started.saturating_duration_since(started);
             self.metrics().phase(Phase::BodyWait, waited.as_secs_f64());
@@ -196,6 +234,7 @@ impl StreamState {
             return Err(Status::internal("no request waits for tokens"));
         };
         self.metrics().phase(Phase::Tokenize, waited.as_secs_f64());
+        self.trace_mark(Mark::TokenizeEnd, Instant::now());
         self.tokens.tokens = tokens;
         // The source has dropped its handle by now, so this takes the buffer back uncopied.
         let body = Vec::from(body);
@@ -228,10 +267,12 @@ impl StreamState {
             Phase::Parse,
             (schedule_started - parse_started).as_secs_f64(),
         );
+        self.trace_mark_once(Mark::Parsed, schedule_started);
         if self.settings.tokens.is_some() && !self.tokens.asked && read.prompt.is_some() {
             self.tokens.asked = true;
             drop(read);
             self.tokens.pending = Some((bytes::Bytes::from(body), end));
+            self.trace_mark(Mark::TokenizeStart, schedule_started);
             return Ok(Flow::AwaitTokens);
         }
         let picked = self.pick(picker, read.prompt.as_deref(), false);
@@ -240,6 +281,9 @@ impl StreamState {
             Phase::Schedule,
             (respond_started - schedule_started).as_secs_f64(),
         );
+        if self.trace.is_some() {
+            self.trace_schedule(schedule_started, respond_started, picked.as_ref());
+        }
         let decision = match picked {
             Ok(decision) => decision,
             Err(e) => return self.fail_pick(e, out),
@@ -257,6 +301,7 @@ impl StreamState {
         self.queue_routing_replies(&decision, body, rewritten, buffered_length, end, out);
         self.body_lease.release();
         self.decision = Some(decision);
+        self.trace_routed();
         let model = self.metrics().model(&self.model, &self.target_model);
         model.request_total();
         model.request_size(sent_len);
@@ -319,7 +364,12 @@ impl StreamState {
         out: &mut Vec<ProcessingResponse>,
     ) -> Result<Flow, Status> {
         self.target_model = self.rewrite_target().unwrap_or_default().to_owned();
-        let decision = match self.pick(picker, None, true) {
+        let started = Instant::now();
+        let picked = self.pick(picker, None, true);
+        if self.trace.is_some() {
+            self.trace_schedule(started, Instant::now(), picked.as_ref());
+        }
+        let decision = match picked {
             Ok(decision) => decision,
             Err(e) => return self.fail_pick(e, out),
         };
@@ -329,6 +379,7 @@ impl StreamState {
         ));
         self.begin_log_entry(&decision, None);
         self.decision = Some(decision);
+        self.trace_routed();
         Ok(Flow::Continue)
     }
 
@@ -357,6 +408,7 @@ impl StreamState {
             objective: self.headers.get(OBJECTIVE_HEADER),
             subset: self.subset.as_deref(),
             at_headers,
+            queued: None,
         })
     }
 
@@ -373,6 +425,9 @@ impl StreamState {
         if self.request_id_generated {
             set.push(messages::set_header(REQUEST_ID_HEADER, &self.request_id));
         }
+        if let Some(traceparent) = self.trace_parent_header() {
+            set.push(messages::set_header(TRACEPARENT_HEADER, &traceparent));
+        }
         messages::routing_common(set, self.client_routing_headers.clone())
     }
 
@@ -388,6 +443,7 @@ impl StreamState {
         self.drop_body();
         let rejection = Rejection::budget_exhausted();
         self.record_error(rejection.code);
+        self.trace_status(rejection.status);
         tracing::warn!({ "x-request-id" = self.request_id(), limit = exhausted.limit }, "request not routed: request body buffer budget exhausted");
         out.push(messages::rejected(rejection));
         Ok(Flow::Close)
@@ -408,6 +464,7 @@ impl StreamState {
         }
         let rejection = Rejection::bad_request(&message);
         self.record_error(rejection.code);
+        self.trace_status(rejection.status);
         out.push(messages::rejected(rejection));
         Ok(Flow::Close)
     }
@@ -425,6 +482,7 @@ impl StreamState {
             )));
         };
         self.record_error(rejection.code);
+        self.trace_status(rejection.status);
         tracing::info!({ "x-request-id" = self.request_id(), reason = %error, status = rejection.status }, "request not routed");
         out.push(messages::rejected(rejection));
         Ok(Flow::Close)

@@ -38,6 +38,13 @@ impl StreamState {
             self.record_error(ErrorCode::ModelServerError);
         }
         self.note_response_status(&headers);
+        if self.trace.is_some()
+            && let Some(code) = all()
+                .find(|h| h.key == ":status")
+                .and_then(|h| header_text(h).trim().parse().ok())
+        {
+            self.trace_status(code);
+        }
         self.usage = Some(UsageScanner::new(streaming));
         self.response_phase = ResponsePhase::Body;
         out.push(messages::response_headers(Some(CommonResponse {
@@ -97,11 +104,23 @@ impl StreamState {
         Ok(Flow::Continue)
     }
 
+    /// The gateway ended the stream cleanly. When this stream asked for no response body
+    /// (`--response-body-mode-override=none`), that is the only end of the response the
+    /// EPP sees, so the request's duration and size are recorded now.
+    pub fn on_gateway_closed(&mut self) {
+        if self.response_override == Some(BodyMode::None)
+            && self.response_phase == ResponsePhase::Body
+        {
+            self.finish_response();
+        }
+    }
+
     fn finish_response(&mut self) {
         if self.response_phase == ResponsePhase::Done {
             return;
         }
         self.response_phase = ResponsePhase::Done;
+        self.trace_mark(epp_trace::Mark::ResponseEnd, Instant::now());
         let usage: Option<Usage> = self.usage.as_mut().and_then(UsageScanner::finish);
         if let (Some(model), Some(received)) = (&self.telemetry.model, self.telemetry.received_at) {
             let seconds = Instant::now()

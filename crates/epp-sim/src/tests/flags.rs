@@ -221,3 +221,18 @@ fn bad_kv_event_values_name_their_flag() {
         assert!(message.contains(wanted), "{args:?}: {message}");
     }
 }
+
+#[test]
+fn embedding_dim_is_set_and_bounded() {
+    assert_eq!(parse(&[]).unwrap().config.embedding_dim, 1024);
+    let args = parse(&["--embedding-dim", "8192"]).unwrap();
+    assert_eq!(args.config.embedding_dim, 8192);
+    for (value, message) in [
+        ("0", "--embedding-dim must be at least 1"),
+        ("8193", "--embedding-dim must be at most 8192, got 8193"),
+    ] {
+        let error = parse(&["--embedding-dim", value]).unwrap_err();
+        assert_eq!(error.exit_code(), 1, "{value}");
+        assert!(error.to_string().contains(message), "{error}");
+    }
+}

@@ -4,9 +4,11 @@
 
 mod api;
 mod behaviour;
+mod embeddings;
 mod flags;
 mod kv_events;
 mod metrics_page;
+mod responses;
 mod tokenize;
 
 use std::collections::BTreeMap;

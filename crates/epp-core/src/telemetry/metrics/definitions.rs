@@ -467,6 +467,51 @@ pub const PRECISE_OBSERVED_PROMPT_TOKENS: MetricDef = def(
     &[],
     &[],
 );
+pub const FLOW_QUEUE_WAIT_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+pub const FLOW_CONTROL_QUEUE_SIZE: MetricDef = def(
+    "inference_extension_flow_control_queue_size",
+    "[ALPHA] Requests waiting in the EPP's flow control, by priority band.",
+    Kind::Gauge,
+    &["priority"],
+    &[],
+);
+pub const FLOW_CONTROL_QUEUE_BYTES: MetricDef = def(
+    "inference_extension_flow_control_queue_bytes",
+    "[ALPHA] Request-body bytes waiting in the EPP's flow control, by priority band.",
+    Kind::Gauge,
+    &["priority"],
+    &[],
+);
+pub const FLOW_CONTROL_QUEUE_DURATION: MetricDef = def(
+    "inference_extension_flow_control_queue_duration_seconds",
+    "[ALPHA] Time requests waited in flow control, by priority band and outcome (dispatched, expired, displaced).",
+    Kind::Histogram,
+    &["priority", "outcome"],
+    FLOW_QUEUE_WAIT_BUCKETS,
+);
+pub const FLOW_CONTROL_DISPATCHES: MetricDef = def(
+    "inference_extension_flow_control_dispatches_total",
+    "[ALPHA] Requests that waited in flow control and were then routed, by priority band.",
+    Kind::Counter,
+    &["priority"],
+    &[],
+);
+pub const FLOW_CONTROL_REJECTIONS: MetricDef = def(
+    "inference_extension_flow_control_rejections_total",
+    "[ALPHA] Requests flow control refused, by priority band and reason (band_full, queue_full, displaced, expired).",
+    Kind::Counter,
+    &["priority", "reason"],
+    &[],
+);
+pub const POOL_SATURATION: MetricDef = def(
+    "inference_extension_pool_saturation",
+    "[ALPHA] The pool's saturation as flow control's detector last saw it (1 = at its limit), by detector.",
+    Kind::Gauge,
+    &["detector"],
+    &[],
+);
 pub const KV_EVENT_INTAKE: MetricDef = def(
     "inference_extension_kv_event_intake_total",
     "[ALPHA] What the KV-event intake did, by event (messages, decode_errors, rank_mismatches, flood_drops, reorders_resolved, replays_requested, replays_succeeded, replays_failed, replayed_batches, connects, connect_failures, reconnects).",
@@ -493,6 +538,13 @@ pub const TOKENIZE_ERRORS: MetricDef = def(
     "[ALPHA] Token lookups that failed (the request was scored without tokens), by reason (timeout, unavailable, bad_response, unsupported).",
     Kind::Counter,
     &["reason"],
+    &[],
+);
+pub const TRACE_SPANS: MetricDef = def(
+    "inference_extension_trace_spans_total",
+    "[ALPHA] Trace spans handed to the OTLP exporter, by outcome (exported, dropped: the export queue was full, failed: the collector refused or did not answer).",
+    Kind::Counter,
+    &["outcome"],
     &[],
 );
 pub const TOKENIZE_CACHE_ENTRIES: MetricDef = def(
@@ -556,4 +608,11 @@ pub const ALL: &[&MetricDef] = &[
     &TOKENIZE_CALLS,
     &TOKENIZE_ERRORS,
     &TOKENIZE_CACHE_ENTRIES,
+    &FLOW_CONTROL_QUEUE_SIZE,
+    &FLOW_CONTROL_QUEUE_BYTES,
+    &FLOW_CONTROL_QUEUE_DURATION,
+    &FLOW_CONTROL_DISPATCHES,
+    &FLOW_CONTROL_REJECTIONS,
+    &POOL_SATURATION,
+    &TRACE_SPANS,
 ];

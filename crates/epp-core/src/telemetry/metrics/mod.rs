@@ -67,6 +67,12 @@
 //! | `inference_extension_tokenize_total` | counter | outcome | Token lookups for the precise prefix scorer, by outcome (cache_hit, tokenizer, coalesced, passthrough). |
 //! | `inference_extension_tokenize_errors_total` | counter | reason | Token lookups that failed (the request was scored without tokens), by reason (timeout, unavailable, bad_response, unsupported). |
 //! | `inference_extension_tokenize_cache_entries` | gauge | — | Prompts whose tokens are cached now. |
+//! | `inference_extension_flow_control_queue_size` | gauge | priority | Requests waiting in flow control, by priority band. |
+//! | `inference_extension_flow_control_queue_bytes` | gauge | priority | Request-body bytes waiting in flow control, by priority band. |
+//! | `inference_extension_flow_control_queue_duration_seconds` | histogram | priority, outcome | Time waited in flow control, by band and outcome (dispatched, expired, displaced). |
+//! | `inference_extension_flow_control_dispatches_total` | counter | priority | Requests that waited and were then routed. |
+//! | `inference_extension_flow_control_rejections_total` | counter | priority, reason | Requests flow control refused (band_full, queue_full, displaced, expired). |
+//! | `inference_extension_pool_saturation` | gauge | detector | The pool's saturation as the detector last saw it (1 = at its limit). |
 //!
 //! Per-endpoint series exist only as gauges: endpoints are bounded by `--max-endpoints`.
 //! `endpoint` is `ip:port`; `model_server_pod` is the pod name (the endpoint name without its
@@ -99,6 +105,7 @@
 
 pub mod definitions;
 pub mod exposition;
+mod flow_control;
 mod labels;
 mod primitives;
 mod recording;
@@ -117,6 +124,7 @@ use crate::telemetry::metrics::labels::LabelCache;
 use crate::telemetry::metrics::primitives::{Counter, Histogram, IntGauge};
 
 pub use exposition::{CONTENT_TYPE, Exposition, FamilyWriter};
+pub use flow_control::FlowMetrics;
 pub use labels::OTHER;
 pub use recording::{ErrorCode, ModelMetrics, PairMetrics, Phase, RunningGuard, StreamGuard};
 
