@@ -4,8 +4,8 @@
 use bytes::Bytes;
 
 use crate::{
-    CONFIG, TestEpp, completion, header, http1, metric, resetting_upstream, router_mode, simulated,
-    url,
+    CONFIG, MODEL, TestEpp, completion, header, http1, metric, resetting_upstream, router_mode,
+    simulated, url,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,6 +139,17 @@ async fn endpoint_down_gets_503_and_reset_gets_502() {
         ),
         1.0
     );
+    // Counted as ext_proc counts a gateway's 503 for an unreachable model server.
+    let pair = format!("model_name=\"{MODEL}\",target_model_name=\"{MODEL}\"");
+    assert_eq!(
+        metric(
+            &epp,
+            &format!(
+                "inference_model_request_error_total{{error_code=\"ModelServerError\",{pair}}}"
+            )
+        ),
+        1.0
+    );
 
     let resetting = resetting_upstream().await.to_string();
     let epp = TestEpp::start_with(&[resetting.as_str()], CONFIG, router_mode).await;
@@ -166,4 +177,58 @@ async fn endpoint_down_gets_503_and_reset_gets_502() {
     for endpoint in epp.datastore().snapshot().endpoints() {
         assert_eq!(endpoint.in_flight(), 0);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_not_accepting_gets_504_after_the_connect_timeout() {
+    // A listener that never accepts, its backlog already full: new SYNs are dropped, so a
+    // connection attempt hangs until the client gives up.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let address = socket.local_addr().expect("address");
+    let listener = socket.listen(1).expect("listen");
+    let mut queued = Vec::new();
+    for _ in 0..8 {
+        match tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            tokio::net::TcpStream::connect(address),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => queued.push(stream),
+            _ => break, // the backlog is full
+        }
+    }
+    let endpoint = address.to_string();
+    let epp = TestEpp::start_with(&[endpoint.as_str()], CONFIG, |o| {
+        router_mode(o);
+        o.proxy_connect_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let response = http1()
+        .post(url(&epp, "/v1/completions"))
+        .body(completion("hi", 1, false))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 504);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    assert!(
+        response
+            .text()
+            .await
+            .expect("text")
+            .contains("upstream connect timeout")
+    );
+    assert_eq!(
+        metric(
+            &epp,
+            "inference_extension_proxy_upstream_errors_total{reason=\"connect_timeout\"}"
+        ),
+        1.0
+    );
+    drop((listener, queued));
 }

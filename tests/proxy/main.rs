@@ -9,6 +9,7 @@ mod errors;
 mod openai_sdk;
 mod routing;
 mod streaming;
+mod traces;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -17,7 +17,7 @@ use crate::stats::ServingGuard;
 use crate::timeline::{ExchangeReport, Outcome, Timeline};
 use crate::upstream;
 use epp_core::config::parse_deadline_ms;
-use epp_core::director::{Decision, RoutingRequest};
+use epp_core::director::{Decision, PickError, RoutingRequest};
 use epp_core::flowcontrol::{Admission, Dispatch};
 use epp_core::request::{parse_body, replace_model_value};
 use epp_core::telemetry::metrics::{ErrorCode, ModelMetrics, Phase, RunningGuard};
@@ -27,17 +27,28 @@ use epp_extproc::{
     BudgetLease, FAIRNESS_HEADER, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER, Rejection,
     RequestLogEntry, UsageScanner,
 };
+use epp_trace::{Mark, RequestTrace};
 
 /// Serves one request.
 pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<ProxyBody> {
+    let received = Instant::now();
     let (parts, body) = request.into_parts();
+    let head = RequestHead::read(&parts.headers);
+    let trace = shared
+        .settings
+        .stream
+        .tracer
+        .as_ref()
+        .and_then(|tracer| tracer.start(received, &head.headers))
+        .map(Box::new);
     let exchange = Exchange {
         _serving: shared.stats.serving(),
-        head: RequestHead::read(&parts.headers),
+        head,
         model: String::new(),
         target_model: String::new(),
-        timeline: Timeline::starting(Instant::now()),
+        timeline: Timeline::starting(received),
         reported: false,
+        trace,
         shared,
     };
     exchange.serve(parts, body).await
@@ -53,6 +64,9 @@ pub(crate) struct Exchange {
     pub timeline: Timeline,
     /// The observer was told how it ended; else dropping it means the client left.
     reported: bool,
+    /// The OpenTelemetry trace, when tracing is on and the request sampled; its spans are
+    /// built from the timeline when the exchange is dropped.
+    trace: Option<Box<RequestTrace>>,
     _serving: ServingGuard,
 }
 
@@ -66,6 +80,7 @@ impl Drop for Exchange {
             self.timeline.finished = Some(Instant::now());
             self.report(CLIENT_GONE, Outcome::ClientCancelled, None);
         }
+        self.finish_trace();
     }
 }
 
@@ -119,10 +134,11 @@ impl Exchange {
     async fn route(&mut self, body: Bytes) -> Result<Routed, Rejection> {
         let picker = Arc::clone(&self.shared.picker);
         if body.is_empty() {
-            let decision = picker
-                .route_bodyless(self.head.subset.as_deref())
-                .map_err(|e| self.pick_failed(&e))?;
+            let schedule_started = Instant::now();
+            let picked = picker.route_bodyless(self.head.subset.as_deref());
             self.timeline.scheduled = Some(Instant::now());
+            self.trace_schedule(schedule_started, picked.as_ref());
+            let decision = picked.map_err(|e| self.pick_failed(&e))?;
             return Ok(Routed {
                 decision,
                 body,
@@ -166,6 +182,7 @@ impl Exchange {
         drop(dispatch);
         let scheduled_at = Instant::now();
         self.timeline.scheduled = Some(scheduled_at);
+        self.trace_schedule(schedule_started, picked.as_ref());
         self.metrics().phase(
             Phase::Schedule,
             (scheduled_at - schedule_started).as_secs_f64(),
@@ -257,7 +274,7 @@ impl Exchange {
 
     /// The answer for a failed pick, as ext_proc's; a pool not loaded yet gets 503 here
     /// (there is no gateway failure mode to defer to).
-    fn pick_failed(&self, error: &epp_core::director::PickError) -> Rejection {
+    fn pick_failed(&self, error: &PickError) -> Rejection {
         tracing::info!({ "x-request-id" = self.head.request_id, reason = %error }, "request not routed");
         Rejection::pick(error).unwrap_or_else(Rejection::pool_not_ready)
     }
@@ -390,6 +407,14 @@ impl Exchange {
             &self.head.request_id,
             body.len(),
         );
+        if let Some(trace) = &self.trace {
+            // The model server's span joins this request's trace.
+            headers::set(
+                request.headers_mut(),
+                http::HeaderName::from_static("traceparent"),
+                &trace.traceparent(),
+            );
+        }
         Ok(request)
     }
 
@@ -460,6 +485,9 @@ impl Exchange {
     /// Tells the observer (if any) how the exchange ended.
     pub(crate) fn report(&mut self, status: u16, outcome: Outcome, decision: Option<&Decision>) {
         self.reported = true;
+        if let Some(trace) = &mut self.trace {
+            trace.status(status);
+        }
         let Some(observer) = &self.shared.settings.observer else {
             return;
         };
@@ -474,6 +502,49 @@ impl Exchange {
             traceparent: self.head.headers.get("traceparent"),
             timeline: &self.timeline,
         });
+    }
+
+    /// The schedule span's bounds and the pick (or why there was none).
+    fn trace_schedule(&mut self, started: Instant, picked: Result<&Decision, &PickError>) {
+        let (Some(trace), Some(ended)) = (&mut self.trace, self.timeline.scheduled) else {
+            return;
+        };
+        trace.mark(Mark::ScheduleStart, started);
+        trace.mark(Mark::ScheduleEnd, ended);
+        match picked {
+            Ok(decision) => trace.scheduled(decision),
+            Err(error) => trace.not_scheduled(error),
+        }
+    }
+
+    /// Builds the spans from the timeline: `epp.body_wait`, `epp.parse`, `epp.tokenize`,
+    /// `epp.schedule`, and `epp.respond` from the forward to the end of the response.
+    fn finish_trace(&mut self) {
+        let Some(mut trace) = self.trace.take() else {
+            return;
+        };
+        let t = self.timeline;
+        for (mark, at) in [
+            (Mark::BodyComplete, t.body_read),
+            (Mark::Parsed, t.parsed),
+            (Mark::Routed, t.forwarded),
+            (Mark::ResponseEnd, t.finished),
+        ] {
+            if let Some(at) = at {
+                trace.mark(mark, at);
+            }
+        }
+        if let (Some(end), Some(parsed)) = (t.tokenized, t.parsed) {
+            trace.mark(Mark::TokenizeStart, parsed);
+            trace.mark(Mark::TokenizeEnd, end);
+        }
+        trace.describe(
+            &self.head.request_id,
+            &self.model,
+            &self.target_model,
+            self.head.headers.get(OBJECTIVE_HEADER),
+        );
+        trace.finish(t.finished.unwrap_or_else(Instant::now));
     }
 
     /// Counts a failed request under whatever model is known so far (none before the body
