@@ -1,5 +1,5 @@
 //! The span queue: requests hand finished spans to a bounded channel and never wait; one
-//! task sends them to the exporter in batches. A full queue drops the span and counts it.
+//! task, on its own thread, sends them to the exporter in batches. A full queue drops the span and counts it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,23 +93,53 @@ impl ExportHandle {
     }
 }
 
-/// Starts the export task (on the current runtime) and returns the processor that feeds
-/// it and a handle to flush it.
-pub(crate) fn start<E: SpanExporter + 'static>(
-    exporter: E,
+/// Starts the export task on its own thread and runtime, where `make_exporter` builds the
+/// exporter: encoding and sending a batch then never delays a request's task on the
+/// server's runtime. Returns the processor that feeds it and a handle to flush it, or why
+/// the exporter could not be built.
+pub(crate) fn start<E, F>(
+    make_exporter: F,
     batch: BatchSettings,
     counts: Arc<SpanCounts>,
-) -> (QueueProcessor, ExportHandle) {
+) -> Result<(QueueProcessor, ExportHandle), String>
+where
+    E: SpanExporter + 'static,
+    F: FnOnce() -> Result<E, String> + Send + 'static,
+{
     let (spans, queue) = mpsc::channel(batch.max_queue);
     let (flush, flushes) = mpsc::channel(4);
-    tokio::spawn(export_loop(
-        exporter,
-        queue,
-        flushes,
-        batch,
-        Arc::clone(&counts),
-    ));
-    (QueueProcessor { spans, counts }, ExportHandle { flush })
+    let (built, outcome) = std::sync::mpsc::sync_channel(1);
+    let task_counts = Arc::clone(&counts);
+    std::thread::Builder::new()
+        .name("otel-export".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = built.send(Err(format!("cannot start the export runtime: {e}")));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let exporter = match make_exporter() {
+                    Ok(exporter) => exporter,
+                    Err(e) => {
+                        let _ = built.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = built.send(Ok(()));
+                export_loop(exporter, queue, flushes, batch, task_counts).await;
+            });
+        })
+        .map_err(|e| format!("cannot start the export thread: {e}"))?;
+    outcome
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|_| "the export thread did not start".to_owned())??;
+    Ok((QueueProcessor { spans, counts }, ExportHandle { flush }))
 }
 
 /// Sends a batch when it is full or `batch.delay` after the last send, and everything

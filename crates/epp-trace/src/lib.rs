@@ -50,25 +50,32 @@ pub struct Tracing {
 }
 
 impl Tracing {
-    /// Builds the exporter and starts the export task on the current tokio runtime. The
+    /// Builds the exporter and starts the export task on its own thread. The
     /// collector is connected to lazily: an unreachable one costs failed exports (counted),
     /// not a failed start.
     pub fn start(settings: &TraceSettings) -> Result<Tracing, StartError> {
-        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(settings.endpoint.clone())
-            .with_timeout(settings.batch.export_timeout)
-            .build()
-            .map_err(|e| StartError {
-                endpoint: settings.endpoint.clone(),
-                reason: e.to_string(),
-            })?;
         let resource = Resource::builder()
             .with_service_name(settings.service_name.clone())
             .build();
-        opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
+        let endpoint = settings.endpoint.clone();
+        let timeout = settings.batch.export_timeout;
+        let exporter_resource = resource.clone();
+        let make_exporter = move || {
+            let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .with_timeout(timeout)
+                .build()
+                .map_err(|e| e.to_string())?;
+            opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &exporter_resource);
+            Ok(exporter)
+        };
         let counts = Arc::new(SpanCounts::default());
-        let (processor, export) = export::start(exporter, settings.batch, Arc::clone(&counts));
+        let (processor, export) = export::start(make_exporter, settings.batch, Arc::clone(&counts))
+            .map_err(|reason| StartError {
+                endpoint: settings.endpoint.clone(),
+                reason,
+            })?;
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
             .with_sampler(sampler(settings.sampling))
