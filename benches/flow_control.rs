@@ -4,6 +4,8 @@
 //!   4 bands × 50 flows (FCFS and EDF).
 //! * `enqueue_cancel`: a client arrives and leaves again (its ticket cancelled).
 //! * `expire`: one request expiring out of 10,000 (the dispatcher's timer path).
+//! * `admit_unsaturated_100_endpoints`: what flow control adds to a request while nobody
+//!   waits and the pool has room (one detector reading over 100 endpoints).
 //!
 //! Memory per waiting request is printed once: the growth of this process's resident set
 //! while 1,000,000 requests wait (payload `u64`, so this is the room's own cost; the EPP's
@@ -12,7 +14,14 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use epp_core::flowcontrol::{Arrival, FlowQueues, Limits, Ordering, QueueConfig};
+use epp_core::config::{DEFAULT_DEADLINE_HEADER, DetectorSpec, FlowControlSettings};
+use epp_core::director::SaturationThresholds;
+use epp_core::flowcontrol::{
+    Admission, Arrival, ConcurrencyDetector, FlowController, FlowQueues, Limits, Ordering,
+    QueueConfig,
+};
+use epp_testkit::datastore;
+use epp_testkit::fixtures::TestEndpoint;
 use epp_testkit::procfs::status_kib;
 
 /// VmRSS in bytes.
@@ -112,18 +121,55 @@ fn bench(c: &mut Criterion) {
         room.enqueue(arrival(i, &flows), i, Duration::from_nanos(i))
             .expect("room");
     }
-    let mut now = WAITING;
+    let mut next = 0;
     group.bench_function("expire", |b| {
         b.iter(|| {
-            // One arrival, one expiry: the room stays at 10,000.
-            room.enqueue(arrival(now, &flows), now, Duration::from_nanos(now))
-                .expect("room");
-            now += 1;
-            let expired = room.expire(Duration::from_secs(1) + Duration::from_nanos(now - WAITING));
+            // One expiry (the oldest), one arrival: the room stays at 10,000.
+            let expired = room.expire(Duration::from_secs(1) + Duration::from_nanos(next));
             assert_eq!(expired.len(), 1);
+            let i = WAITING + next;
+            room.enqueue(arrival(i, &flows), i, Duration::from_nanos(i))
+                .expect("room");
+            next += 1;
             expired
         })
     });
+
+    // The cost flow control adds to a request when nobody waits and the pool has room:
+    // one detector reading over the pool (100 endpoints).
+    let store = datastore::with_endpoints((1..=100).map(|i| {
+        TestEndpoint::new(&format!("10.0.{}.{}:8000", i / 250, i % 250))
+            .queue(1)
+            .kv(0.2)
+    }));
+    let settings = FlowControlSettings {
+        queue: QueueConfig::default(),
+        deadline_header: DEFAULT_DEADLINE_HEADER.into(),
+        trust_fairness_header: false,
+    };
+    let detectors: [(&str, DetectorSpec); 2] = [
+        ("utilization", DetectorSpec::Utilization),
+        (
+            "concurrency",
+            DetectorSpec::Concurrency(ConcurrencyDetector::default()),
+        ),
+    ];
+    for (name, detector) in detectors {
+        let controller = FlowController::new(
+            settings.clone(),
+            detector.build(SaturationThresholds::default()),
+            std::sync::Arc::clone(&store),
+        );
+        group.bench_function(
+            BenchmarkId::new("admit_unsaturated_100_endpoints", name),
+            |b| {
+                b.iter(|| match controller.admit(0, "chat", 4096, None) {
+                    Admission::Now => true,
+                    _ => panic!("the pool has room"),
+                })
+            },
+        );
+    }
     group.finish();
 }
 
