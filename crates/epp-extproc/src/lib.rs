@@ -174,8 +174,23 @@ async fn await_admission(
     }
 }
 
-/// Reads messages until the stream ends, the client leaves, or a reply closes it.
+/// Serves one stream; when it ends, its endpoint slot is free, so flow control may let a
+/// waiting request in now rather than at its next tick.
 async fn run_stream<P: EndpointPicker>(
+    picker: Arc<P>,
+    state: StreamState,
+    inbound: Streaming<ProcessingRequest>,
+    tx: mpsc::Sender<Result<ProcessingResponse, Status>>,
+) {
+    let flow_control = state.flow_controller();
+    serve_stream(picker, state, inbound, tx).await;
+    if let Some(controller) = flow_control {
+        controller.pump();
+    }
+}
+
+/// Reads messages until the stream ends, the client leaves, or a reply closes it.
+async fn serve_stream<P: EndpointPicker>(
     picker: Arc<P>,
     mut state: StreamState,
     mut inbound: Streaming<ProcessingRequest>,

@@ -93,6 +93,11 @@ impl StreamState {
         )
     }
 
+    /// The flow controller, when flow control is on.
+    pub fn flow_controller(&self) -> Option<std::sync::Arc<FlowController>> {
+        self.settings.flow_control.clone()
+    }
+
     /// The wait of a request paused by [`Flow::AwaitAdmission`]; the service awaits it
     /// (dropping it, when the client leaves, takes the request out of the queue).
     pub fn take_waiting(&mut self) -> Option<Waiting> {
