@@ -196,3 +196,26 @@ async fn a_request_that_waits_too_long_gets_429_with_the_reason() {
     );
     finish(&mut first).await;
 }
+
+/// Routed at headers time (STREAMED body mode): held at its headers, with the gateway asked
+/// to wait out the TTL (`override_message_timeout`), then routed by its headers reply.
+#[tokio::test]
+async fn requests_routed_at_headers_are_held_too() {
+    let epp = epp("30s").await;
+    let mut first = send(&epp, "batch").await;
+    routed(&mut first).await;
+    let mut held = epp.stream().await;
+    let mode = BodyMode::Streamed;
+    let headers = request_headers(&[("x-gateway-inference-objective", "chat")], false);
+    let extend = held
+        .exchange(with_modes(headers, mode, mode), 1)
+        .await
+        .remove(0);
+    let timeout = extend.override_message_timeout.expect("asks for more time");
+    assert_eq!((timeout.seconds, timeout.nanos), (31, 0));
+    held.expect_silence().await;
+    finish(&mut first).await;
+    let reply = held.reply().await;
+    assert_eq!(kind(&reply), "request_headers");
+    assert_eq!(destination(&reply), POD);
+}

@@ -21,13 +21,21 @@ use epp_core::telemetry::metrics::Phase;
 pub(super) struct AdmissionState {
     /// Asked once per request.
     asked: bool,
-    /// While waiting: the body and how it ended.
-    pending: Option<(Vec<u8>, BodyEnd)>,
+    /// While waiting: what to route once let through.
+    pending: Option<Pending>,
     waiting: Option<Waiting>,
     /// From dispatch until the pick is made: holds the controller's dispatch slot.
     dispatch: Option<Dispatch>,
     /// How long it waited, once dispatched.
     pub(super) queued: Option<Duration>,
+}
+
+/// A request held by flow control.
+enum Pending {
+    /// Routed on its body: the body and how it ended.
+    Body(Vec<u8>, BodyEnd),
+    /// Routed at headers time (STREAMED and NONE body modes).
+    Headers,
 }
 
 /// What [`StreamState::admit`] decided for a request with its body in hand.
@@ -57,17 +65,26 @@ impl StreamState {
         }
     }
 
-    /// Keeps the body of a request that waits (still counted in the buffer budget). In
-    /// BUFFERED modes the gateway times the reply to the body (`message_timeout`, often
-    /// short): ask it to wait out the request's time to live (Envoy allows it up to its
-    /// `max_message_timeout`). FULL_DUPLEX_STREAMED runs no such timer.
+    /// Keeps the body of a request that waits (still counted in the buffer budget).
     pub(super) fn hold_for_admission(
         &mut self,
         body: Vec<u8>,
         end: BodyEnd,
         out: &mut Vec<ProcessingResponse>,
     ) -> Flow {
-        self.admission.pending = Some((body, end));
+        self.hold(Pending::Body(body, end), out)
+    }
+
+    /// Holds a request routed at headers time (STREAMED or NONE body modes).
+    pub(super) fn hold_headers_for_admission(&mut self, out: &mut Vec<ProcessingResponse>) -> Flow {
+        self.hold(Pending::Headers, out)
+    }
+
+    /// Except in FULL_DUPLEX_STREAMED, the gateway times its wait for this reply
+    /// (`message_timeout`, often short): ask it to wait out the request's time to live
+    /// (Envoy allows it up to its `max_message_timeout`).
+    fn hold(&mut self, pending: Pending, out: &mut Vec<ProcessingResponse>) -> Flow {
+        self.admission.pending = Some(pending);
         if self.request_mode() != super::BodyMode::FullDuplexStreamed
             && let Some(controller) = &self.settings.flow_control
         {
@@ -111,13 +128,13 @@ impl StreamState {
         outcome: Result<Dispatch, Refusal>,
         out: &mut Vec<ProcessingResponse>,
     ) -> Result<Flow, Status> {
-        let Some((body, end)) = self.admission.pending.take() else {
+        let Some(pending) = self.admission.pending.take() else {
             return Err(Status::internal("no request waits for flow control"));
         };
         let dispatch = match outcome {
             Ok(dispatch) => dispatch,
             Err(refusal) => {
-                drop(body);
+                drop(pending);
                 return self.refuse(refusal, out);
             }
         };
@@ -125,7 +142,10 @@ impl StreamState {
             .phase(Phase::Queue, dispatch.waited.as_secs_f64());
         self.admission.queued = Some(dispatch.waited);
         self.admission.dispatch = Some(dispatch);
-        let flow = self.route_body(picker, body, end, Instant::now(), out);
+        let flow = match pending {
+            Pending::Body(body, end) => self.route_body(picker, body, end, Instant::now(), out),
+            Pending::Headers => self.route_without_body(picker, out),
+        };
         // Routed (its in-flight count raised) or refused: the slot goes back.
         self.admission.dispatch = None;
         let flow = flow?;

@@ -367,12 +367,17 @@ impl StreamState {
     }
 
     /// STREAMED / NONE request bodies: pick at headers time, by load alone.
-    fn route_without_body(
+    pub(super) fn route_without_body(
         &mut self,
         picker: &dyn EndpointPicker,
         out: &mut Vec<ProcessingResponse>,
     ) -> Result<Flow, Status> {
         self.target_model = self.rewrite_target().unwrap_or_default().to_owned();
+        match self.admit(0) {
+            Admitted::Now => {}
+            Admitted::Wait => return Ok(self.hold_headers_for_admission(out)),
+            Admitted::Refused(refusal) => return self.refuse(refusal, out),
+        }
         let started = Instant::now();
         let picked = self.pick(picker, None, true);
         if self.trace.is_some() {
