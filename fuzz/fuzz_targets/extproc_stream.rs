@@ -460,6 +460,7 @@ fuzz_target!(|data: &[u8]| {
         match flow {
             Ok(Flow::Continue) => {}
             Ok(Flow::AwaitTokens) => panic!("asked for tokens twice"),
+            Ok(Flow::AwaitAdmission) => panic!("held by flow control, which is off here"),
             Ok(Flow::Close) | Err(_) => break,
         }
     }
