@@ -6,6 +6,7 @@ epp_testkit::loopback_epp!();
 
 mod bind;
 mod errors;
+mod flow_control;
 mod openai_sdk;
 mod routing;
 mod streaming;
@@ -32,8 +33,18 @@ pub async fn simulated(
     simulator_args: &str,
     adjust: impl FnOnce(&mut epp::cli::Options),
 ) -> TestEpp {
+    simulated_with(count, simulator_args, CONFIG, adjust).await
+}
+
+/// [`simulated`] with another `EndpointPickerConfig`.
+pub async fn simulated_with(
+    count: usize,
+    simulator_args: &str,
+    config: &str,
+    adjust: impl FnOnce(&mut epp::cli::Options),
+) -> TestEpp {
     let args = simulator_args.to_owned();
-    TestEpp::start_with(&[], CONFIG, move |o| {
+    TestEpp::start_with(&[], config, move |o| {
         o.endpoint_source = epp::cli::EndpointSource::Simulated(count);
         o.simulate_endpoints = count;
         o.simulator_config = epp_sim::SimArgs::parse(&args.split_whitespace().collect::<Vec<_>>())
