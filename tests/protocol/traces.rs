@@ -423,3 +423,70 @@ schedulingProfiles:
     assert_eq!(schedule.attribute(keys::PROFILES), Some("default"));
     no_attribute_holds_the_prompt(&spans);
 }
+
+/// A request that flow control held has an `epp.queue` span between parse and schedule,
+/// as long as its wait.
+#[tokio::test]
+async fn a_request_held_by_flow_control_has_a_queue_span() {
+    let collector = OtlpCollector::start().await;
+    let trace_settings = settings(&collector, Sampling::AlwaysOn);
+    let config = "apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+saturationDetector:
+  type: concurrency
+  maxConcurrency: 1
+flowControl: {}
+";
+    let epp = TestEpp::start_with(&["10.0.0.1:8000"], config, move |o| {
+        o.tracing = true;
+        o.trace_settings = Some(trace_settings);
+    })
+    .await;
+    epp.set_metrics("10.0.0.1:8000", metrics(0, 0.1, &[]));
+    let start = |id: &'static str| {
+        let epp = &epp;
+        async move {
+            let mut stream = epp.stream().await;
+            let mode = BodyMode::FullDuplexStreamed;
+            let headers = request_headers(&[("x-request-id", id)], false);
+            stream.send(with_modes(headers, mode, mode)).await;
+            stream
+                .send(request_body(&completion_body("m", PROMPT), true))
+                .await;
+            stream
+        }
+    };
+    let finish = |mut stream: epp_testkit::ExtProcStream| async move {
+        stream.reply().await;
+        stream.reply().await;
+        stream
+            .exchange(response_headers(&[(":status", "200")], true), 1)
+            .await;
+        stream.close_send();
+        stream.end().await;
+    };
+    let first = start("first").await;
+    let held = start("held").await;
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    finish(first).await;
+    finish(held).await;
+
+    let spans = collector.wait_for_spans(2 * 5 + 1, WAIT).await;
+    let queues = named(&spans, names::QUEUE);
+    assert_eq!(queues.len(), 1, "only the held request waited: {spans:#?}");
+    let queue = queues[0];
+    let held_request = named(&spans, names::REQUEST)
+        .into_iter()
+        .find(|s| s.attribute(keys::REQUEST_ID) == Some("held"))
+        .expect("the held request's span");
+    assert_eq!(queue.parent_span_id, held_request.span_id);
+    let waited = queue.end_unix_nano - queue.start_unix_nano;
+    assert!(waited >= 50_000_000, "waited {waited} ns");
+    let schedule = named(&spans, names::SCHEDULE)
+        .into_iter()
+        .find(|s| s.parent_span_id == held_request.span_id)
+        .expect("its schedule span");
+    assert!(queue.end_unix_nano <= schedule.start_unix_nano);
+}

@@ -230,7 +230,10 @@ impl Exchange {
             Admission::Refused(refusal) => return Err(Rejection::flow_control(refusal)),
             Admission::Wait(waiting) => waiting,
         };
-        match waiting.await {
+        let held = Instant::now();
+        let outcome = waiting.await;
+        self.timeline.queued = Some((held, Instant::now()));
+        match outcome {
             Ok(dispatch) => {
                 self.metrics()
                     .phase(Phase::Queue, dispatch.waited.as_secs_f64());
@@ -537,6 +540,10 @@ impl Exchange {
         if let (Some(end), Some(parsed)) = (t.tokenized, t.parsed) {
             trace.mark(Mark::TokenizeStart, parsed);
             trace.mark(Mark::TokenizeEnd, end);
+        }
+        if let Some((from, to)) = t.queued {
+            trace.mark(Mark::QueueStart, from);
+            trace.mark(Mark::QueueEnd, to);
         }
         trace.describe(
             &self.head.request_id,

@@ -14,6 +14,8 @@ pub struct Timeline {
     pub parsed: Option<Instant>,
     /// The token source answered (only with a scorer that needs tokens).
     pub tokenized: Option<Instant>,
+    /// Flow control held the request from, to (only requests that waited).
+    pub queued: Option<(Instant, Instant)>,
     /// The director picked (or refused).
     pub scheduled: Option<Instant>,
     /// The request was handed to the upstream connection.
@@ -31,6 +33,7 @@ impl Timeline {
             body_read: None,
             parsed: None,
             tokenized: None,
+            queued: None,
             scheduled: None,
             forwarded: None,
             upstream_headers: None,

@@ -19,6 +19,7 @@ pub mod names {
     pub const BODY_WAIT: &str = "epp.body_wait";
     pub const PARSE: &str = "epp.parse";
     pub const TOKENIZE: &str = "epp.tokenize";
+    pub const QUEUE: &str = "epp.queue";
     pub const SCHEDULE: &str = "epp.schedule";
     pub const RESPOND: &str = "epp.respond";
 }
@@ -48,6 +49,9 @@ pub enum Mark {
     Parsed,
     TokenizeStart,
     TokenizeEnd,
+    /// Flow control held the request (`epp.queue`, only requests that waited).
+    QueueStart,
+    QueueEnd,
     ScheduleStart,
     ScheduleEnd,
     /// The routing reply was sent (starts `epp.respond`).
@@ -57,7 +61,7 @@ pub enum Mark {
 }
 
 impl Mark {
-    const COUNT: usize = 8;
+    const COUNT: usize = 10;
 
     fn index(self) -> usize {
         self as usize
@@ -340,6 +344,13 @@ impl RequestTrace {
             names::TOKENIZE,
             at(Mark::TokenizeStart),
             at(Mark::TokenizeEnd),
+            Vec::new(),
+            false,
+        );
+        child(
+            names::QUEUE,
+            at(Mark::QueueStart),
+            at(Mark::QueueEnd),
             Vec::new(),
             false,
         );

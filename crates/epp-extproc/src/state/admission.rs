@@ -15,6 +15,7 @@ use crate::rejection::Rejection;
 use epp_core::config::parse_deadline_ms;
 use epp_core::flowcontrol::{Admission, Dispatch, FlowController, Refusal, Waiting};
 use epp_core::telemetry::metrics::Phase;
+use epp_trace::Mark;
 
 /// The flow-control step of one request (only with `StreamSettings::flow_control`).
 #[derive(Default)]
@@ -60,6 +61,7 @@ impl StreamState {
             Admission::Refused(refusal) => Admitted::Refused(refusal),
             Admission::Wait(waiting) => {
                 self.admission.waiting = Some(waiting);
+                self.trace_mark(Mark::QueueStart, Instant::now());
                 Admitted::Wait
             }
         }
@@ -131,6 +133,7 @@ impl StreamState {
         let Some(pending) = self.admission.pending.take() else {
             return Err(Status::internal("no request waits for flow control"));
         };
+        self.trace_mark(Mark::QueueEnd, Instant::now());
         let dispatch = match outcome {
             Ok(dispatch) => dispatch,
             Err(refusal) => {
