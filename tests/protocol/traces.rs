@@ -329,32 +329,38 @@ async fn a_full_export_queue_drops_spans_and_counts_them() {
     for _ in 0..requests {
         exchange(&epp, &[]).await;
     }
-    // 5 spans a request; one batch is stuck in the held export, the queue holds 4 more.
+    // 5 spans a request; one batch is stuck in the held export (1 or 2 spans: whatever the
+    // exporter found queued when it woke), the queue holds 4 more, the rest is dropped.
     let counts = epp.running.trace_counts().expect("tracing on");
-    let want_dropped = 5 * requests - (batch.max_batch + batch.max_queue) as u64;
+    let total = 5 * requests;
+    let queued = batch.max_queue as u64;
+    let fewest_dropped = total - batch.max_batch as u64 - queued;
     let deadline = tokio::time::Instant::now() + WAIT;
-    while counts.dropped() < want_dropped && tokio::time::Instant::now() < deadline {
+    while counts.dropped() < fewest_dropped && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(counts.dropped(), want_dropped);
+    // Let the last streams end (their spans are recorded as they do).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let dropped = counts.dropped();
+    assert!(
+        (fewest_dropped..=total - 1 - queued).contains(&dropped),
+        "dropped {dropped} of {total}"
+    );
     let page = epp.running.metrics.render();
     assert_eq!(
         sample(
             &page,
             "inference_extension_trace_spans_total{outcome=\"dropped\"}"
         ),
-        Some(want_dropped as f64)
+        Some(dropped as f64)
     );
     assert_eq!(counts.exported(), 0);
 
     collector.hold(false);
     assert!(epp.running.flush_traces(WAIT).await);
-    assert_eq!(
-        counts.exported(),
-        (batch.max_batch + batch.max_queue) as u64
-    );
-    assert_eq!(collector.spans().len(), batch.max_batch + batch.max_queue);
-    assert_eq!(counts.dropped(), want_dropped, "nothing more was dropped");
+    assert_eq!(counts.exported(), total - dropped);
+    assert_eq!(collector.spans().len() as u64, total - dropped);
+    assert_eq!(counts.dropped(), dropped, "nothing more was dropped");
 }
 
 #[tokio::test]
