@@ -1,9 +1,8 @@
 //! Flow control's families: what waits, how long, and what was refused. Recorded by the
 //! flow controller's observer; the waiting sizes are read at scrape time.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use parking_lot::Mutex;
 
 use crate::telemetry::metrics::definitions::{
     FLOW_CONTROL_DISPATCHES, FLOW_CONTROL_QUEUE_BYTES, FLOW_CONTROL_QUEUE_DURATION,
@@ -22,8 +21,9 @@ pub struct FlowMetrics {
     waits: LabelCache<2, Histogram>,
     dispatches: LabelCache<1, Counter>,
     rejections: LabelCache<2, Counter>,
-    /// The detector's name and its last level (as f64 bits).
-    saturation: Mutex<Option<&'static str>>,
+    /// The detector's name and its last level (as f64 bits): written on every admission,
+    /// so no lock.
+    detector: OnceLock<&'static str>,
     level: AtomicU64,
 }
 
@@ -33,7 +33,7 @@ impl Default for FlowMetrics {
             waits: LabelCache::new(MAX_BANDS * 3, || Histogram::new(FLOW_QUEUE_WAIT_BUCKETS)),
             dispatches: LabelCache::new(MAX_BANDS, Counter::default),
             rejections: LabelCache::new(MAX_BANDS * 4, Counter::default),
-            saturation: Mutex::new(None),
+            detector: OnceLock::new(),
             level: AtomicU64::new(0),
         }
     }
@@ -61,9 +61,8 @@ impl FlowMetrics {
     /// The detector's last reading.
     pub fn saturation(&self, detector: &'static str, level: f64) {
         self.level.store(level.to_bits(), Ordering::Relaxed);
-        let mut name = self.saturation.lock();
-        if name.is_none() {
-            *name = Some(detector);
+        if self.detector.get().is_none() {
+            let _ = self.detector.set(detector);
         }
     }
 
@@ -89,7 +88,7 @@ impl FlowMetrics {
         for (key, counter) in self.rejections.entries() {
             rejections.sample(&key.values(), counter.get() as f64);
         }
-        if let Some(detector) = *self.saturation.lock() {
+        if let Some(detector) = self.detector.get() {
             let level = f64::from_bits(self.level.load(Ordering::Relaxed));
             page.family(&POOL_SATURATION).sample(&[detector], level);
         }
