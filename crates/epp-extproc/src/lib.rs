@@ -146,7 +146,7 @@ async fn fetch_tokens(
 }
 
 /// How a wait in flow control ended.
-enum Admitted {
+enum WaitEnded {
     Outcome(Result<epp_core::flowcontrol::Dispatch, epp_core::flowcontrol::Refusal>),
     /// The gateway sent a message while the request waited (it has nothing to send then).
     StreamError(Status),
@@ -159,17 +159,17 @@ enum Admitted {
 async fn await_admission(
     state: &mut StreamState,
     inbound: &mut Streaming<ProcessingRequest>,
-) -> Admitted {
+) -> WaitEnded {
     let Some(waiting) = state.take_waiting() else {
-        return Admitted::StreamError(Status::internal("no request waits for flow control"));
+        return WaitEnded::StreamError(Status::internal("no request waits for flow control"));
     };
     tokio::select! {
-        outcome = waiting => Admitted::Outcome(outcome),
+        outcome = waiting => WaitEnded::Outcome(outcome),
         next = inbound.message() => match next {
-            Ok(Some(_)) => Admitted::StreamError(Status::failed_precondition(
+            Ok(Some(_)) => WaitEnded::StreamError(Status::failed_precondition(
                 "ext_proc message received while the request waits in flow control",
             )),
-            Ok(None) | Err(_) => Admitted::GatewayLeft,
+            Ok(None) | Err(_) => WaitEnded::GatewayLeft,
         },
     }
 }
@@ -238,12 +238,12 @@ async fn serve_stream<P: EndpointPicker>(
                     state.resume_with_tokens(picker.as_ref(), tokens, waited, &mut replies)
                 }
                 Ok(Flow::AwaitAdmission) => match await_admission(&mut state, &mut inbound).await {
-                    Admitted::Outcome(outcome) => {
+                    WaitEnded::Outcome(outcome) => {
                         state.resume_admitted(picker.as_ref(), outcome, &mut replies)
                     }
-                    Admitted::StreamError(status) => Err(status),
+                    WaitEnded::StreamError(status) => Err(status),
                     // The gateway went away: dropping the wait took the request out.
-                    Admitted::GatewayLeft => return,
+                    WaitEnded::GatewayLeft => return,
                 },
                 done => {
                     flow = done;

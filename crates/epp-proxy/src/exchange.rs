@@ -16,7 +16,6 @@ use crate::response::{OpenExchange, ProxyBody, Streamed};
 use crate::stats::ServingGuard;
 use crate::timeline::{ExchangeReport, Outcome, Timeline};
 use crate::upstream;
-use epp_core::config::parse_deadline_ms;
 use epp_core::director::{Decision, PickError, RoutingRequest};
 use epp_core::flowcontrol::{Admission, Dispatch};
 use epp_core::request::{parse_body, replace_model_value};
@@ -24,8 +23,7 @@ use epp_core::telemetry::metrics::{ErrorCode, ModelMetrics, Phase, RunningGuard}
 use epp_core::tokens::{TokenizeRequest, Tokens};
 use epp_extproc::request_log::RoutedRequest;
 use epp_extproc::{
-    BudgetLease, FAIRNESS_HEADER, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER, Rejection,
-    RequestLogEntry, UsageScanner,
+    BudgetLease, MODEL_REWRITE_HEADER, OBJECTIVE_HEADER, Rejection, RequestLogEntry, UsageScanner,
 };
 use epp_trace::{Mark, RequestTrace};
 
@@ -214,17 +212,7 @@ impl Exchange {
         let Some(controller) = self.shared.settings.stream.flow_control.clone() else {
             return Ok(None);
         };
-        let headers = &self.head.headers;
-        let objective = headers.get(OBJECTIVE_HEADER);
-        let deadline = headers
-            .get(&controller.settings().deadline_header)
-            .and_then(parse_deadline_ms);
-        let admission = controller.admit(
-            controller.priority_of(objective),
-            controller.flow_of(objective, headers.get(FAIRNESS_HEADER)),
-            bytes as u64,
-            deadline,
-        );
+        let admission = controller.admit_request(&self.head.headers, bytes);
         let waiting = match admission {
             Admission::Now => return Ok(None),
             Admission::Refused(refusal) => return Err(Rejection::flow_control(refusal)),

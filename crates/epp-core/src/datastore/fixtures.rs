@@ -82,3 +82,19 @@ impl TestEndpoint {
         Arc::new(endpoint)
     }
 }
+
+/// A datastore on `clock` holding `endpoints`, with their metrics stored (endpoints without
+/// any keep their signals unreported).
+pub fn datastore_on(
+    clock: &Arc<crate::time::ManualClock>,
+    endpoints: &[TestEndpoint],
+) -> crate::datastore::Datastore {
+    let store = crate::datastore::Datastore::with_clock(100, Arc::clone(clock) as Arc<dyn Clock>);
+    for e in endpoints {
+        let added = store.upsert_endpoint(e.spec()).expect("add");
+        if e.metrics() != MetricsUpdate::default() {
+            added.store_metrics(e.metrics());
+        }
+    }
+    store
+}

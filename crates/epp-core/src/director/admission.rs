@@ -79,18 +79,9 @@ mod tests {
     use super::*;
     use crate::datastore::fixtures::TestEndpoint;
     use crate::datastore::{Datastore, MetricsUpdate};
-    use crate::time::{Clock, ManualClock};
+    use crate::time::ManualClock;
 
-    fn pool(clock: &Arc<ManualClock>, endpoints: &[TestEndpoint]) -> Datastore {
-        let store = Datastore::with_clock(100, Arc::clone(clock) as Arc<dyn Clock>);
-        for e in endpoints {
-            let added = store.upsert_endpoint(e.spec()).expect("add");
-            if e.metrics() != MetricsUpdate::default() {
-                added.store_metrics(e.metrics());
-            }
-        }
-        store
-    }
+    use crate::datastore::fixtures::datastore_on as pool;
 
     fn saturated(store: &Datastore, thresholds: &SaturationThresholds) -> bool {
         is_saturated(&store.snapshot(), thresholds, store.clock().now())

@@ -24,10 +24,11 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use crate::config::FlowControlSettings;
+use crate::config::{FlowControlSettings, parse_deadline_ms};
 use crate::datastore::Datastore;
 use crate::flowcontrol::queues::{Arrival, FlowQueues, Refused, Rejection, Ticket};
 use crate::flowcontrol::saturation::{Saturation, SaturationDetector};
+use crate::request::{FAIRNESS_HEADER, OBJECTIVE_HEADER, RequestHeaders};
 
 /// Why a request leaves flow control without being routed, and what the client gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +149,21 @@ impl FlowController {
             end -= 1;
         }
         &id[..end]
+    }
+
+    /// [`FlowController::admit`] for a request with these headers: its band from the
+    /// objective, its flow, its deadline. What every front end calls.
+    pub fn admit_request(self: &Arc<Self>, headers: &RequestHeaders, bytes: usize) -> Admission {
+        let objective = headers.get(OBJECTIVE_HEADER);
+        let deadline = headers
+            .get(&self.settings.deadline_header)
+            .and_then(parse_deadline_ms);
+        self.admit(
+            self.priority_of(objective),
+            self.flow_of(objective, headers.get(FAIRNESS_HEADER)),
+            bytes as u64,
+            deadline,
+        )
     }
 
     /// Requests waiting now, and their bytes.

@@ -1,5 +1,10 @@
 //! Request headers as received from the gateway, with lower-case names.
 
+/// Header naming the InferenceObjective of a request.
+pub const OBJECTIVE_HEADER: &str = "x-gateway-inference-objective";
+/// Header carrying the flow-fairness id (read by flow control when the config trusts it).
+pub const FAIRNESS_HEADER: &str = "x-gateway-inference-fairness-id";
+
 /// The request's headers in arrival order. Names are lower-case (Envoy sends them so;
 /// we lower-case defensively), values are the raw bytes as text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -7,4 +7,4 @@ pub use body::{
     BodyError, BodyPrefix, ParsedBody, parse_body, parse_body_prefix, replace_model_value,
     rewrite_model,
 };
-pub use headers::RequestHeaders;
+pub use headers::{FAIRNESS_HEADER, OBJECTIVE_HEADER, RequestHeaders};

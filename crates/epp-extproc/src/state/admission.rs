@@ -8,11 +8,10 @@ use envoy_types::pb::envoy::service::ext_proc::v3::ProcessingResponse;
 use tonic::Status;
 
 use super::request::BodyEnd;
-use super::{FAIRNESS_HEADER, Flow, OBJECTIVE_HEADER, StreamState};
+use super::{Flow, StreamState};
 use crate::EndpointPicker;
 use crate::messages;
 use crate::rejection::Rejection;
-use epp_core::config::parse_deadline_ms;
 use epp_core::flowcontrol::{Admission, Dispatch, FlowController, Refusal, Waiting};
 use epp_core::telemetry::metrics::Phase;
 use epp_trace::Mark;
@@ -56,7 +55,7 @@ impl StreamState {
         if std::mem::replace(&mut self.admission.asked, true) {
             return Admitted::Now;
         }
-        match self.ask(&controller, bytes) {
+        match controller.admit_request(&self.headers, bytes) {
             Admission::Now => Admitted::Now,
             Admission::Refused(refusal) => Admitted::Refused(refusal),
             Admission::Wait(waiting) => {
@@ -95,21 +94,6 @@ impl StreamState {
             ));
         }
         Flow::AwaitAdmission
-    }
-
-    fn ask(&self, controller: &std::sync::Arc<FlowController>, bytes: usize) -> Admission {
-        let objective = self.headers.get(OBJECTIVE_HEADER);
-        let flow = controller.flow_of(objective, self.headers.get(FAIRNESS_HEADER));
-        let deadline = self
-            .headers
-            .get(&controller.settings().deadline_header)
-            .and_then(parse_deadline_ms);
-        controller.admit(
-            controller.priority_of(objective),
-            flow,
-            bytes as u64,
-            deadline,
-        )
     }
 
     /// The flow controller, when flow control is on.

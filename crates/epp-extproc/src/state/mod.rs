@@ -33,12 +33,9 @@ use epp_core::telemetry::metrics::{
 };
 use epp_core::tokens::{TokenSource, Tokens};
 
-/// Header naming the InferenceObjective of a request.
-pub const OBJECTIVE_HEADER: &str = "x-gateway-inference-objective";
+pub use epp_core::request::{FAIRNESS_HEADER, OBJECTIVE_HEADER};
 /// Header replacing the body's model.
 pub const MODEL_REWRITE_HEADER: &str = "x-gateway-model-name-rewrite";
-/// Header carrying the flow-fairness id (parsed, unused in v1.0.1).
-pub const FAIRNESS_HEADER: &str = "x-gateway-inference-fairness-id";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// How the gateway sends a body (Envoy `ProcessingMode.BodySendMode`).
