@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use crate::client::{assert_routed, completion, sse_usage, streaming, tokens};
-use crate::harness::{MODEL, Setup, TEST_TIMEOUT, within};
+use crate::client::{Reply, assert_routed, completion, sse_usage, streaming, tokens};
+use crate::harness::{MODEL, Setup, Stack, TEST_TIMEOUT, within};
 
 /// Long enough to pass Envoy's 32 KiB buffer many times over (about 160 bytes an event).
 const LONG: u32 = 4096;
@@ -31,15 +31,20 @@ fn long_stream_setup(allow_override: bool) -> Setup {
     )
 }
 
+/// Sends the streamed 4,096-token completion through Envoy.
+async fn long_stream(stack: &Stack) -> Reply {
+    let body = streaming(completion("Write a long review", LONG));
+    stack
+        .http
+        .post(&stack.url("/v1/completions"), &body, &[])
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffered_mode_streams_a_long_response_when_the_gateway_allows_the_override() {
     let stack = long_stream_setup(true).start().await;
     within(TEST_TIMEOUT, async {
-        let body = streaming(completion("Write a long review", LONG));
-        let reply = stack
-            .http
-            .post(&stack.url("/v1/completions"), &body, &[])
-            .await;
+        let reply = long_stream(&stack).await;
         assert_routed(&reply);
         let text = reply.text();
         assert!(text.ends_with("data: [DONE]\n\n"), "{}", reply.describe());
@@ -96,11 +101,7 @@ async fn buffered_mode_without_the_override_behaves_as_configured() {
     ] {
         let stack = long_stream_setup(allowed).epp_args(epp_args).start().await;
         within(TEST_TIMEOUT, async {
-            let body = streaming(completion("Write a long review", LONG));
-            let reply = stack
-                .http
-                .post(&stack.url("/v1/completions"), &body, &[])
-                .await;
+            let reply = long_stream(&stack).await;
             assert_eq!(
                 reply.status,
                 500,
@@ -140,11 +141,7 @@ async fn buffered_mode_with_none_streams_without_the_epp_seeing_the_body() {
         .start()
         .await;
     within(TEST_TIMEOUT, async {
-        let body = streaming(completion("Write a long review", LONG));
-        let reply = stack
-            .http
-            .post(&stack.url("/v1/completions"), &body, &[])
-            .await;
+        let reply = long_stream(&stack).await;
         assert_routed(&reply);
         assert!(
             reply.text().ends_with("data: [DONE]\n\n"),
