@@ -4,20 +4,15 @@
 use bytes::Bytes;
 
 use crate::{
-    CONFIG, MODEL, TestEpp, completion, header, http1, metric, resetting_upstream, router_mode,
-    simulated, url,
+    CONFIG, MODEL, TestEpp, completion, header, http1, metric, post_completion, resetting_upstream,
+    router_mode, simulated, url,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_over_the_limit_gets_413_declared_or_chunked() {
     let epp = simulated(1, "", |o| o.max_request_body_bytes = 1_000).await;
     let big = completion(&"x".repeat(2_000), 1, false);
-    let response = http1()
-        .post(url(&epp, "/v1/completions"))
-        .body(big.clone())
-        .send()
-        .await
-        .expect("answered");
+    let response = post_completion(&epp, big.clone()).await;
     assert_eq!(response.status(), 413);
     assert_eq!(
         response.text().await.expect("text"),
@@ -46,24 +41,14 @@ async fn body_over_the_limit_gets_413_declared_or_chunked() {
         2.0
     );
     // Just under the limit is served.
-    let response = http1()
-        .post(url(&epp, "/v1/completions"))
-        .body(completion("small", 1, false))
-        .send()
-        .await
-        .expect("answered");
+    let response = post_completion(&epp, completion("small", 1, false)).await;
     assert_eq!(response.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffer_budget_exhausted_gets_503() {
     let epp = simulated(1, "", |o| o.max_buffered_request_bytes = 100).await;
-    let response = http1()
-        .post(url(&epp, "/v1/completions"))
-        .body(completion(&"y".repeat(200), 1, false))
-        .send()
-        .await
-        .expect("answered");
+    let response = post_completion(&epp, completion(&"y".repeat(200), 1, false)).await;
     assert_eq!(response.status(), 503);
     assert_eq!(
         response.text().await.expect("text"),
@@ -82,12 +67,7 @@ async fn buffer_budget_exhausted_gets_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_json_gets_400() {
     let epp = simulated(1, "", |_| {}).await;
-    let response = http1()
-        .post(url(&epp, "/v1/completions"))
-        .body("{not json")
-        .send()
-        .await
-        .expect("answered");
+    let response = post_completion(&epp, "{not json").await;
     assert_eq!(response.status(), 400);
     assert!(
         response
@@ -101,12 +81,7 @@ async fn invalid_json_gets_400() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_pool_gets_503() {
     let epp = TestEpp::start_with(&[], CONFIG, router_mode).await;
-    let response = http1()
-        .post(url(&epp, "/v1/completions"))
-        .body(completion("hi", 1, false))
-        .send()
-        .await
-        .expect("answered");
+    let response = post_completion(&epp, completion("hi", 1, false)).await;
     assert_eq!(response.status(), 503);
     assert_eq!(
         response.text().await.expect("text"),
@@ -122,12 +97,7 @@ async fn endpoint_down_gets_503_and_reset_gets_502() {
         listener.local_addr().expect("address").to_string()
     };
     let epp = TestEpp::start_with(&[closed.as_str()], CONFIG, router_mode).await;
-    let response = http1()
-        .post(url(&epp, "/v1/completions"))
-        .body(completion("hi", 1, false))
-        .send()
-        .await
-        .expect("answered");
+    let response = post_completion(&epp, completion("hi", 1, false)).await;
     assert_eq!(response.status(), 503);
     assert_eq!(header(&response, "x-gateway-destination-endpoint"), closed);
     let text = response.text().await.expect("text");
@@ -153,12 +123,7 @@ async fn endpoint_down_gets_503_and_reset_gets_502() {
 
     let resetting = resetting_upstream().await.to_string();
     let epp = TestEpp::start_with(&[resetting.as_str()], CONFIG, router_mode).await;
-    let response = http1()
-        .post(url(&epp, "/v1/completions"))
-        .body(completion("hi", 1, false))
-        .send()
-        .await
-        .expect("answered");
+    let response = post_completion(&epp, completion("hi", 1, false)).await;
     assert_eq!(response.status(), 502);
     assert!(
         response
@@ -208,12 +173,7 @@ async fn endpoint_not_accepting_gets_504_after_the_connect_timeout() {
     })
     .await;
     let started = std::time::Instant::now();
-    let response = http1()
-        .post(url(&epp, "/v1/completions"))
-        .body(completion("hi", 1, false))
-        .send()
-        .await
-        .expect("answered");
+    let response = post_completion(&epp, completion("hi", 1, false)).await;
     assert_eq!(response.status(), 504);
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
     assert!(

@@ -88,6 +88,16 @@ pub fn h2c() -> reqwest::Client {
         .expect("client")
 }
 
+/// POSTs `body` to the router's `/v1/completions` over HTTP/1.1.
+pub async fn post_completion(epp: &TestEpp, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    http1()
+        .post(url(epp, "/v1/completions"))
+        .body(body)
+        .send()
+        .await
+        .expect("answered")
+}
+
 /// A completion request body.
 pub fn completion(prompt: &str, max_tokens: u32, stream: bool) -> String {
     serde_json::json!({"model": MODEL, "prompt": prompt, "max_tokens": max_tokens, "stream": stream})

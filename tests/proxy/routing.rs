@@ -4,7 +4,7 @@
 
 use crate::{
     CONFIG, MODEL, TestEpp, completion, echo_upstream, eventually, h2c, header, http1, metric,
-    router_mode, simulated, url,
+    post_completion, router_mode, simulated, url,
 };
 
 async fn json(response: reqwest::Response) -> serde_json::Value {
@@ -14,12 +14,7 @@ async fn json(response: reqwest::Response) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completion_is_routed_answered_and_counted() {
     let epp = simulated(2, "", |_| {}).await;
-    let response = http1()
-        .post(url(&epp, "/v1/completions"))
-        .body(completion("Hello there", 4, false))
-        .send()
-        .await
-        .expect("answered");
+    let response = post_completion(&epp, completion("Hello there", 4, false)).await;
     assert_eq!(response.status(), 200);
     // The client is told which endpoint served, and it is the simulator that answered.
     let destination = header(&response, "x-gateway-destination-endpoint").to_owned();
@@ -134,12 +129,7 @@ async fn request_id_is_propagated_both_ways() {
     assert_eq!(seen["host"], upstream.as_str());
 
     // Without one, the generated id goes upstream and back.
-    let response = http1()
-        .post(url(&epp, "/v1/completions"))
-        .body(completion("Hello", 1, false))
-        .send()
-        .await
-        .expect("answered");
+    let response = post_completion(&epp, completion("Hello", 1, false)).await;
     let generated = header(&response, "x-request-id").to_owned();
     let echo = json(response).await;
     assert_eq!(echo["headers"]["x-request-id"], generated.as_str());
