@@ -29,7 +29,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::api::{ApiError, Endpoint, Generation};
@@ -149,9 +149,7 @@ async fn generate(
         Ok(g) => g,
         Err(error) => return error_response(&error),
     };
-    let (sender, events) = mpsc::unbounded_channel();
-    shared.submit(generation.sequences(&shared.config, shared.hash_seed(&generation), &sender));
-    drop(sender);
+    let events = shared.run(&generation);
     let meta = ResponseMeta {
         id: shared.next_response_id(endpoint.id_prefix()),
         created: shared.unix_seconds(),
@@ -182,9 +180,7 @@ async fn responses(shared: &Arc<Shared>, request: Request<Incoming>) -> Response
         Err(error) => return error_response(&error),
     };
     let generation = &request.generation;
-    let (sender, events) = mpsc::unbounded_channel();
-    shared.submit(generation.sequences(&shared.config, shared.hash_seed(generation), &sender));
-    drop(sender);
+    let events = shared.run(generation);
     let stream = generation.stream;
     let reply = request.reply(shared.next_response_id("resp_"), shared.unix_seconds());
     if stream {
@@ -206,9 +202,7 @@ async fn embeddings(shared: &Arc<Shared>, request: Request<Incoming>) -> Respons
         Err(error) => return error_response(&error),
     };
     let generation = &request.generation;
-    let (sender, events) = mpsc::unbounded_channel();
-    shared.submit(generation.sequences(&shared.config, shared.hash_seed(generation), &sender));
-    drop(sender);
+    let events = shared.run(generation);
     let id = shared.next_response_id("embd-");
     match request.respond(id, shared.unix_seconds(), events).await {
         Ok(body) => json_response(StatusCode::OK, &body),

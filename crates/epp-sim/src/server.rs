@@ -73,6 +73,17 @@ impl Shared {
         self.work.notify_one();
     }
 
+    /// Queues a request's sequences on the engine; its token events arrive on the receiver,
+    /// which ends when every sequence has finished.
+    pub fn run(
+        &self,
+        generation: &Generation,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<crate::sequence::TokenEvent> {
+        let (sender, events) = tokio::sync::mpsc::unbounded_channel();
+        self.submit(generation.sequences(&self.config, self.hash_seed(generation), &sender));
+        events
+    }
+
     /// The engine's clock: wall time since the server started.
     fn now(&self) -> Duration {
         self.started.elapsed()
