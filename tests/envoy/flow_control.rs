@@ -100,7 +100,6 @@ async fn interactive_requests_overtake_waiting_batch_requests() {
         };
         assert_eq!(dispatched("10"), Some(1.0), "{page}");
         assert_eq!(dispatched("0"), Some(3.0));
-        let _ = MODEL;
     })
     .await;
 }
